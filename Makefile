@@ -1,0 +1,61 @@
+# edgeship — one command to convert, ship and profile a model on a board.
+#   make deploy                      the demo model on the built-in simulated board `sim`
+#   make deploy DEVICE=pi MODEL=path/to/model.pt2 DATA=path/to/data.npz
+#   make test                        the test suite (starts its own sshd on loopback)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EDGESHIP := $(BIN)/edgeship
+DEVICE ?= sim
+DEMO_DIR := build/demo
+MODEL ?= $(DEMO_DIR)/digits_cnn.pt2
+DATA ?= $(DEMO_DIR)/digits.npz
+ARGS ?=
+
+.PHONY: help setup deploy convert profile rollback boards board-up board-down demo-model test test-slow bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "edgeship: installing the host environment into $(VENV) (pinned; first time ~1-2 min)..."
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+setup: $(VENV)/.installed  ## create the venv with pinned dependencies and check sshd
+	@scripts/ensure-sshd.sh
+
+$(MODEL): | setup
+	@if [ "$(MODEL)" = "$(DEMO_DIR)/digits_cnn.pt2" ]; then $(BIN)/python -m edgeship.demo --out $(DEMO_DIR); \
+	 else echo "edgeship: model $(MODEL) does not exist; check MODEL=..." >&2; exit 2; fi
+
+demo-model: setup  ## train the demo CNN on MNIST digits (seeded) into build/demo
+	@$(BIN)/python -m edgeship.demo --out $(DEMO_DIR)
+
+deploy: setup $(if $(findstring :,$(MODEL)),,$(MODEL))  ## convert, ship, profile, report (DEVICE=sim MODEL=… DATA=…)
+	@$(EDGESHIP) deploy --device $(DEVICE) --model $(MODEL) $(if $(DATA),--data $(DATA)) $(ARGS)
+
+convert: setup $(if $(findstring :,$(MODEL)),,$(MODEL))  ## build the bundle for DEVICE's profile, without shipping
+	@$(EDGESHIP) convert --device $(DEVICE) --model $(MODEL) $(if $(DATA),--data $(DATA)) $(ARGS)
+
+boards: setup  ## list the inventory and each board's profile
+	@$(EDGESHIP) boards $(ARGS)
+
+board-up: setup  ## start the simulated board (DEVICE=sim)
+	@$(EDGESHIP) board up $(DEVICE)
+
+board-down: setup  ## stop the simulated board (DEVICE=sim)
+	@$(EDGESHIP) board down $(DEVICE)
+
+test: setup  ## run the test suite (real sshd on loopback, real runtimes)
+	@$(BIN)/python -m pytest $(ARGS)
+
+test-slow: setup  ## run the slow suites too
+	@$(BIN)/python -m pytest -m 'slow' $(ARGS)
+
+clean:  ## stop simulated boards and remove build state (keeps the venv)
+	-@test -x $(EDGESHIP) && $(EDGESHIP) board down sim >/dev/null 2>&1 || true
+	rm -rf .edgeship build reports

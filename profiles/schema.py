@@ -1,0 +1,108 @@
+"""The device-profile schema: what a board class asks of the converters, runtime and profiler.
+
+A profile is parsed once, at the boundary, into frozen pydantic models with ``extra="forbid"``;
+an unknown key or a bad value raises :class:`~edgeship.errors.ConfigError` naming the file, the
+field and the allowed values.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "Artifact",
+    "Budgets",
+    "Profile",
+    "ProfilingOptions",
+    "RecipeStep",
+    "RuntimeOptions",
+    "FORMATS",
+    "PRECISIONS",
+]
+
+FORMATS = ("onnx", "tflite")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Artifact(_Strict):
+    """One artifact the profile wants built: a format at a precision."""
+
+    format: Literal["onnx", "tflite"]
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+
+    @property
+    def key(self) -> str:
+        """Stable short name, e.g. ``onnx-int8``."""
+        return f"{self.format}-{self.precision}"
+
+
+class RecipeStep(_Strict):
+    """A compression pass applied to the model before export, by registry name."""
+
+    name: str
+    options: dict[str, object] = Field(default_factory=dict)
+
+
+class RuntimeOptions(_Strict):
+    """How the board runs an artifact."""
+
+    threads: int = Field(default=1, ge=1, le=64)
+    onnx_providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    tflite_runtimes: tuple[Literal["ai_edge_litert", "tflite_runtime", "tensorflow.lite"], ...] = (
+        "ai_edge_litert",
+        "tflite_runtime",
+        "tensorflow.lite",
+    )
+
+
+class ProfilingOptions(_Strict):
+    """How the on-board agent measures."""
+
+    warmup: int = Field(default=10, ge=0, le=100_000)
+    runs: int = Field(default=100, ge=1, le=1_000_000)
+    batch: int = Field(default=1, ge=1, le=1024)
+    timeout_s: float = Field(default=300.0, gt=0)
+
+
+class Budgets(_Strict):
+    """Limits the measured figures are judged against; ``None`` means no limit."""
+
+    p99_ms: float | None = Field(default=None, gt=0)
+    peak_rss_mb: float | None = Field(default=None, gt=0)
+    max_accuracy_drop: float = Field(default=0.01, ge=0, le=1)
+    max_size_mb: float | None = Field(default=None, gt=0)
+    hard: bool = False
+
+
+class Profile(_Strict):
+    """A device class: target, artifacts to build, recipe, runtime, profiling and budgets."""
+
+    name: str
+    description: str = ""
+    arch: Literal["x86_64", "aarch64", "armv7l"]
+    python: str = Field(default="3.8", pattern=r"^3\.\d+$", description="oldest board Python")
+    artifacts: tuple[Artifact, ...] = Field(min_length=1)
+    recipe: tuple[RecipeStep, ...] = ()
+    runtime: RuntimeOptions = RuntimeOptions()
+    profiling: ProfilingOptions = ProfilingOptions()
+    budgets: Budgets = Budgets()
+    opset: int = Field(default=18, ge=13, le=23)
+
+    @model_validator(mode="after")
+    def _unique_artifacts(self) -> "Profile":
+        keys = [a.key for a in self.artifacts]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"artifacts listed twice: {', '.join(dupes)}")
+        return self
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The distinct formats asked for, in order."""
+        return tuple(dict.fromkeys(a.format for a in self.artifacts))
