@@ -1,0 +1,98 @@
+"""The deploy pipeline: convert for the board's profile, ship, provision, profile, report.
+
+``deploy`` is the library form of ``edgeship deploy``; the CLI only parses arguments, shows
+progress and prints. Each stage is its own package; this module only wires them in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from devices import Board, Inventory, load_inventory
+from edgeship.errors import ConfigError
+from edgeship.paths import Paths, default_paths
+from edgeship.report import build_report, save_report
+from profiles import Profile, load_profile
+
+__all__ = ["DeployOutcome", "convert", "deploy", "start_board"]
+
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployOutcome:
+    """What one deploy to one board produced: the report document and where it was saved."""
+
+    report: dict[str, Any]
+    report_path: Path
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def _one_board(inventory: Inventory, device: str) -> Board:
+    boards = inventory.resolve(device)
+    if len(boards) != 1:
+        names = ", ".join(b.name for b in boards)
+        raise ConfigError(f"{device!r} is a group of {len(boards)} boards ({names}); "
+                          "name one board with --device (fleet deploys come with the fleet engine)")
+    return boards[0]
+
+
+def convert(device: str, model: str, data: str | None, *, paths: Paths | None = None,
+            inventory: Inventory | None = None, profile: str | None = None,
+            progress: Progress = _quiet, force: bool = False):
+    """Build (or reuse) the bundle of *model* for *device*'s profile; return ``(Profile, Bundle)``."""
+    paths = paths or default_paths()
+    if profile is None:
+        profile = _one_board(inventory or load_inventory(), device).profile
+    prof = load_profile(profile)
+    from converters import build_bundle  # heavy: only once the arguments are known good
+
+    bundle = build_bundle(model, prof, data, paths, progress=progress, force=force)
+    return prof, bundle
+
+
+def start_board(board: Board, paths: Paths, progress: Progress = _quiet) -> Board:
+    """A simulated board is started (idempotent); a real one is returned as it is."""
+    from runtimes import SimBoard
+
+    if not board.simulated:
+        return board
+    progress(f"starting simulated board {board.name!r}")
+    return SimBoard(paths, board.name).up()
+
+
+def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = None,
+           inventory: Inventory | None = None, progress: Progress = _quiet,
+           force: bool = False) -> DeployOutcome:
+    """Convert, ship, profile and report on one board; save the report; return it."""
+    paths = paths or default_paths()
+    board = _one_board(inventory or load_inventory(), device)
+    from runtimes import SSHTransport, ensure_runtime, profile_release, ship_bundle
+
+    profile, bundle = convert(device, model, data, paths=paths, profile=board.profile,
+                              progress=progress, force=force)
+    target = start_board(board, paths, progress)
+    with SSHTransport(target, paths.known_hosts) as ssh:
+        progress(f"checking the runtime on {board.name!r}")
+        target = ensure_runtime(ssh, target, paths, progress=progress)
+        progress(f"shipping bundle {bundle.id} to {board.name!r}")
+        shipped = ship_bundle(ssh, target, bundle.path, progress=progress)
+        progress(f"profiling {len(profile.artifacts)} artifacts on {board.name!r}")
+        agent = profile_release(ssh, target, profile, shipped.release_id)
+    report = build_report(
+        device=device, board=_board_summary(target, profile), manifest=bundle.manifest,
+        bundle_reused=bundle.reused, ship=dataclasses.asdict(shipped), agent=agent,
+        budgets=profile.budgets,
+    )
+    return DeployOutcome(report=report, report_path=save_report(report, paths.reports))
+
+
+def _board_summary(board: Board, profile: Profile) -> dict[str, Any]:
+    return {"name": board.name, "host": board.host, "port": board.port, "user": board.user,
+            "profile": profile.name, "arch": profile.arch, "simulated": board.simulated}

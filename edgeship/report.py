@@ -1,0 +1,142 @@
+"""The deploy report: one JSON document (versioned schema), a console table, saved on disk.
+
+``build_report`` joins what the converters recorded in the bundle manifest (sizes, hashes,
+verification) with what the agent measured on the board (latency, memory), judges each artifact
+against the profile's budgets, and gives an overall verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgeship import __version__
+from profiles import Budgets
+
+__all__ = ["REPORT_SCHEMA", "build_report", "judge", "render_table", "save_report"]
+
+REPORT_SCHEMA = 1
+
+
+def judge(artifact: Mapping[str, Any], budgets: Budgets) -> dict[str, dict[str, Any]]:
+    """Each budget the profile sets → ``{"limit", "value", "ok"}`` for this artifact."""
+    size_mb = artifact["size_bytes"] / 1e6
+    checks = {
+        "max_size_mb": (budgets.max_size_mb, size_mb),
+        "max_accuracy_drop": (budgets.max_accuracy_drop, artifact.get("accuracy_drop")),
+        "p99_ms": (budgets.p99_ms, (artifact.get("latency_ms") or {}).get("p99")),
+        "peak_rss_mb": (budgets.peak_rss_mb, artifact.get("peak_rss_mb")),
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for name, (limit, value) in checks.items():
+        if limit is None or value is None:
+            continue
+        out[name] = {"limit": limit, "value": round(float(value), 4), "ok": float(value) <= limit}
+    return out
+
+
+def _artifact_row(entry: Mapping[str, Any], measured: Mapping[str, Any] | None,
+                  budgets: Budgets) -> dict[str, Any]:
+    ver = entry.get("verification", {})
+    row: dict[str, Any] = {
+        "key": entry["key"], "format": entry["format"], "precision": entry["precision"],
+        "file": entry["file"], "size_bytes": entry["size_bytes"], "sha256": entry["sha256"],
+        "accuracy": ver.get("accuracy"), "accuracy_drop": ver.get("accuracy_drop"),
+        "top1_agreement": ver.get("top1_agreement"), "max_abs_drift": ver.get("max_abs_drift"),
+        "cosine": ver.get("cosine"), "host_latency_ms": entry.get("host_latency_ms"),
+    }
+    if measured is None or not measured.get("ok"):
+        error = (measured or {}).get("error") or "not measured on the board"
+        row.update(ok=False, error=error, latency_ms=None, peak_rss_mb=None, verdict="error")
+        return row
+    row.update(
+        ok=True, error=None,
+        runtime=measured["runtime"], runtime_version=measured["runtime_version"],
+        providers=measured.get("providers"), threads=measured.get("threads"),
+        load_ms=measured["load_ms"], first_inference_ms=measured["first_inference_ms"],
+        warmup=measured["warmup"], runs=measured["runs"], latency_ms=measured["latency_ms"],
+        throughput_ips=measured.get("throughput_ips"), rss_mb=measured["rss_mb"],
+        peak_rss_mb=measured["rss_mb"]["peak"],
+    )
+    row["budgets"] = judge(row, budgets)
+    row["verdict"] = "pass" if all(c["ok"] for c in row["budgets"].values()) else "fail"
+    return row
+
+
+def build_report(*, device: str, board: Mapping[str, Any], manifest: Mapping[str, Any],
+                 bundle_reused: bool, ship: Mapping[str, Any], agent: Mapping[str, Any],
+                 budgets: Budgets) -> dict[str, Any]:
+    """Join manifest, ship result and agent figures into the report document."""
+    measured = {r["key"]: r for r in agent.get("results", [])}
+    rows = [_artifact_row(a, measured.get(a["key"]), budgets) for a in manifest["artifacts"]]
+    verdicts = {r["verdict"] for r in rows}
+    return {
+        "schema": REPORT_SCHEMA,
+        "edgeship": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": device,
+        "board": dict(board),
+        "profile": manifest["profile"]["name"],
+        "bundle": {"id": manifest["bundle_id"], "reused": bundle_reused,
+                   "source": manifest["source"], "data": manifest.get("data"),
+                   "reference": manifest.get("reference"), "tools": manifest.get("tools")},
+        "ship": dict(ship),
+        "device_facts": agent.get("device", {}),
+        "agent_version": agent.get("agent_version"),
+        "budgets": budgets.model_dump(mode="json"),
+        "artifacts": rows,
+        "verdict": "pass" if verdicts == {"pass"} else ("error" if "error" in verdicts else "fail"),
+    }
+
+
+def save_report(report: Mapping[str, Any], reports_dir: Path) -> Path:
+    """Write ``report.json`` under ``reports_dir/<device>/<timestamp>/``; return its path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = reports_dir / report["device"] / stamp
+    n = 1
+    while folder.exists():  # two deploys within one second
+        n += 1
+        folder = reports_dir / report["device"] / f"{stamp}-{n}"
+    folder.mkdir(parents=True)
+    tmp = folder / ".report.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.rename(folder / "report.json")
+    return folder / "report.json"
+
+
+def _fmt(value: Any, spec: str, missing: str = "—") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def render_table(report: Mapping[str, Any]):  # -> rich.table.Table
+    """The console summary: one row per artifact."""
+    from rich.table import Table
+
+    facts = report.get("device_facts", {})
+    title = (f"{report['device']} · profile {report['profile']} · bundle {report['bundle']['id']}"
+             f" · {facts.get('machine', '?')} {facts.get('cpu', '')}".rstrip())
+    table = Table(title=title, title_justify="left")
+    for col in ("artifact", "format", "precision", "size", "accuracy", "p50 ms", "p99 ms",
+                "peak RSS MB", "runtime", "verdict"):
+        table.add_column(col, justify="right" if col not in ("artifact", "format", "precision",
+                                                             "runtime", "verdict") else "left")
+    for row in report["artifacts"]:
+        lat = row.get("latency_ms") or {}
+        acc = row.get("accuracy")
+        acc_txt = _fmt(acc, ".3f") if acc is not None else f"drift {_fmt(row.get('max_abs_drift'), '.2g')}"
+        verdict = row["verdict"]
+        colour = {"pass": "green", "fail": "red", "error": "red"}[verdict]
+        failed = [k for k, c in (row.get("budgets") or {}).items() if not c["ok"]]
+        table.add_row(
+            row["key"], row["format"], row["precision"], f"{row['size_bytes'] / 1024:.1f} KiB",
+            acc_txt, _fmt(lat.get("p50"), ".3f"), _fmt(lat.get("p99"), ".3f"),
+            _fmt(row.get("peak_rss_mb"), ".1f"),
+            f"{row.get('runtime', '')} {row.get('runtime_version', '')}".strip() or "—",
+            f"[{colour}]{verdict}[/]" + (f" ({', '.join(failed)})" if failed else "")
+            + (f" {row['error']}" if row.get("error") else ""),
+        )
+    return table
