@@ -3,6 +3,8 @@
 #   make deploy DEVICE=pi MODEL=path/to/model.pt2 DATA=path/to/data.npz
 #   make test                        the test suite (starts its own sshd on loopback)
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PIPQ := 2>&1 | { grep -v 'neither a file nor a directory' || true; }
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,12 +23,12 @@ help:  ## list the targets
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "edgeship: installing the host environment into $(VENV) (pinned; first time ~1-2 min)..."
-	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@$(BIN)/python -m pip install -q --upgrade pip $(PIPQ)
+	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' $(PIPQ)
 	@touch $@
 
 setup: $(VENV)/.installed  ## create the venv with pinned dependencies and check sshd
-	@scripts/ensure-sshd.sh
+	@scripts/ensure-system-deps.sh
 
 $(MODEL): | setup
 	@if [ "$(MODEL)" = "$(DEMO_DIR)/digits_cnn.pt2" ]; then $(BIN)/python -m edgeship.demo --out $(DEMO_DIR); \

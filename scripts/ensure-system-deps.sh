@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Make sure the system packages the simulated board needs are installed:
+#   - OpenSSH's sshd (the board's server) and ssh-keygen
+#   - a system python3 with venv (the board's own Python, separate from the host venv)
+# Installs Debian packages when we are root; otherwise says what to run.
+set -euo pipefail
+missing=()
+{ [ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1; } || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+/usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "edgeship: installing ${missing[*]} (for the simulated board)..." >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  exit 0
+fi
+echo "edgeship: missing system packages for the simulated board; install them: sudo apt-get install ${missing[*]}" >&2
+exit 1
