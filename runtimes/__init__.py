@@ -1,0 +1,51 @@
+"""Host → board: the SSH transport, the simulated board, provisioning, shipping, profiling.
+
+Public API::
+
+    SSHTransport(board, known_hosts, *, connect_timeout=10.0, command_timeout=600.0, ...)
+        .run(argv, *, timeout=None, check=True, input=None) -> RunResult
+        .put(local, remote, *, progress=None) -> int        .get(remote, local)
+    SimBoard(paths, name="sim").up() -> Board / .down() / .status() -> SimStatus
+    resolve_board(board, paths) -> Board
+    probe_board(transport) -> BoardFacts
+    build_wheelhouse(facts, packages=None, cache_dir=None) -> Path
+    provision(transport, board, facts, wheelhouse) -> str      (the board venv's python)
+    ensure_runtime(transport, board, cache_dir=None) -> str    (all three in one call)
+    ship_bundle(transport, board, bundle_dir, *, keep=3, progress=None) -> ShipResult
+    profile_release(transport, board, profile, release_id=None) -> dict
+    AGENT_PATH, AGENT_VERSION                                  (the on-board agent script)
+
+Importing this package stays light: numpy and the inference runtimes are only imported on the
+board (by the agent), never here.
+"""
+
+from .agent import AGENT_PATH, AGENT_VERSION
+from .profile import parse_agent_output, profile_release
+from .provision import BoardFacts, build_wheelhouse, ensure_runtime, probe_board, provision
+from .ship import ShipProgress, ShipResult, read_bundle, ship_bundle
+from .simboard import SimBoard, SimStatus, resolve_board
+from .ssh import CommandTimeout, Progress, RunResult, SSHTransport, fingerprint
+
+__all__ = [
+    "AGENT_PATH",
+    "AGENT_VERSION",
+    "BoardFacts",
+    "CommandTimeout",
+    "Progress",
+    "RunResult",
+    "SSHTransport",
+    "ShipProgress",
+    "ShipResult",
+    "SimBoard",
+    "SimStatus",
+    "build_wheelhouse",
+    "ensure_runtime",
+    "fingerprint",
+    "parse_agent_output",
+    "probe_board",
+    "profile_release",
+    "provision",
+    "read_bundle",
+    "resolve_board",
+    "ship_bundle",
+]
