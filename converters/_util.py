@@ -1,0 +1,74 @@
+"""Small helpers shared by the converters: hashing, tool versions, one-line error causes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from importlib import metadata
+from pathlib import Path
+
+__all__ = [
+    "FORMAT_VERSION",
+    "file_sha256",
+    "layout_name",
+    "one_line",
+    "tool_versions",
+]
+
+FORMAT_VERSION = 1
+"""Bumped whenever the converters change what they write, so old cached bundles are not reused."""
+
+_DISTRIBUTIONS = {
+    "edgeship": ("edgeship",),
+    "torch": ("torch",),
+    "onnx": ("onnx",),
+    "onnxruntime": ("onnxruntime",),
+    "tensorflow": ("tensorflow-cpu", "tensorflow"),
+    "onnx2tf": ("onnx2tf",),
+}
+_HASH_ONLY = {"onnxscript": ("onnxscript",), "ai_edge_litert": ("ai-edge-litert",)}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LAYOUTS = {2: "NC", 3: "NCW", 4: "NCHW", 5: "NCDHW"}
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _version(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def tool_versions(*, for_hash: bool = False) -> dict[str, str | None]:
+    """Installed versions of the tools that make artifacts (read from metadata, nothing imported).
+
+    With ``for_hash`` the dict also holds tools that change the artifacts but are not part of the
+    manifest's ``tools`` contract (the ONNX script exporter, the TFLite interpreter).
+    """
+    table = dict(_DISTRIBUTIONS, **_HASH_ONLY) if for_hash else _DISTRIBUTIONS
+    return {key: _version(names) for key, names in table.items()}
+
+
+def one_line(exc: BaseException | str, limit: int = 300) -> str:
+    """A readable single line for an exception or a captured log (ANSI colours stripped)."""
+    if isinstance(exc, BaseException):
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    else:
+        text = exc
+    text = " ".join(_ANSI.sub("", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def layout_name(ndim: int) -> str:
+    """Channels-first layout name of an input of *ndim* dimensions (the torch/ONNX convention)."""
+    return _LAYOUTS.get(ndim, "ND")
