@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "edgeship: installing the host environment into $(VENV) (pinned; first time ~1-2 min)..."
 	@$(BIN)/python -m pip install -q --upgrade pip $(PIPQ)
-	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' $(PIPQ)
+	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' --config-settings editable_mode=compat $(PIPQ)
 	@touch $@
 
 setup: $(VENV)/.installed  ## create the venv with pinned dependencies and check sshd

@@ -28,7 +28,8 @@ app = typer.Typer(
 board_app = typer.Typer(help="Start, stop or inspect a simulated board.", no_args_is_help=True)
 app.add_typer(board_app, name="board")
 
-out = Console()
+# Piped output (CI logs, `| tee`) gets a wide table instead of rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Board or group name from the inventory.")]
@@ -36,22 +37,57 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model: file.pt2, T
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="Evaluation/calibration data (.npz, see docs/architecture.md).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON document on stdout (progress stays on stderr).")]
 InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Inventory file (default devices/inventory.yaml).")]
+DEMO_MODEL, DEMO_DATA = "build/demo/digits_cnn.pt2", "build/demo/digits.npz"
 ForceOpt = Annotated[bool, typer.Option("--force", help="Rebuild the bundle even when a cached one matches.")]
 
 
+class _Reporter:
+    """Progress for long work: ``reporter(step)`` for stages, ``reporter.transfer`` for bytes.
+
+    On a terminal: a live spinner line and a transfer bar (rich). Otherwise: plain lines on
+    stderr, one per stage and one per finished file, so logs stay readable.
+    """
+
+    def __init__(self, live: Any | None) -> None:
+        self._live = live
+        self._task: Any = None
+
+    def __call__(self, text: str) -> None:
+        if self._live is None:
+            print(f"edgeship: {text}", file=sys.stderr, flush=True)
+            return
+        self._live.console.log(f"[dim]{text}[/]")
+        if self._task is None:
+            self._task = self._live.add_task(text, total=None)
+        self._live.update(self._task, description=text, total=None, completed=0)
+
+    def transfer(self, name: str, done: int, total: int) -> None:
+        """Bytes of one file sent so far."""
+        if self._live is None:
+            if done >= total:
+                print(f"edgeship:   sent {name} ({total / 1e6:.2f} MB)", file=sys.stderr, flush=True)
+            return
+        if self._task is None:
+            self._task = self._live.add_task(name, total=total)
+        self._live.update(self._task, description=f"uploading {name}", total=total, completed=done)
+
+
 @contextmanager
-def _progress(enabled: bool = True) -> Iterator[Any]:
-    """A callable ``progress(step)``: a spinner on a terminal, plain lines otherwise."""
-    if not enabled:
-        yield lambda _step: None
-    elif err.is_terminal:
-        with err.status("starting") as status:
-            def step(text: str) -> None:
-                err.log(f"[dim]{text}[/]")
-                status.update(text)
-            yield step
-    else:
-        yield lambda text: print(f"edgeship: {text}", file=sys.stderr, flush=True)
+def _progress() -> Iterator[_Reporter]:
+    """A :class:`_Reporter` live for the duration of the block."""
+    if not err.is_terminal:
+        yield _Reporter(None)
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    with Progress(*columns, console=err, transient=True) as live:
+        yield _Reporter(live)
+
+
+def _default_data(model: str, data: str | None) -> str | None:
+    """The demo model comes with its data file; any other model gets only what it is given."""
+    return DEMO_DATA if data is None and model == DEMO_MODEL else data
 
 
 def _inventory(path: Path | None):
@@ -61,7 +97,7 @@ def _inventory(path: Path | None):
 
 
 @app.command()
-def deploy(device: DeviceOpt = "sim", model: ModelOpt = "build/demo/digits_cnn.pt2",
+def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
            data: DataOpt = None, json_out: JsonOpt = False, inventory: InventoryOpt = None,
            force: ForceOpt = False) -> None:
     """Convert MODEL for DEVICE's profile, ship it, profile it on the board, report.
@@ -72,6 +108,7 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = "build/demo/digits_cnn.p
     from edgeship.deploy import deploy as run_deploy
     from edgeship.report import render_table
 
+    data = _default_data(model, data)
     with _progress() as progress:
         outcome = run_deploy(device, model, data, inventory=_inventory(inventory),
                              progress=progress, force=force)
@@ -94,13 +131,14 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = "build/demo/digits_cnn.p
 
 
 @app.command()
-def convert(device: DeviceOpt = "sim", model: ModelOpt = "build/demo/digits_cnn.pt2",
+def convert(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
             data: DataOpt = None, json_out: JsonOpt = False, inventory: InventoryOpt = None,
             profile: Annotated[Optional[str], typer.Option(help="Profile name or YAML file, instead of DEVICE's.")] = None,
             force: ForceOpt = False) -> None:
     """Build (or reuse) the verified artifact bundle for DEVICE's profile, without shipping."""
     from edgeship.deploy import convert as run_convert
 
+    data = _default_data(model, data)
     inv = None if profile else _inventory(inventory)
     with _progress() as progress:
         _, bundle = run_convert(device, model, data, inventory=inv, profile=profile,

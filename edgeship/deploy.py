@@ -80,9 +80,9 @@ def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = N
     target = start_board(board, paths, progress)
     with SSHTransport(target, paths.known_hosts) as ssh:
         progress(f"checking the runtime on {board.name!r}")
-        target = ensure_runtime(ssh, target, paths, progress=progress)
+        target = target.model_copy(update={"python": ensure_runtime(ssh, target)})
         progress(f"shipping bundle {bundle.id} to {board.name!r}")
-        shipped = ship_bundle(ssh, target, bundle.path, progress=progress)
+        shipped = ship_bundle(ssh, target, bundle.path, progress=getattr(progress, "transfer", None))
         progress(f"profiling {len(profile.artifacts)} artifacts on {board.name!r}")
         agent = profile_release(ssh, target, profile, shipped.release_id)
     report = build_report(
