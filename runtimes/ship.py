@@ -93,10 +93,11 @@ def read_bundle(bundle_dir: Path) -> tuple[str, dict[str, str]]:
                         f"bundle_id/files: {exc}); rebuild it with `edgeship convert`") from exc
     if not isinstance(bundle_id, str) or not _ID.match(bundle_id):
         raise ShipError(f"{bundle_dir}/manifest.json: bundle_id {bundle_id!r} is not a plain name")
+    unsafe = [n for n in files if _BAD_NAME.search(n) or n.startswith(".") or n == "manifest.json"]
+    if unsafe:
+        raise ShipError(f"{bundle_dir}/manifest.json lists an unsafe file name {unsafe[0]!r}")
     hashes = {"manifest.json": _sha256(bundle_dir / "manifest.json")}
     for name, meta in files.items():
-        if _BAD_NAME.search(name) or name.startswith(".") or name == "manifest.json":
-            raise ShipError(f"{bundle_dir}/manifest.json lists an unsafe file name {name!r}")
         path = bundle_dir / name
         if not path.is_file() or _sha256(path) != meta["sha256"]:
             raise ShipError(f"bundle {bundle_id}: {name} is missing or differs from its manifest "

@@ -1,0 +1,68 @@
+"""The simulated board: idempotent up/down, pinned host key, resolve_board."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devices import Board
+from edgeship.errors import ShipError
+from edgeship.paths import Paths
+from runtimes import SimBoard, resolve_board
+
+from rt_kit import open_transport
+
+pytestmark = pytest.mark.ssh
+
+
+def test_up_is_idempotent_pins_the_key_and_down_stops_it(tmp_path: Path) -> None:
+    paths = Paths(home=tmp_path)
+    sim = SimBoard(paths, "extra")
+    board = sim.up()
+    try:
+        first = sim.status()
+        assert first.running and first.port == board.port
+        assert sim.up() == board and sim.status().pid == first.pid
+        pinned = [ln for ln in paths.known_hosts.read_text().splitlines()
+                  if ln.startswith(f"[127.0.0.1]:{board.port} ")]
+        assert len(pinned) == 1 and pinned[0].split()[1] == "ssh-ed25519"
+        assert board.simulated and Path(board.root).is_absolute()
+        assert board.root == str(paths.sim / "extra" / "board")
+        with open_transport(board, paths) as tr:
+            assert tr.run(["pwd"]).status == 0
+    finally:
+        assert sim.down() is True
+    assert not sim.status().running
+    assert sim.down() is False
+
+
+def test_restart_keeps_port_and_host_key(tmp_path: Path) -> None:
+    paths = Paths(home=tmp_path)
+    sim = SimBoard(paths, "again")
+    port = sim.up().port
+    sim.down()
+    try:
+        assert sim.up().port == port
+        assert len(paths.known_hosts.read_text().splitlines()) == 1
+    finally:
+        sim.down()
+
+
+def test_resolve_board_fills_a_running_sim(sim: SimBoard, sim_paths: Paths) -> None:
+    listed = Board(name="sim", host="127.0.0.1", profile="sim", simulated=True, groups=("simulated",))
+    live = resolve_board(listed, sim_paths)
+    assert (live.port, live.key_file, live.root) == (sim.board().port, str(sim.client_key), str(sim.root))
+    assert live.groups == ("simulated",)
+
+
+def test_resolve_board_says_how_to_start_a_stopped_sim(tmp_path: Path) -> None:
+    listed = Board(name="sim", host="127.0.0.1", profile="sim", simulated=True)
+    with pytest.raises(ShipError, match=r"simulated board 'sim' is not running; start it with "
+                                        r"`edgeship board up sim`"):
+        resolve_board(listed, Paths(home=tmp_path))
+
+
+def test_real_boards_pass_through(tmp_path: Path) -> None:
+    real = Board(name="pi", host="raspberrypi.local", user="pi", profile="rpi4")
+    assert resolve_board(real, Paths(home=tmp_path)) is real
