@@ -61,8 +61,6 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     ref, out_names = _reference(loaded, inputs, shapes, profile.runtime.threads)
     model = loaded.model
     if profile.recipe:
-        if not loaded.is_torch:
-            raise ConfigError("recipe passes need a torch source; remove the recipe for .onnx")
         progress(f"applying recipe: {', '.join(s.name for s in profile.recipe)}")
         model = apply_recipe(model, profile.recipe, data)
     calib, calib_desc = data.calibration_set()

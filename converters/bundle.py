@@ -85,6 +85,9 @@ def build_bundle(source: str, profile: Profile, data: str | Path | None = None,
         raise ConfigError(f"{source}: a torch model without --data needs input shapes "
                           "(input_shapes={'input': (1, 3, 224, 224)}); or pass a data file")
     resolve_recipe(profile.recipe)
+    if profile.recipe and not src.is_torch:
+        raise ConfigError(f"{source}: recipe passes need a torch source; remove the profile's "
+                          "recipe for .onnx models")
     dataset = load_dataset(data) if data is not None else None
     loaded = None
     sha = source_sha256(src)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,8 @@ class Dataset:
     ref: str = ""
     sha256: str | None = None
     synthetic: bool = False
+    aliases: dict[str, str] = field(default_factory=dict)
+    """Input name → its key in the file, for inputs renamed by :meth:`renamed`."""
 
     @property
     def samples(self) -> int:
@@ -58,13 +60,15 @@ class Dataset:
         calib = None
         if self.calibration is not None:
             calib = {mapping.get(k, k): v for k, v in self.calibration.items()}
-        return replace(self, inputs=inputs, calibration=calib)
+        aliases = {mapping.get(k, k): self.aliases.get(k, k) for k in self.inputs}
+        return replace(self, inputs=inputs, calibration=calib, aliases=aliases)
 
     def calibration_set(self, limit: int = DEFAULT_CALIBRATION) -> tuple[dict[str, np.ndarray], str]:
         """Calibration arrays for int8 and a description for the manifest."""
         if self.calibration:
             n = len(next(iter(self.calibration.values())))
-            names = ", ".join(f"{CALIBRATION_PREFIX}{k}" for k in self.calibration)
+            names = ", ".join(f"{CALIBRATION_PREFIX}{self.aliases.get(k, k)}"
+                              for k in self.calibration)
             return dict(self.calibration), f"{names} ({n})"
         n = min(limit, self.samples)
         arrays = {k: v[:n] for k, v in self.inputs.items()}

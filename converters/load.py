@@ -98,10 +98,13 @@ def _load_pt2(ref: str) -> Any:
     import torch
 
     try:
-        return torch.export.load(ref).module()
+        module = torch.export.load(ref).module()
     except Exception as exc:  # torch raises many types for a bad archive
         raise ModelError(f"{ref} is not a loadable torch.export program ({one_line(exc)}); "
                          "re-save it with torch.export.save") from exc
+    for sub in module.modules():  # behaviour is baked in at export; eval() is unsupported here
+        sub.training = False
+    return module
 
 
 def _load_torchscript(ref: str) -> Any:

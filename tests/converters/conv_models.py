@@ -1,0 +1,40 @@
+"""Tiny seeded models for the converters tests (importable as a module:factory source)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["TinyCNN", "tiny_cnn", "not_a_module", "raises"]
+
+
+class TinyCNN(nn.Module):
+    """1×28×28 → 10 logits; two strided convs and a linear head (~5k parameters)."""
+
+    def __init__(self, channels: int = 1) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 8, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+        )
+        self.head = nn.Linear(16 * 7 * 7, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits."""
+        return self.head(self.features(x).flatten(1))
+
+
+def tiny_cnn() -> nn.Module:
+    """A seeded, untrained TinyCNN (the factory source)."""
+    torch.manual_seed(0)
+    return TinyCNN()
+
+
+def not_a_module() -> object:
+    """A factory returning the wrong type."""
+    return {"weights": 1}
+
+
+def raises() -> nn.Module:
+    """A factory that fails."""
+    raise RuntimeError("factory exploded")

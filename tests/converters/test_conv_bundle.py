@@ -1,0 +1,190 @@
+"""converters.bundle: content id, cache reuse, atomic writes, the manifest contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import converters
+from converters import build_bundle, bundle_id
+from converters._util import file_sha256
+from edgeship.errors import ConfigError, VerificationError
+from edgeship.paths import Paths
+from profiles import Artifact, load_profile
+
+ARTIFACT_KEYS = {"key", "format", "precision", "file", "size_bytes", "sha256", "inputs", "outputs",
+                 "verification", "host_latency_ms", "converter"}
+VERIFICATION_KEYS = {"samples", "accuracy", "accuracy_drop", "top1_agreement", "max_abs_drift",
+                     "cosine", "passed", "reason"}
+
+
+def _onnx_only(*precisions: str, **budgets: float):
+    sim = load_profile("sim")
+    update = {"artifacts": tuple(Artifact(format="onnx", precision=p) for p in precisions)}
+    if budgets:
+        update["budgets"] = sim.budgets.model_copy(update=budgets)
+    return sim.model_copy(update=update)
+
+
+def test_manifest_contract(sim_bundle, tiny) -> None:
+    bundle, _ = sim_bundle
+    m = bundle.manifest
+    assert set(m) == {"schema", "bundle_id", "created", "source", "profile", "recipe", "tools",
+                      "data", "reference", "files", "artifacts"}
+    assert m["schema"] == 1 and m["bundle_id"] == bundle.id == bundle.path.name
+    assert m["source"] == {"kind": "pt2", "ref": str(tiny.pt2), "sha256": file_sha256(tiny.pt2)}
+    assert m["profile"] == load_profile("sim").model_dump(mode="json") and m["recipe"] == []
+    assert set(m["tools"]) == {"edgeship", "torch", "onnx", "onnxruntime", "tensorflow", "onnx2tf"}
+    assert all(m["tools"].values())
+    assert m["data"] == {"ref": str(tiny.data), "sha256": file_sha256(tiny.data), "samples": 300,
+                         "labels": True, "calibration": "calibration.image (100)",
+                         "synthetic": False}
+    assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-int8", "tflite-fp32",
+                                                   "tflite-int8"]
+    for art in m["artifacts"]:
+        assert set(art) == ARTIFACT_KEYS and set(art["verification"]) == VERIFICATION_KEYS
+        assert art["outputs"][0]["shape"] == [1, 10]
+    assert json.loads((bundle.path / "manifest.json").read_text()) == m
+
+
+def test_files_and_hashes_match(sim_bundle) -> None:
+    bundle, _ = sim_bundle
+    on_disk = {p.name for p in bundle.path.iterdir()} - {"manifest.json"}
+    assert on_disk == set(bundle.manifest["files"]) == {
+        "model.fp32.onnx", "model.int8.onnx", "model.fp32.tflite", "model.int8.tflite",
+        "samples.npz", "edgeship_agent.py"}
+    for name, info in bundle.manifest["files"].items():
+        path = bundle.path / name
+        assert info == {"sha256": file_sha256(path), "size_bytes": path.stat().st_size}
+    for art in bundle.manifest["artifacts"]:
+        assert art["sha256"] == bundle.manifest["files"][art["file"]]["sha256"]
+    samples = np.load(bundle.path / "samples.npz")
+    assert samples.files == ["input"] and samples["input"].shape == (32, 1, 28, 28)
+
+
+def test_progress_names_each_stage(sim_bundle) -> None:
+    _, steps = sim_bundle
+    for expected in ("exporting ONNX fp32", "quantizing ONNX int8", "converting to TFLite (fp32, int8)",
+                     "verifying onnx-fp32", "verifying tflite-int8", "writing bundle"):
+        assert expected in steps
+
+
+def test_id_is_stable_and_tracks_the_profile() -> None:
+    sim = load_profile("sim")
+    same = bundle_id("a" * 64, "b" * 64, sim, "c" * 64)
+    assert same == bundle_id("a" * 64, "b" * 64, load_profile("sim"), "c" * 64)
+    assert len(same) == 16
+    other = sim.model_copy(update={"opset": 17})
+    assert bundle_id("a" * 64, "b" * 64, other, "c" * 64) != same
+    assert bundle_id("a" * 64, "d" * 64, sim, "c" * 64) != same
+
+
+def test_second_build_is_reused_without_export(sim_bundle, tiny, home: Paths,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle, _ = sim_bundle
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("re-exported a cached bundle")
+
+    monkeypatch.setattr("converters._build.export_onnx", refuse)
+    again = build_bundle(str(tiny.pt2), load_profile("sim"), tiny.data, home)
+    assert again.reused and again.id == bundle.id and again.manifest == bundle.manifest
+
+
+def test_failed_verification_leaves_nothing(tiny, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    import converters._build as build
+
+    real = build.quantize_int8
+
+    def broken_int8(fp32: Path, out: Path, calibration):
+        info = real(fp32, out, calibration)
+        model = onnx.load(str(out))
+        for init in model.graph.initializer:
+            arr = numpy_helper.to_array(init)
+            if arr.dtype == np.int8 and arr.ndim == 2:  # the quantized linear head
+                init.CopyFrom(numpy_helper.from_array(arr[::-1].copy(), init.name))
+        onnx.save(model, str(out))
+        return info
+
+    monkeypatch.setattr(build, "quantize_int8", broken_int8)
+    paths = Paths(home=tmp_path)
+    with pytest.raises(VerificationError, match=r"onnx-int8.*accuracy drop 0\.\d+ > budget 0\.01"):
+        build_bundle(str(tiny.pt2), _onnx_only("fp32", "int8"), tiny.data, paths)
+    assert list(paths.bundles.iterdir()) == []
+
+
+def test_force_rebuilds_in_place(tiny, tmp_path: Path) -> None:
+    paths, profile = Paths(home=tmp_path), _onnx_only("fp32")
+    first = build_bundle(str(tiny.pt2), profile, tiny.data, paths)
+    again = build_bundle(str(tiny.pt2), profile, tiny.data, paths, force=True)
+    assert not first.reused and not again.reused and again.id == first.id
+    assert [p.name for p in paths.bundles.iterdir()] == [first.id]
+
+
+def test_factory_source_builds(tiny, factory_source: str, tmp_path: Path) -> None:
+    bundle = build_bundle(factory_source, _onnx_only("fp16"), tiny.data, Paths(home=tmp_path))
+    assert bundle.manifest["source"]["kind"] == "module"
+    art = bundle.manifest["artifacts"][0]
+    assert art["key"] == "onnx-fp16" and art["verification"]["passed"]
+    assert set(bundle.manifest["files"]) == {"model.fp16.onnx", "samples.npz", "edgeship_agent.py"}
+
+
+def test_onnx_source_without_data_is_synthetic(sim_bundle, tmp_path: Path) -> None:
+    source = sim_bundle[0].path / "model.fp32.onnx"
+    with pytest.warns(UserWarning, match="synthetic random inputs"):
+        bundle = build_bundle(str(source), _onnx_only("fp32", "int8"), None, Paths(home=tmp_path))
+    m = bundle.manifest
+    assert m["source"]["kind"] == "onnx" and m["data"]["synthetic"] is True
+    assert m["data"]["calibration"].startswith("synthetic random inputs (32)")
+    assert m["reference"] == {"accuracy": None}
+    for art in m["artifacts"]:
+        assert art["verification"]["accuracy"] is None and "drift only" in art["verification"]["reason"]
+
+
+def test_torch_without_data_needs_shapes(tiny, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs input shapes"):
+        build_bundle(str(tiny.pt2), load_profile("sim"), None, Paths(home=tmp_path))
+
+
+def test_recipe_on_onnx_source_refused(sim_bundle, tiny, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import BaseModel
+
+    from converters import passes
+    from profiles import RecipeStep
+
+    class NoopConfig(BaseModel):
+        """No options."""
+
+    monkeypatch.setattr(passes, "_REGISTRY", {})
+    passes.register_pass("noop", NoopConfig)(lambda model, config, data: model)
+    profile = _onnx_only("fp32").model_copy(update={"recipe": (RecipeStep(name="noop"),)})
+    source = sim_bundle[0].path / "model.fp32.onnx"
+    with pytest.raises(ConfigError, match="recipe passes need a torch source"):
+        build_bundle(str(source), profile, tiny.data, Paths(home=tmp_path))
+    assert not (tmp_path / "bundles").exists()  # refused before any work
+
+
+def test_import_is_light() -> None:
+    code = ("import sys, converters; heavy = {'torch', 'tensorflow', 'onnxruntime', 'onnx2tf', "
+            "'onnx'} & set(sys.modules); print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"
+
+
+def test_public_api() -> None:
+    assert set(converters.__all__) == {
+        "Bundle", "Dataset", "LoadedModel", "Verification", "agent_path", "apply_recipe",
+        "available_passes", "build_bundle", "bundle_id", "convert_fp16", "export_onnx",
+        "export_tflite", "load_dataset", "load_model", "quantize_int8", "register_pass",
+        "resolve_recipe", "synthetic_dataset"}
