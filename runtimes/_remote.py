@@ -13,7 +13,7 @@ from edgeship.errors import ShipError
 
 from .ssh import SSHTransport
 
-__all__ = ["BoardLock", "remote_sha256"]
+__all__ = ["BoardLock", "parse_sha256sum", "remote_sha256"]
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,18 @@ def remote_sha256(transport: SSHTransport, directory: str, names: list[str]) -> 
     """
     if not names:
         return {}
-    paths = {f"{directory}/{name}": name for name in names}
-    res = transport.run(["sha256sum", "--", *paths], check=False)
+    res = transport.run(["sha256sum", "--", *[f"{directory}/{n}" for n in names]], check=False)
+    return parse_sha256sum(res.stdout, names, prefix=f"{directory}/")
+
+
+def parse_sha256sum(stdout: str, names: list[str], prefix: str = "") -> dict[str, str]:
+    """``{name: digest}`` from ``sha256sum`` output for files ``prefix + name``."""
+    wanted = {prefix + name: name for name in names}
     found: dict[str, str] = {}
-    for line in res.stdout.splitlines():
+    for line in stdout.splitlines():
         digest, sep, path = line.lstrip("\\").partition("  ")
-        if sep and path in paths:
-            found[paths[path]] = digest
+        if sep and path in wanted:
+            found[wanted[path]] = digest
     return found
 
 
@@ -68,8 +73,9 @@ class BoardLock:
                 f"running; if it is not (it crashed), remove the lock on the board: "
                 f"rm -r {self.root}/.lock")
         if res.status != 0:
-            raise ShipError(f"board {self.transport.board.name!r}: cannot create {self.root}/releases "
-                            f"({res.stderr.strip()[-200:]}); check the board root and its permissions")
+            raise ShipError(f"board {self.transport.board.name!r}: cannot create "
+                            f"{self.root}/releases ({res.stderr.strip()[-200:]}); "
+                            "check the board root and its permissions")
         self.held = True
         log.debug("locked %s/.lock", self.root)
         return self

@@ -27,7 +27,7 @@ from edgeship.errors import ShipError
 from .ssh import SSHTransport
 
 __all__ = ["BoardFacts", "DEFAULT_PACKAGES", "FALLBACK_PACKAGES", "build_wheelhouse",
-           "ensure_runtime", "probe_board", "provision", "wheelhouse_cache"]
+           "ensure_runtime", "facts_dict", "probe_board", "provision", "wheelhouse_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ try:
         info[k] = v.strip('"')
 except OSError:
     pass
-print(json.dumps({"python": platform.python_version(), "executable": os.path.realpath(sys.executable),
+print(json.dumps({"python": platform.python_version(),
+                  "executable": os.path.realpath(sys.executable),
                   "libc": platform.libc_ver(), "os": info.get("PRETTY_NAME", platform.platform()),
                   "free_mb": st.f_bavail * st.f_frsize // 2**20}))
 """
@@ -119,8 +120,9 @@ def probe_board(transport: SSHTransport) -> BoardFacts:
     machine = transport.run(["uname", "-m"]).stdout.strip()
     res = transport.run([transport.board.python, "-c", _PROBE, transport.board.root], check=False)
     if res.status != 0:
-        raise ShipError(f"board {transport.board.name!r} has no working python3 ({res.stderr.strip()[-200:]}); "
-                        "install Python 3.8+ on the board (apt-get install python3 python3-venv)")
+        raise ShipError(f"board {transport.board.name!r} has no working {transport.board.python} "
+                        f"({res.stderr.strip()[-200:]}); install Python 3.8+ on the board "
+                        "(apt-get install python3 python3-venv)")
     data = json.loads(res.stdout)
     libc, version = data["libc"]
     facts = BoardFacts(machine=machine, python=data["python"], executable=data["executable"],
@@ -187,7 +189,8 @@ def _pip_download(facts: BoardFacts, reqs: tuple[str, ...], dest: Path) -> str |
             return _normalize(match.group(1))
         raise ShipError(f"pip download for the board failed: {proc.stderr.strip()[-300:]}; "
                         "check that PyPI (or your index) is reachable from the host")
-    saved = re.findall(r"^\s*(?:Saved|File was already downloaded) (\S+\.whl)\s*$", proc.stdout, re.M)
+    saved = re.findall(r"^\s*(?:Saved|File was already downloaded) (\S+\.whl)\s*$",
+                       proc.stdout, re.M)
     wheels = sorted({Path(p).name for p in saved})
     (dest / "wheels.txt").write_text("\n".join(wheels) + "\n")
     (dest / "requirements.txt").write_text("\n".join(reqs) + "\n")
@@ -238,7 +241,8 @@ def _wheel_files(wheelhouse: Path) -> list[str]:
     return (wheelhouse / "wheels.txt").read_text().split()
 
 
-def _venv_mismatch(transport: SSHTransport, python: str, want: dict[str, str]) -> dict[str, str | None]:
+def _venv_mismatch(transport: SSHTransport, python: str,
+                   want: dict[str, str]) -> dict[str, str | None]:
     """Distributions whose installed version differs from *want* (all of them without a venv)."""
     res = transport.run([python, "-c", _CHECK, json.dumps(want)], check=False)
     if res.status != 0:

@@ -24,7 +24,7 @@ from pathlib import Path
 from devices import Board
 from edgeship.errors import ShipError
 
-from ._remote import BoardLock, remote_sha256
+from ._remote import BoardLock, parse_sha256sum, remote_sha256
 from .ssh import SSHTransport
 
 __all__ = ["ShipProgress", "ShipResult", "read_bundle", "ship_bundle"]
@@ -38,6 +38,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _BAD_NAME = re.compile(r"[/\\\n\r\x00]")
 
 # $1 root, $2 release id, $3 "1" to finalize the partial upload first, $4 releases to keep.
+# Ends by releasing the lock (the caller holds it).
 _SWITCH = """
 set -e
 cd "$1"
@@ -49,21 +50,26 @@ if [ "$old" != "$new" ]; then
   if [ -n "$old" ]; then ln -sfn "$old" .previous.tmp && mv -T .previous.tmp previous; fi
 fi
 touch "$new"
+rm -rf .lock
 prev=$(readlink previous 2>/dev/null || true)
 cd releases
 n=0
 for d in $(ls -1t); do
   n=$((n + 1))
-  if [ "$n" -le "$4" ] || [ "releases/$d" = "$new" ] || [ "releases/$d" = "$prev" ]; then continue; fi
-  rm -rf -- "$d" && echo "pruned $d"
+  case "releases/$d" in "$new"|"$prev") continue ;; esac
+  if [ "$n" -gt "$4" ]; then rm -rf -- "$d" && echo "pruned $d"; fi
 done
 """
-# $1 root, $2 release id: re-use a broken release's good files as the partial upload.
+# $1 root, $2 release id, then file names: re-use a broken release's good files as the partial
+# upload, and print the sha256 of the files already in it.
 _PREPARE = """
 set -e
 cd "$1/releases"
 if [ -d "$2" ] && [ ! -e ".$2.partial" ]; then mv -T "$2" ".$2.partial"; fi
 mkdir -p ".$2.partial"
+cd ".$2.partial"
+shift 2
+sha256sum -- "$@" 2>/dev/null || true
 """
 
 
@@ -120,9 +126,9 @@ def ship_bundle(transport: SSHTransport, board: Board, bundle_dir: Path, *, keep
     bundle_id, files = read_bundle(bundle_dir)
     root = board.root.rstrip("/") or "/"
     release = f"{root}/releases/{bundle_id}"
-    with BoardLock(transport, root):
+    with BoardLock(transport, root) as lock:
         if not _mismatched(transport, release, files):
-            _switch(transport, root, bundle_id, keep, finalize=False)
+            _switch(transport, lock, bundle_id, keep, finalize=False)
             log.info("board %r: release %s already there; switched", board.name, bundle_id)
             return ShipResult(bundle_id, 0, 0, len(files), True, time.perf_counter() - started)
         sent, count = _upload(transport, root, bundle_id, Path(bundle_dir), files, progress)
@@ -132,7 +138,7 @@ def ship_bundle(transport: SSHTransport, board: Board, bundle_dir: Path, *, keep
                 f"board {board.name!r}: {', '.join(sorted(bad))} failed sha256 verification after "
                 f"upload (disk full or failing storage?); `current` was not switched — ship again "
                 f"to re-send only the bad files")
-        _switch(transport, root, bundle_id, keep, finalize=True)
+        _switch(transport, lock, bundle_id, keep, finalize=True)
     seconds = time.perf_counter() - started
     log.info("board %r: shipped %s (%d files, %d bytes) in %.2f s", board.name, bundle_id,
              count, sent, seconds)
@@ -148,9 +154,10 @@ def _mismatched(transport: SSHTransport, directory: str, files: dict[str, str]) 
 def _upload(transport: SSHTransport, root: str, bundle_id: str, bundle_dir: Path,
             files: dict[str, str], progress: ShipProgress | None) -> tuple[int, int]:
     """Send the files the partial directory lacks; returns ``(bytes_sent, files_sent)``."""
-    transport.run_script(_PREPARE, root, bundle_id)
+    names = sorted(files)
+    there = parse_sha256sum(transport.run_script(_PREPARE, root, bundle_id, *names).stdout, names)
     partial = f"{root}/releases/.{bundle_id}.partial"
-    todo = sorted(_mismatched(transport, partial, files))
+    todo = [name for name in names if there.get(name) != files[name]]
     sent = 0
     for name in todo:
         callback = None if progress is None else _file_progress(progress, name)
@@ -165,9 +172,11 @@ def _file_progress(progress: ShipProgress, name: str) -> Callable[[int, int], No
     return callback
 
 
-def _switch(transport: SSHTransport, root: str, bundle_id: str, keep: int, *, finalize: bool) -> None:
-    """Finalize (optionally), point ``current`` at the release, keep ``previous``, prune."""
-    res = transport.run_script(_SWITCH, root, bundle_id, "1" if finalize else "0", str(keep))
+def _switch(transport: SSHTransport, lock: BoardLock, bundle_id: str, keep: int, *,
+            finalize: bool) -> None:
+    """Finalize (optionally), point ``current`` at the release, keep ``previous``, prune, unlock."""
+    res = transport.run_script(_SWITCH, lock.root, bundle_id, "1" if finalize else "0", str(keep))
+    lock.held = False
     for line in res.stdout.splitlines():
         log.info("board %r: %s", transport.board.name, line)
 

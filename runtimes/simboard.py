@@ -139,11 +139,15 @@ class SimBoard:
         config = self.dir / "sshd_config"
         config.write_text("\n".join([
             f"ListenAddress {_HOST}", f"Port {port}", f"HostKey {self.host_key}",
-            f"PidFile {self.dir / 'sshd.pid'}", f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
+            f"PidFile {self.dir / 'sshd.pid'}",
+            f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
             "UsePAM no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
             "PubkeyAuthentication yes", "PermitRootLogin prohibit-password", "StrictModes no",
             "Subsystem sftp internal-sftp", "LogLevel VERBOSE", "MaxStartups 30:50:100",
-            "MaxSessions 30", "",
+            "MaxSessions 30",
+            # Like a fresh board: no developer dotfiles. With SHLVL set, bash does not source
+            # ~/.bashrc for ssh commands (which here would add pyenv and ~0.1 s per command).
+            "SetEnv SHLVL=1", "",
         ]))
         return config
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn
 
 import paramiko
 
@@ -59,7 +60,8 @@ class _RememberingReject(paramiko.RejectPolicy):
     def __init__(self) -> None:
         self.refused: paramiko.PKey | None = None
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> NoReturn:
         self.refused = key
         super().missing_host_key(client, hostname, key)
 
@@ -95,6 +97,11 @@ class SSHTransport:
         """``board 'sim' (127.0.0.1:2222)`` — the prefix of every message about this board."""
         return f"board {self.board.name!r} ({self.board.host}:{self.board.port})"
 
+    @property
+    def user(self) -> str:
+        """The login user: the board's, else the local user (as ``ssh`` does)."""
+        return self.board.user or getpass.getuser()
+
     def connect(self) -> paramiko.SSHClient:
         """Open the connection now (otherwise the first ``run``/``put``/``get`` does)."""
         if self._client is not None:
@@ -109,7 +116,7 @@ class SSHTransport:
         started = time.perf_counter()
         try:
             client.connect(
-                self.board.host, port=self.board.port, username=self.board.user or getpass.getuser(),
+                self.board.host, port=self.board.port, username=self.user,
                 key_filename=self.board.key_file, timeout=self.connect_timeout,
                 banner_timeout=self.connect_timeout, auth_timeout=self.connect_timeout,
                 allow_agent=self.allow_agent, look_for_keys=self.look_for_keys,
@@ -136,10 +143,11 @@ class SSHTransport:
                 f"{self.known_hosts}; nothing was sent. Check the fingerprint on the board "
                 f"(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and, if it matches, trust it: "
                 f"ssh-keyscan -p {self.board.port} {self.board.host} >> {self.known_hosts}")
-        if isinstance(exc, paramiko.AuthenticationException) or "authentication" in str(exc).lower():
+        auth = isinstance(exc, paramiko.AuthenticationException)
+        if auth or "authentication" in str(exc).lower():
             key = self.board.key_file or "ssh-agent / ~/.ssh keys"
             return ShipError(
-                f"{self.where}: authentication failed for user {self.board.user or getpass.getuser()!r} "
+                f"{self.where}: authentication failed for user {self.user!r} "
                 f"with {key}; install the public key in the board's ~/.ssh/authorized_keys "
                 f"(ssh-copy-id) or set ansible_ssh_private_key_file in the inventory")
         return ShipError(f"{self.where} unreachable: {_reason(exc)}; {self._is_it_up()}")
@@ -147,7 +155,8 @@ class SSHTransport:
     def _is_it_up(self) -> str:
         if self.board.simulated:
             return f"is it up? try `edgeship board up {self.board.name}` / check the inventory"
-        return "is it up? check that it is powered and on the network, and its host/port in the inventory"
+        return ("is it up? check that it is powered and on the network, and its host/port in "
+                "the inventory")
 
     def sftp(self) -> paramiko.SFTPClient:
         """The SFTP session (opened on first use)."""
@@ -206,7 +215,8 @@ class SSHTransport:
             out, err = _drain(chan, None if limit is None else time.monotonic() + limit)
             if out is None:
                 raise CommandTimeout(f"{self.where}: `{_short(command)}` did not finish within "
-                                     f"{limit:g} s; the board may be overloaded or the command hung")
+                                     f"{limit:g} s; the board may be overloaded or the command "
+                                     "hung")
             status = chan.recv_exit_status()
         finally:
             chan.close()

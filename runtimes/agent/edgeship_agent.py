@@ -142,12 +142,13 @@ def _quantize(x, dtype, scale, zero_point):
 
 
 # -- runtimes ----------------------------------------------------------------------------------
-ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
+ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
+               "tensor(double)": "float64", "tensor(int64)": "int64", "tensor(int32)": "int32",
+               "tensor(int8)": "int8",
                "tensor(uint8)": "uint8", "tensor(bool)": "bool_"}
 
 
-class OnnxRunner(object):
+class OnnxRunner:
     """An onnxruntime session with the requested threads and (available) providers."""
 
     runtime = "onnxruntime"
@@ -210,7 +211,7 @@ def _dist_version(dist, module):
         return "unknown"
 
 
-class TFLiteRunner(object):
+class TFLiteRunner:
     """A TFLite interpreter; integer inputs are quantized with the model's own parameters."""
 
     @staticmethod
@@ -290,7 +291,8 @@ def measure(release, artifact, args):
     result = empty_result(artifact["key"], None, args.threads)
     result.update({
         "ok": True, "runtime": runner.runtime, "runtime_version": runner.version,
-        "providers": runner.providers, "import_ms": round(import_ms, 3), "load_ms": round(load_ms, 3),
+        "providers": runner.providers, "import_ms": round(import_ms, 3),
+        "load_ms": round(load_ms, 3),
         "first_inference_ms": round(first_ms, 3), "warmup": args.warmup, "runs": args.runs,
         "latency_ms": _stats(times), "throughput_ips": round(1000.0 * len(times) / sum(times), 2),
         "rss_mb": {"before_load": rss_before, "after_load": rss_after, "peak": _rss_mb("VmHWM")},

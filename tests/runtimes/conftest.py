@@ -9,6 +9,7 @@ Wheels come from the shared host cache (``~/.cache/edgeship/wheelhouse`` or
 from __future__ import annotations
 
 import itertools
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from devices import Board
 from edgeship.paths import Paths
-from rt_kit import build_tiny_models, make_bundle, open_transport
+from rt_kit import finish_tiny_models, make_bundle, open_transport, start_tiny_models
 from runtimes import SimBoard, SSHTransport, ensure_runtime
 
 _ids = itertools.count(1)
@@ -36,8 +37,26 @@ def sim(sim_paths: Paths) -> Iterator[SimBoard]:
 
 
 @pytest.fixture(scope="session")
-def provisioned(sim: SimBoard, sim_paths: Paths) -> Board:
-    """The session board with its runtime venv installed (python = the venv's)."""
+def model_build(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """The tiny models, building in the background (tensorflow takes seconds to import)."""
+    out = tmp_path_factory.mktemp("models")
+    proc = start_tiny_models(out)
+    yield proc, out
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def provisioned(
+    sim: SimBoard, sim_paths: Paths, model_build: tuple[subprocess.Popen[bytes], Path]
+) -> Board:
+    """The session board with its runtime venv installed (python = the venv's).
+
+    Depends on ``model_build`` only to start the model build first, so the two overlap.
+    """
     with open_transport(sim.board(), sim_paths) as transport:
         ensure_runtime(transport, sim.board())
     return sim.board()
@@ -58,14 +77,16 @@ def transport(board: Board, sim_paths: Paths) -> Iterator[SSHTransport]:
 
 
 @pytest.fixture(scope="session")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_models(tmp_path_factory.mktemp("models"))
+def models(model_build: tuple[subprocess.Popen[bytes], Path]) -> Path:
+    return finish_tiny_models(*model_build)
 
 
 @pytest.fixture
 def new_bundle(models: Path, tmp_path: Path) -> Callable[..., Path]:
     """``new_bundle(**kwargs)`` → a fresh bundle directory with a unique id."""
+
     def make(**kwargs: object) -> Path:
         bundle_id = f"b{next(_ids):015x}"
         return make_bundle(models, tmp_path / "bundles", bundle_id, **kwargs)  # type: ignore[arg-type]
+
     return make

@@ -33,12 +33,17 @@ def test_agent_is_python38_syntax_and_versioned() -> None:
 
 
 @pytest.mark.ssh
-def test_agent_measures_onnx_and_tflite(transport: SSHTransport, board: Board,
-                                        new_bundle: NewBundle) -> None:
+def test_agent_measures_onnx_and_tflite(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle
+) -> None:
     bundle = new_bundle()
     ship_bundle(transport, board, bundle)
     doc = profile_release(transport, board, _profile())
-    assert doc["schema"] == 1 and doc["agent_version"] == AGENT_VERSION and doc["release"] == bundle.name
+    assert (
+        doc["schema"] == 1
+        and doc["agent_version"] == AGENT_VERSION
+        and doc["release"] == bundle.name
+    )
     device = doc["device"]
     assert set(DEVICE_FIELDS) <= set(device)
     assert device["machine"] == "x86_64" and device["python"] == "3.11.2" and device["cores"] >= 1
@@ -51,7 +56,11 @@ def test_agent_measures_onnx_and_tflite(transport: SSHTransport, board: Board,
         assert set(LATENCY_FIELDS) <= set(lat)
         assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
         assert (result["warmup"], result["runs"], result["threads"]) == (5, 50, 1)
-        assert result["load_ms"] > 0 and result["first_inference_ms"] > 0 and result["throughput_ips"] > 0
+        assert (
+            result["load_ms"] > 0
+            and result["first_inference_ms"] > 0
+            and result["throughput_ips"] > 0
+        )
         rss = result["rss_mb"]
         assert 0 < rss["before_load"] <= rss["after_load"] <= rss["peak"]
     assert by_key["onnx-fp32"]["runtime"] == "onnxruntime"
@@ -61,9 +70,12 @@ def test_agent_measures_onnx_and_tflite(transport: SSHTransport, board: Board,
 
 
 @pytest.mark.ssh
-def test_a_broken_artifact_fails_alone(transport: SSHTransport, board: Board,
-                                       new_bundle: NewBundle) -> None:
-    bundle = new_bundle(keys=("onnx-fp32", "tflite-fp32"), extra={"model.fp32.onnx": b"\x08garbage"})
+def test_a_broken_artifact_fails_alone(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle
+) -> None:
+    bundle = new_bundle(
+        keys=("onnx-fp32", "tflite-fp32"), extra={"model.fp32.onnx": b"\x08garbage"}
+    )
     ship_bundle(transport, board, bundle)
     doc = profile_release(transport, board, _profile(), release_id=bundle.name)
     onnx, tflite = doc["results"]
@@ -73,18 +85,28 @@ def test_a_broken_artifact_fails_alone(transport: SSHTransport, board: Board,
 
 
 @pytest.mark.ssh
-def test_a_child_past_its_timeout_is_reported_not_awaited(transport: SSHTransport, board: Board,
-                                                          new_bundle: NewBundle) -> None:
+def test_a_child_past_its_timeout_is_reported_not_awaited(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle
+) -> None:
     bundle = new_bundle(keys=("onnx-fp32",))
     ship_bundle(transport, board, bundle)
-    res = transport.run([board.python, f"{board.root}/current/edgeship_agent.py", "--release",
-                         f"{board.root}/current", "--timeout", "0.05"])
+    res = transport.run(
+        [
+            board.python,
+            f"{board.root}/current/edgeship_agent.py",
+            "--release",
+            f"{board.root}/current",
+            "--timeout",
+            "0.05",
+        ]
+    )
     assert '"timed out after 0.05 s"' in res.stdout and '"ok": false' in res.stdout
 
 
 @pytest.mark.ssh
-def test_a_hung_agent_becomes_a_profile_error(transport: SSHTransport, board: Board,
-                                              new_bundle: NewBundle, tmp_path: Path) -> None:
+def test_a_hung_agent_becomes_a_profile_error(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle, tmp_path: Path
+) -> None:
     hanging = tmp_path / "hang.py"
     hanging.write_text("import time\ntime.sleep(600)\n")
     bundle = new_bundle(keys=("onnx-fp32",), agent=hanging)
@@ -93,12 +115,14 @@ def test_a_hung_agent_becomes_a_profile_error(transport: SSHTransport, board: Bo
     with pytest.raises(ProfileError, match=r"agent on board 'sim' did not finish within 2 s"):
         profile_release(transport, board, _profile(timeout_s=2))
     assert time.monotonic() - started < 8
-    assert "hang.py" not in transport.run(["ps", "-eo", "args"]).stdout  # killed on the board too
+    agent = f"{board.root}/current/edgeship_agent.py"
+    assert agent not in transport.run(["ps", "-eo", "args"]).stdout  # killed on the board too
 
 
 @pytest.mark.ssh
-def test_garbage_from_the_agent_is_a_profile_error(transport: SSHTransport, board: Board,
-                                                   new_bundle: NewBundle, tmp_path: Path) -> None:
+def test_garbage_from_the_agent_is_a_profile_error(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle, tmp_path: Path
+) -> None:
     chatty = tmp_path / "chatty.py"
     chatty.write_text("print('Segmentation fault? no: just chatter')\n")
     bundle = new_bundle(keys=("onnx-fp32",), agent=chatty)

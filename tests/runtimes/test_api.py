@@ -10,15 +10,34 @@ import runtimes
 
 def test_public_api_is_pinned() -> None:
     assert sorted(runtimes.__all__) == [
-        "AGENT_PATH", "AGENT_VERSION", "BoardFacts", "CommandTimeout", "Progress", "RunResult",
-        "SSHTransport", "ShipProgress", "ShipResult", "SimBoard", "SimStatus", "build_wheelhouse",
-        "ensure_runtime", "fingerprint", "parse_agent_output", "probe_board", "profile_release",
-        "provision", "read_bundle", "resolve_board", "ship_bundle",
+        "AGENT_PATH",
+        "AGENT_VERSION",
+        "BoardFacts",
+        "CommandTimeout",
+        "Progress",
+        "RunResult",
+        "SSHTransport",
+        "ShipProgress",
+        "ShipResult",
+        "SimBoard",
+        "SimStatus",
+        "build_wheelhouse",
+        "ensure_runtime",
+        "fingerprint",
+        "parse_agent_output",
+        "probe_board",
+        "profile_release",
+        "provision",
+        "read_bundle",
+        "resolve_board",
+        "ship_bundle",
     ]
 
 
 def test_import_stays_light() -> None:
-    code = ("import sys, runtimes; heavy = [m for m in ('numpy', 'onnxruntime', 'tensorflow', "
-            "'torch', 'onnx') if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, runtimes; heavy = [m for m in ('numpy', 'onnxruntime', 'tensorflow', "
+        "'torch', 'onnx') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

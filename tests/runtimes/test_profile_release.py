@@ -18,15 +18,31 @@ BOARD = Board(name="sim", host="127.0.0.1", profile="sim", root="/srv/edge", pyt
 
 def _doc(**changes: Any) -> dict[str, Any]:
     latency = dict(min=1.0, mean=1.2, std=0.1, p50=1.1, p90=1.3, p95=1.4, p99=1.5, max=2.0)
-    result = {"key": "onnx-fp32", "ok": True, "error": None, "runtime": "onnxruntime",
-              "runtime_version": "1.31.1", "providers": ["CPUExecutionProvider"], "threads": 1,
-              "load_ms": 3.0, "first_inference_ms": 1.0, "warmup": 1, "runs": 10,
-              "latency_ms": latency, "throughput_ips": 900.0,
-              "rss_mb": {"before_load": 30.0, "after_load": 40.0, "peak": 41.0}}
-    device = dict.fromkeys(("hostname", "machine", "system", "release", "cpu", "os"), "x")
+    result = {
+        "key": "onnx-fp32",
+        "ok": True,
+        "error": None,
+        "runtime": "onnxruntime",
+        "runtime_version": "1.31.1",
+        "providers": ["CPUExecutionProvider"],
+        "threads": 1,
+        "load_ms": 3.0,
+        "first_inference_ms": 1.0,
+        "warmup": 1,
+        "runs": 10,
+        "latency_ms": latency,
+        "throughput_ips": 900.0,
+        "rss_mb": {"before_load": 30.0, "after_load": 40.0, "peak": 41.0},
+    }
+    device: dict[str, Any] = dict.fromkeys(("hostname", "machine", "system", "release", "cpu", "os"), "x")
     device.update(cores=2, ram_mb=1000, python="3.8.10", temps_c={})
-    doc = {"schema": 1, "agent_version": "0.1.0", "release": "abc", "device": device,
-           "results": [result]}
+    doc = {
+        "schema": 1,
+        "agent_version": "0.1.0",
+        "release": "abc",
+        "device": device,
+        "results": [result],
+    }
     doc.update(changes)
     return doc
 
@@ -38,8 +54,14 @@ class _FakeTransport:
         self.result = result
         self.argv: list[str] = []
 
-    def run(self, argv: Sequence[str], *, timeout: float | None = None, check: bool = True,
-            input: bytes | None = None) -> RunResult:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        input: bytes | None = None,
+    ) -> RunResult:
         self.argv, self.timeout = list(argv), timeout
         if isinstance(self.result, Exception):
             raise self.result
@@ -50,14 +72,17 @@ def test_valid_document_passes() -> None:
     assert parse_agent_output(json.dumps(_doc()))["release"] == "abc"
 
 
-@pytest.mark.parametrize("stdout, problem", [
-    ("<html>502 Bad Gateway</html>", "not JSON"),
-    ("", "not JSON"),
-    (json.dumps([1, 2]), "not a JSON object"),
-    (json.dumps(_doc(schema=2)), "schema 2, expected 1"),
-    (json.dumps({k: v for k, v in _doc().items() if k != "device"}), "no 'device'"),
-    (json.dumps(_doc(results=[{"key": "x", "ok": True}])), "result 'x' lacks 'error'"),
-])
+@pytest.mark.parametrize(
+    "stdout, problem",
+    [
+        ("<html>502 Bad Gateway</html>", "not JSON"),
+        ("", "not JSON"),
+        (json.dumps([1, 2]), "not a JSON object"),
+        (json.dumps(_doc(schema=2)), "schema 2, expected 1"),
+        (json.dumps({k: v for k, v in _doc().items() if k != "device"}), "no 'device'"),
+        (json.dumps(_doc(results=[{"key": "x", "ok": True}])), "result 'x' lacks 'error'"),
+    ],
+)
 def test_bad_documents_are_profile_errors(stdout: str, problem: str) -> None:
     with pytest.raises(ProfileError) as info:
         parse_agent_output(stdout, "sim")
@@ -74,7 +99,11 @@ def test_runs_the_current_agent_with_the_profile_options() -> None:
     fake = _FakeTransport(RunResult(0, json.dumps(_doc()), ""))
     profile_release(fake, BOARD, load_profile("sim"))  # type: ignore[arg-type]
     assert fake.argv[:5] == ["timeout", "-k", "5", "300", "/opt/py"]
-    assert fake.argv[5:8] == ["/srv/edge/current/edgeship_agent.py", "--release", "/srv/edge/current"]
+    assert fake.argv[5:8] == [
+        "/srv/edge/current/edgeship_agent.py",
+        "--release",
+        "/srv/edge/current",
+    ]
     assert fake.argv[fake.argv.index("--runs") + 1] == "200" and fake.timeout == 310
 
 
@@ -86,8 +115,15 @@ def test_host_side_timeout_is_a_profile_error() -> None:
 
 def test_agent_failure_and_wrong_release_are_profile_errors() -> None:
     with pytest.raises(ProfileError, match="exited 2: agent: cannot read"):
-        profile_release(_FakeTransport(RunResult(2, "", "agent: cannot read x/manifest.json")),  # type: ignore[arg-type]
-                        BOARD, load_profile("sim"))
+        profile_release(
+            _FakeTransport(RunResult(2, "", "agent: cannot read x/manifest.json")),  # type: ignore[arg-type]
+            BOARD,
+            load_profile("sim"),
+        )
     with pytest.raises(ProfileError, match="measured release 'abc', not 'def'"):
-        profile_release(_FakeTransport(RunResult(0, json.dumps(_doc()), "")),  # type: ignore[arg-type]
-                        BOARD, load_profile("sim"), release_id="def")
+        profile_release(
+            _FakeTransport(RunResult(0, json.dumps(_doc()), "")),  # type: ignore[arg-type]
+            BOARD,
+            load_profile("sim"),
+            release_id="def",
+        )

@@ -14,9 +14,17 @@ from runtimes import BoardFacts, build_wheelhouse, probe_board, provision
 from runtimes.provision import wheelhouse_cache
 
 
-def _facts(machine: str = "x86_64", python: str = "3.11.2", glibc: str | None = "2.36") -> BoardFacts:
-    return BoardFacts(machine=machine, python=python, executable="/usr/bin/python3", glibc=glibc,
-                      os="Debian GNU/Linux 12 (bookworm)", free_mb=10_000)
+def _facts(
+    machine: str = "x86_64", python: str = "3.11.2", glibc: str | None = "2.36"
+) -> BoardFacts:
+    return BoardFacts(
+        machine=machine,
+        python=python,
+        executable="/usr/bin/python3",
+        glibc=glibc,
+        os="Debian GNU/Linux 12 (bookworm)",
+        free_mb=10_000,
+    )
 
 
 def test_manylinux_tags_follow_the_board_glibc() -> None:
@@ -41,7 +49,9 @@ def test_wheelhouse_cache_is_overridable(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 def test_no_fitting_wheel_names_the_package(tmp_path: Path) -> None:
     old = _facts(glibc="2.17")  # older than every runtime's floor
-    with pytest.raises(ShipError, match=r"no wheel of onnxruntime fits the board .*glibc 2\.17.*2\.28"):
+    with pytest.raises(
+        ShipError, match=r"no wheel of onnxruntime fits the board .*glibc 2\.17.*2\.28"
+    ):
         build_wheelhouse(old, packages=("onnxruntime==1.31.1",), cache_dir=tmp_path)
 
 
@@ -55,16 +65,25 @@ def test_probe_reads_the_board(provisioned: Board, sim_paths: Paths) -> None:
 
 
 @pytest.mark.ssh
-def test_provisioning_is_idempotent_and_offline(provisioned: Board, sim_paths: Paths,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    assert provisioned.python.endswith("/board/venv/bin/python") and Path(provisioned.python).exists()
+def test_provisioning_is_idempotent_and_offline(
+    provisioned: Board, sim_paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (
+        provisioned.python.endswith("/board/venv/bin/python") and Path(provisioned.python).exists()
+    )
     with open_transport(provisioned, sim_paths) as tr:
         facts = probe_board(tr)
         wheelhouse = build_wheelhouse(facts)
         monkeypatch.setattr(tr, "put", _no_upload)
         assert provision(tr, provisioned, facts, wheelhouse) == provisioned.python
-        res = tr.run([provisioned.python, "-c",
-                      "import onnxruntime, ai_edge_litert.interpreter, numpy; print(onnxruntime.__version__)"])
+        res = tr.run(
+            [
+                provisioned.python,
+                "-c",
+                "import onnxruntime, ai_edge_litert.interpreter, numpy; "
+                "print(onnxruntime.__version__)",
+            ]
+        )
     assert res.stdout.strip() == "1.31.1"
     assert (wheelhouse / "requirements.txt").read_text().split()[0] == "onnxruntime==1.31.1"
 

@@ -12,7 +12,7 @@ import pytest
 from devices import Board
 from edgeship.errors import ShipError
 from edgeship.paths import Paths
-from rt_kit import open_transport, sha256_file
+from rt_kit import sha256_file
 from runtimes import SSHTransport, read_bundle, ship_bundle
 
 pytestmark = pytest.mark.ssh
@@ -23,23 +23,30 @@ def _current(board: Board) -> str:
     return os.readlink(Path(board.root) / "current")
 
 
-def test_ship_switches_current_to_a_verified_release(transport: SSHTransport, board: Board,
-                                                     new_bundle: NewBundle) -> None:
+def test_ship_switches_current_to_a_verified_release(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle
+) -> None:
     bundle = new_bundle()
     seen: set[str] = set()
-    result = ship_bundle(transport, board, bundle, progress=lambda name, done, total: seen.add(name))
+    result = ship_bundle(
+        transport, board, bundle, progress=lambda name, done, total: seen.add(name)
+    )
     files = sorted(p.name for p in bundle.iterdir())
     assert not result.reused and result.files_sent == len(files) and result.files_skipped == 0
     assert result.bytes_sent == sum(p.stat().st_size for p in bundle.iterdir())
     assert seen == set(files)
     assert _current(board) == f"releases/{bundle.name}"
     remote = transport.run(["sha256sum", *[f"{board.root}/current/{n}" for n in files]]).stdout
-    assert [line.split()[0] for line in remote.splitlines()] == [sha256_file(bundle / n) for n in files]
+    assert [line.split()[0] for line in remote.splitlines()] == [
+        sha256_file(bundle / n) for n in files
+    ]
     assert not (Path(board.root) / ".lock").exists()
     assert not (Path(board.root) / "releases" / f".{bundle.name}.partial").exists()
 
 
-def test_second_ship_sends_nothing(transport: SSHTransport, board: Board, new_bundle: NewBundle) -> None:
+def test_second_ship_sends_nothing(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle
+) -> None:
     bundle = new_bundle()
     ship_bundle(transport, board, bundle)
     again = ship_bundle(transport, board, bundle)
@@ -47,8 +54,9 @@ def test_second_ship_sends_nothing(transport: SSHTransport, board: Board, new_bu
     assert _current(board) == f"releases/{bundle.name}"
 
 
-def test_corrupted_partial_file_is_resent_alone(transport: SSHTransport, board: Board,
-                                                new_bundle: NewBundle) -> None:
+def test_corrupted_partial_file_is_resent_alone(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle
+) -> None:
     bundle = new_bundle()
     partial = f"{board.root}/releases/.{bundle.name}.partial"
     transport.run(["mkdir", "-p", partial])
@@ -56,8 +64,13 @@ def test_corrupted_partial_file_is_resent_alone(transport: SSHTransport, board: 
         transport.put(path, f"{partial}/{path.name}")
     transport.put_bytes(b"garbage", f"{partial}/model.fp32.onnx")
     result = ship_bundle(transport, board, bundle)
-    assert (result.files_sent, result.bytes_sent) == (1, (bundle / "model.fp32.onnx").stat().st_size)
-    assert sha256_file(Path(board.root) / "current" / "model.fp32.onnx") == sha256_file(bundle / "model.fp32.onnx")
+    assert (result.files_sent, result.bytes_sent) == (
+        1,
+        (bundle / "model.fp32.onnx").stat().st_size,
+    )
+    assert sha256_file(Path(board.root) / "current" / "model.fp32.onnx") == sha256_file(
+        bundle / "model.fp32.onnx"
+    )
 
 
 class _CorruptingTransport(SSHTransport):
@@ -70,14 +83,17 @@ class _CorruptingTransport(SSHTransport):
         return sent
 
 
-def test_failed_verification_leaves_current_untouched(board: Board, sim_paths: Paths,
-                                                      transport: SSHTransport,
-                                                      new_bundle: NewBundle) -> None:
+def test_failed_verification_leaves_current_untouched(
+    board: Board, sim_paths: Paths, transport: SSHTransport, new_bundle: NewBundle
+) -> None:
     good, bad = new_bundle(), new_bundle()
     ship_bundle(transport, board, good)
-    with _CorruptingTransport(board, sim_paths.known_hosts, look_for_keys=False, allow_agent=False,
-                              system_host_keys=False) as flaky:
-        with pytest.raises(ShipError, match=r"model\.fp32\.tflite failed sha256 verification.*not switched"):
+    with _CorruptingTransport(
+        board, sim_paths.known_hosts, look_for_keys=False, allow_agent=False, system_host_keys=False
+    ) as flaky:
+        with pytest.raises(
+            ShipError, match=r"model\.fp32\.tflite failed sha256 verification.*not switched"
+        ):
             ship_bundle(flaky, board, bad)
     assert _current(board) == f"releases/{good.name}"
     assert not (Path(board.root) / "releases" / bad.name).exists()
@@ -86,7 +102,9 @@ def test_failed_verification_leaves_current_untouched(board: Board, sim_paths: P
     assert retry.files_sent == 1 and _current(board) == f"releases/{bad.name}"
 
 
-def test_held_lock_names_its_holder(transport: SSHTransport, board: Board, new_bundle: NewBundle) -> None:
+def test_held_lock_names_its_holder(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle
+) -> None:
     lock = Path(board.root) / ".lock"
     lock.mkdir()
     (lock / "holder").write_text("ci@buildhost pid 4242 since 2025-01-01T00:00:00+00:00\n")
@@ -95,8 +113,9 @@ def test_held_lock_names_its_holder(transport: SSHTransport, board: Board, new_b
     assert lock.exists() and not (Path(board.root) / "current").exists()
 
 
-def test_previous_is_kept_and_old_releases_pruned(transport: SSHTransport, board: Board,
-                                                  new_bundle: NewBundle) -> None:
+def test_previous_is_kept_and_old_releases_pruned(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle
+) -> None:
     bundles = [new_bundle(keys=("onnx-fp32",)) for _ in range(4)]
     for bundle in bundles:
         ship_bundle(transport, board, bundle, keep=2)
@@ -108,8 +127,9 @@ def test_previous_is_kept_and_old_releases_pruned(transport: SSHTransport, board
     assert os.readlink(Path(board.root) / "previous") == f"releases/{bundles[3].name}"
 
 
-def test_file_names_with_shell_metacharacters_ship_verbatim(transport: SSHTransport, board: Board,
-                                                            new_bundle: NewBundle) -> None:
+def test_file_names_with_shell_metacharacters_ship_verbatim(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle
+) -> None:
     odd = "x; touch pwned $(id) `id` 'q'.txt"
     home_pwned = Path.home() / "pwned"
     existed = home_pwned.exists()
@@ -119,8 +139,9 @@ def test_file_names_with_shell_metacharacters_ship_verbatim(transport: SSHTransp
     assert home_pwned.exists() == existed
 
 
-def test_corrupt_or_unsafe_bundles_are_refused_before_connecting(tmp_path: Path,
-                                                                 new_bundle: NewBundle) -> None:
+def test_corrupt_or_unsafe_bundles_are_refused_before_connecting(
+    tmp_path: Path, new_bundle: NewBundle
+) -> None:
     bundle = new_bundle(keys=("onnx-fp32",))
     (bundle / "model.fp32.onnx").write_bytes(b"changed after build")
     with pytest.raises(ShipError, match="differs from its manifest"):

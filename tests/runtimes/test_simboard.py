@@ -24,8 +24,11 @@ def test_up_is_idempotent_pins_the_key_and_down_stops_it(tmp_path: Path) -> None
         first = sim.status()
         assert first.running and first.port == board.port
         assert sim.up() == board and sim.status().pid == first.pid
-        pinned = [ln for ln in paths.known_hosts.read_text().splitlines()
-                  if ln.startswith(f"[127.0.0.1]:{board.port} ")]
+        pinned = [
+            ln
+            for ln in paths.known_hosts.read_text().splitlines()
+            if ln.startswith(f"[127.0.0.1]:{board.port} ")
+        ]
         assert len(pinned) == 1 and pinned[0].split()[1] == "ssh-ed25519"
         assert board.simulated and Path(board.root).is_absolute()
         assert board.root == str(paths.sim / "extra" / "board")
@@ -50,16 +53,25 @@ def test_restart_keeps_port_and_host_key(tmp_path: Path) -> None:
 
 
 def test_resolve_board_fills_a_running_sim(sim: SimBoard, sim_paths: Paths) -> None:
-    listed = Board(name="sim", host="127.0.0.1", profile="sim", simulated=True, groups=("simulated",))
+    listed = Board(
+        name="sim", host="127.0.0.1", profile="sim", simulated=True, groups=("simulated",)
+    )
     live = resolve_board(listed, sim_paths)
-    assert (live.port, live.key_file, live.root) == (sim.board().port, str(sim.client_key), str(sim.root))
+    assert (live.port, live.key_file, live.root) == (
+        sim.board().port,
+        str(sim.client_key),
+        str(sim.root),
+    )
     assert live.groups == ("simulated",)
 
 
 def test_resolve_board_says_how_to_start_a_stopped_sim(tmp_path: Path) -> None:
     listed = Board(name="sim", host="127.0.0.1", profile="sim", simulated=True)
-    with pytest.raises(ShipError, match=r"simulated board 'sim' is not running; start it with "
-                                        r"`edgeship board up sim`"):
+    with pytest.raises(
+        ShipError,
+        match=r"simulated board 'sim' is not running; start it with "
+        r"`edgeship board up sim`",
+    ):
         resolve_board(listed, Paths(home=tmp_path))
 
 

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.ssh
 
 
 def _with_known_hosts(board: Board, known_hosts: Path) -> SSHTransport:
-    return SSHTransport(board, known_hosts, look_for_keys=False, allow_agent=False,
-                        system_host_keys=False)
+    return SSHTransport(
+        board, known_hosts, look_for_keys=False, allow_agent=False, system_host_keys=False
+    )
 
 
 def test_unknown_host_key_is_refused_and_nothing_is_sent(sim: SimBoard, tmp_path: Path) -> None:
@@ -28,7 +29,9 @@ def test_unknown_host_key_is_refused_and_nothing_is_sent(sim: SimBoard, tmp_path
     empty.write_text("")
     target = tmp_path / "should-not-exist"
     with _with_known_hosts(sim.board(), empty) as tr:
-        with pytest.raises(ShipError, match=r"host key ssh-ed25519 SHA256:\S+ is not in .*ssh-keyscan"):
+        with pytest.raises(
+            ShipError, match=r"host key ssh-ed25519 SHA256:\S+ is not in .*ssh-keyscan"
+        ):
             tr.put(__file__, str(target))
     assert not target.exists()
     assert empty.read_text() == ""  # never added silently
@@ -52,8 +55,10 @@ def test_connection_refused_is_one_actionable_line(sim: SimBoard, sim_paths: Pat
             tr.run(["true"])
     msg = str(info.value)
     assert "\n" not in msg
-    assert msg == (f"board 'sim' (127.0.0.1:{dead.port}) unreachable: connection refused; is it up? "
-                   "try `edgeship board up sim` / check the inventory")
+    assert msg == (
+        f"board 'sim' (127.0.0.1:{dead.port}) unreachable: connection refused; is it up? "
+        "try `edgeship board up sim` / check the inventory"
+    )
 
 
 def test_wrong_key_gives_an_auth_hint(sim: SimBoard, sim_paths: Paths, tmp_path: Path) -> None:
@@ -65,9 +70,16 @@ def test_wrong_key_gives_an_auth_hint(sim: SimBoard, sim_paths: Paths, tmp_path:
             tr.run(["true"])
 
 
-def test_metacharacters_in_arguments_are_not_executed(transport: SSHTransport, tmp_path: Path) -> None:
+def test_metacharacters_in_arguments_are_not_executed(
+    transport: SSHTransport, tmp_path: Path
+) -> None:
     pwned = tmp_path / "pwned"
-    for name in (f"x; touch {pwned}", f"$(touch {pwned})", f"`touch {pwned}`", f"a' && touch {pwned} '"):
+    for name in (
+        f"x; touch {pwned}",
+        f"$(touch {pwned})",
+        f"`touch {pwned}`",
+        f"a' && touch {pwned} '",
+    ):
         assert transport.run(["echo", name]).stdout == name + "\n"
     names = ["x; touch pwned", "$(touch pwned)", "`touch pwned`", "a' && touch pwned '", "*"]
     home_pwned = Path.home() / "pwned"
@@ -109,7 +121,10 @@ def test_put_get_roundtrip_with_progress(transport: SSHTransport, tmp_path: Path
     src.write_bytes(b"\x00\x01" * 300_000)
     seen: list[tuple[int, int]] = []
     remote = f"{transport.board.root}/payload.bin"
-    assert transport.put(src, remote, progress=lambda done, total: seen.append((done, total))) == 600_000
+    assert (
+        transport.put(src, remote, progress=lambda done, total: seen.append((done, total)))
+        == 600_000
+    )
     assert seen[-1] == (600_000, 600_000)
     back = tmp_path / "back.bin"
     transport.get(remote, back)
