@@ -26,6 +26,8 @@ __all__ = ["TORCHSCRIPT_MAX_OPSET", "export_onnx", "output_names_for", "run_torc
 log = logging.getLogger(__name__)
 
 TORCHSCRIPT_MAX_OPSET = 17
+_REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
+"""Warns once per missing optional op library ("torchvision is not installed"): not our concern."""
 
 
 def run_torch(model: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -85,8 +87,14 @@ def _export(model: Any, example: dict[str, np.ndarray], out: Path, opset: int,
     if dynamo:
         kwargs.update(external_data=False, verbose=False)
     out.unlink(missing_ok=True)
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress lines
-        torch.onnx.export(model, args, str(out), **kwargs)
+    registration = logging.getLogger(_REGISTRATION_LOGGER)
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress lines
+            torch.onnx.export(model, args, str(out), **kwargs)
+    finally:
+        registration.setLevel(level)
     onnx.checker.check_model(str(out))
     got = [i.name for i in onnx.load(str(out), load_external_data=False).graph.input]
     if got != list(example):

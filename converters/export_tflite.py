@@ -109,6 +109,8 @@ def _last_line(stderr: str, code: int) -> str:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m converters.export_tflite REQUEST.json (written by export_tflite)")
     from ._tflite_child import main
 
     sys.exit(main(sys.argv[1:]))

@@ -150,6 +150,15 @@ def test_onnx_source_without_data_is_synthetic(sim_bundle, tmp_path: Path) -> No
         assert art["verification"]["accuracy"] is None and "drift only" in art["verification"]["reason"]
 
 
+def test_torch_with_input_shapes_and_no_data(factory_source: str, tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="synthetic random inputs"):
+        bundle = build_bundle(factory_source, _onnx_only("fp32"), None, Paths(home=tmp_path),
+                              input_shapes={"x": (1, 1, 28, 28)})
+    art = bundle.manifest["artifacts"][0]
+    assert art["inputs"][0]["name"] == "input" and art["inputs"][0]["shape"] == [1, 1, 28, 28]
+    assert art["verification"]["passed"] and bundle.manifest["data"]["synthetic"] is True
+
+
 def test_torch_without_data_needs_shapes(tiny, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs input shapes"):
         build_bundle(str(tiny.pt2), load_profile("sim"), None, Paths(home=tmp_path))

@@ -60,6 +60,7 @@ def test_factory_fingerprint_is_weights_and_class(factory_source: str) -> None:
     assert not a.model.training
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.*is deprecated:DeprecationWarning")
 def test_torchscript_source(tmp_path: Path, factory_source: str) -> None:
     import torch
 
