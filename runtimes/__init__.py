@@ -12,6 +12,7 @@ Public API::
     provision(transport, board, facts, wheelhouse) -> str      (the board venv's python)
     ensure_runtime(transport, board, cache_dir=None) -> str    (all three in one call)
     ship_bundle(transport, board, bundle_dir, *, keep=3, progress=None) -> ShipResult
+    rollback(transport, board) -> str                          (current ↔ previous)
     profile_release(transport, board, profile, release_id=None) -> dict
     AGENT_PATH, AGENT_VERSION                                  (the on-board agent script)
 
@@ -22,7 +23,7 @@ board (by the agent), never here.
 from .agent import AGENT_PATH, AGENT_VERSION
 from .profile import parse_agent_output, profile_release
 from .provision import BoardFacts, build_wheelhouse, ensure_runtime, probe_board, provision
-from .ship import ShipProgress, ShipResult, read_bundle, ship_bundle
+from .ship import ShipProgress, ShipResult, read_bundle, rollback, ship_bundle
 from .simboard import SimBoard, SimStatus, resolve_board
 from .ssh import CommandTimeout, Progress, RunResult, SSHTransport, fingerprint
 
@@ -47,5 +48,6 @@ __all__ = [
     "provision",
     "read_bundle",
     "resolve_board",
+    "rollback",
     "ship_bundle",
 ]

@@ -27,7 +27,7 @@ from edgeship.errors import ShipError
 from ._remote import BoardLock, parse_sha256sum, remote_sha256
 from .ssh import SSHTransport
 
-__all__ = ["ShipProgress", "ShipResult", "read_bundle", "ship_bundle"]
+__all__ = ["ShipProgress", "ShipResult", "read_bundle", "rollback", "ship_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,18 @@ mkdir -p ".$2.partial"
 cd ".$2.partial"
 shift 2
 sha256sum -- "$@" 2>/dev/null || true
+"""
+# $1 root: swap current and previous (both renames atomic); prints the new current.
+_ROLLBACK = """
+set -e
+cd "$1"
+old=$(readlink current 2>/dev/null || true)
+prev=$(readlink previous 2>/dev/null || true)
+if [ -z "$prev" ] || [ ! -d "$prev" ]; then rm -rf .lock; exit 9; fi
+ln -sfn "$prev" .current.tmp && mv -T .current.tmp current
+if [ -n "$old" ]; then ln -sfn "$old" .previous.tmp && mv -T .previous.tmp previous; fi
+rm -rf .lock
+echo "${prev#releases/}"
 """
 
 
@@ -143,6 +155,25 @@ def ship_bundle(transport: SSHTransport, board: Board, bundle_dir: Path, *, keep
     log.info("board %r: shipped %s (%d files, %d bytes) in %.2f s", board.name, bundle_id,
              count, sent, seconds)
     return ShipResult(bundle_id, sent, count, len(files) - count, False, seconds)
+
+
+def rollback(transport: SSHTransport, board: Board) -> str:
+    """Point ``current`` back at ``previous`` (and ``previous`` at the former current).
+
+    Returns the release id now current. Raises :class:`ShipError` when there is no previous
+    release to go back to.
+    """
+    root = board.root.rstrip("/") or "/"
+    with BoardLock(transport, root) as lock:
+        res = transport.run_script(_ROLLBACK, root, check=False)
+        lock.held = res.status not in (0, 9)  # the script released it unless it failed early
+        if res.status == 9:
+            raise ShipError(f"board {board.name!r} has no previous release to roll back to; "
+                            "ship the release you want instead")
+        if res.status != 0:
+            raise ShipError(f"board {board.name!r}: rollback failed: {res.stderr.strip()[-200:]}")
+    log.info("board %r: rolled back to %s", board.name, res.stdout.strip())
+    return res.stdout.strip()
 
 
 def _mismatched(transport: SSHTransport, directory: str, files: dict[str, str]) -> set[str]:

@@ -30,6 +30,7 @@ def test_public_api_is_pinned() -> None:
         "provision",
         "read_bundle",
         "resolve_board",
+        "rollback",
         "ship_bundle",
     ]
 

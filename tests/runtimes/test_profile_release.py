@@ -34,7 +34,8 @@ def _doc(**changes: Any) -> dict[str, Any]:
         "throughput_ips": 900.0,
         "rss_mb": {"before_load": 30.0, "after_load": 40.0, "peak": 41.0},
     }
-    device: dict[str, Any] = dict.fromkeys(("hostname", "machine", "system", "release", "cpu", "os"), "x")
+    names = ("hostname", "machine", "system", "release", "cpu", "os")
+    device: dict[str, Any] = dict.fromkeys(names, "x")
     device.update(cores=2, ram_mb=1000, python="3.8.10", temps_c={})
     doc = {
         "schema": 1,

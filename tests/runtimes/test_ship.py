@@ -13,7 +13,7 @@ from devices import Board
 from edgeship.errors import ShipError
 from edgeship.paths import Paths
 from rt_kit import sha256_file
-from runtimes import SSHTransport, read_bundle, ship_bundle
+from runtimes import SSHTransport, read_bundle, rollback, ship_bundle
 
 pytestmark = pytest.mark.ssh
 NewBundle = Callable[..., Path]
@@ -153,3 +153,17 @@ def test_corrupt_or_unsafe_bundles_are_refused_before_connecting(
         read_bundle(bundle)
     with pytest.raises(ShipError, match="not a bundle"):
         read_bundle(tmp_path)
+
+
+def test_rollback_swaps_current_and_previous(
+    transport: SSHTransport, board: Board, new_bundle: NewBundle
+) -> None:
+    first, second = new_bundle(keys=("onnx-fp32",)), new_bundle(keys=("onnx-fp32",))
+    ship_bundle(transport, board, first)
+    with pytest.raises(ShipError, match="no previous release to roll back to"):
+        rollback(transport, board)
+    ship_bundle(transport, board, second)
+    assert rollback(transport, board) == first.name
+    assert _current(board) == f"releases/{first.name}"
+    assert os.readlink(Path(board.root) / "previous") == f"releases/{second.name}"
+    assert not (Path(board.root) / ".lock").exists()
