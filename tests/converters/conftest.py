@@ -98,7 +98,7 @@ def _agent(monkeypatch: pytest.MonkeyPatch, agent_file: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def sim_bundle(tiny: TinyModel, home: Paths, agent_file: Path):
+def sim_bundle(tiny: TinyModel, home: Paths, agent_file: Path) -> tuple[object, list[str]]:
     """The ``sim`` profile's bundle of the tiny model (onnx fp32/int8, tflite fp32/int8)."""
     import converters.bundle as bundle_mod
     from converters import build_bundle

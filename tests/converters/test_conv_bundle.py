@@ -15,7 +15,7 @@ from converters import build_bundle, bundle_id
 from converters._util import file_sha256
 from edgeship.errors import ConfigError, VerificationError
 from edgeship.paths import Paths
-from profiles import Artifact, load_profile
+from profiles import Artifact, Profile, load_profile
 
 ARTIFACT_KEYS = {"key", "format", "precision", "file", "size_bytes", "sha256", "inputs", "outputs",
                  "verification", "host_latency_ms", "converter"}
@@ -23,7 +23,7 @@ VERIFICATION_KEYS = {"samples", "accuracy", "accuracy_drop", "top1_agreement", "
                      "cosine", "passed", "reason"}
 
 
-def _onnx_only(*precisions: str, **budgets: float):
+def _onnx_only(*precisions: str, **budgets: float) -> Profile:
     sim = load_profile("sim")
     update = {"artifacts": tuple(Artifact(format="onnx", precision=p) for p in precisions)}
     if budgets:
