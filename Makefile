@@ -25,6 +25,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "edgeship: installing the host environment into $(VENV) (pinned; first time ~1-2 min)..."
 	@$(BIN)/python -m pip install -q --upgrade pip $(PIPQ)
 	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' --config-settings editable_mode=compat $(PIPQ)
+	@# onnx2tf imports tf_keras; its wheel requires `tensorflow` (a second 572 MB build) -> no deps
+	@$(BIN)/python -m pip install -q --no-deps tf-keras==2.21.0 $(PIPQ)
 	@touch $@
 
 setup: $(VENV)/.installed  ## create the venv with pinned dependencies and check sshd
