@@ -64,7 +64,7 @@ def start_board(board: Board, paths: Paths, progress: Progress = _quiet) -> Boar
     if not board.simulated:
         return board
     progress(f"starting simulated board {board.name!r}")
-    return SimBoard(paths, board.name).up()
+    return SimBoard(paths, board.name, profile=board.profile).up()
 
 
 def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = None,

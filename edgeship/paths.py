@@ -35,11 +35,6 @@ class Paths:
         return self.home / "known_hosts"
 
     @property
-    def wheelhouse(self) -> Path:
-        """Host-side wheels for offline board provisioning, one folder per platform."""
-        return self.home / "wheelhouse"
-
-    @property
     def reports(self) -> Path:
         """Saved reports: ``reports/<device>/<timestamp>/``."""
         return Path(os.environ.get("EDGESHIP_REPORTS", self.home.parent / "reports"))
