@@ -1,0 +1,51 @@
+"""The ``edgeship`` command line: thin over the library, one module per group of subcommands.
+
+Every :class:`~edgeship.errors.EdgeshipError` becomes one line on stderr and its exit code;
+``--json`` prints the machine-readable document on stdout and keeps progress on stderr.
+A new subcommand goes in its own module here, registered on ``app`` from ``_common``, and is
+imported below.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from edgeship import __version__
+from edgeship.errors import EdgeshipError
+
+from . import boards, deploy  # noqa: F401 - registers the subcommands
+from ._common import app, err
+
+__all__ = ["app", "main"]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"edgeship {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Show the version and exit.")] = False) -> None:
+    """edgeship: one command from a trained model to figures measured on the board."""
+
+
+def main() -> None:
+    """Console entry point: run the app, map errors to one line and an exit code."""
+    try:
+        app()  # standalone: usage errors print click's message and exit 2
+    except EdgeshipError as exc:
+        err.print(f"[red]edgeship: error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # an unexpected failure still ends in one line, not a traceback
+        if os.environ.get("EDGESHIP_DEBUG"):
+            raise
+        err.print(f"[red]edgeship: internal error:[/] {type(exc).__name__}: {exc} "
+                  "(set EDGESHIP_DEBUG=1 for the traceback and report it)",
+                  highlight=False, soft_wrap=True)
+        sys.exit(70)

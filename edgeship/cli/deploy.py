@@ -1,0 +1,85 @@
+"""``edgeship deploy`` and ``edgeship convert``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from edgeship.errors import BudgetExceeded
+
+from ._common import (DEMO_MODEL, DataOpt, DeviceOpt, ForceOpt, InventoryOpt, JsonOpt, ModelOpt,
+                      app, default_data, open_inventory, out, progress)
+
+__all__ = ["convert", "deploy"]
+
+
+@app.command()
+def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
+           data: DataOpt = None, json_out: JsonOpt = False, inventory: InventoryOpt = None,
+           force: ForceOpt = False) -> None:
+    """Convert MODEL for DEVICE's profile, ship it, profile it on the board, report.
+
+    The report is saved under reports/<device>/<timestamp>/report.json. Exit status: 0 when
+    every artifact ran; 7 when the profile's budgets are hard limits and one was exceeded.
+    """
+    from edgeship.deploy import deploy as run_deploy
+    from edgeship.report import render_table
+
+    data = default_data(model, data)
+    with progress() as report_progress:
+        outcome = run_deploy(device, model, data, inventory=open_inventory(inventory),
+                             progress=report_progress, force=force)
+    report = outcome.report
+    if json_out:
+        print(json.dumps(report, indent=2))
+    else:
+        out.print(render_table(report))
+        ship = report["ship"]
+        sent = "nothing sent (release already on the board)" if ship["reused"] else \
+            f"sent {ship['files_sent']} files, {ship['bytes_sent'] / 1e6:.2f} MB"
+        cached = "reused cached bundle" if report["bundle"]["reused"] else "built bundle"
+        out.print(f"{cached} {report['bundle']['id']}; {sent}; verdict [bold]{report['verdict']}[/]")
+        out.print(f"report: {outcome.report_path}")
+    if report["verdict"] == "fail" and report["budgets"].get("hard"):
+        raise BudgetExceeded(f"budgets exceeded on {device!r} (profile marks them hard); "
+                             f"see {outcome.report_path}")
+    if report["verdict"] == "error":
+        raise typer.Exit(1)
+
+
+@app.command()
+def convert(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
+            data: DataOpt = None, json_out: JsonOpt = False, inventory: InventoryOpt = None,
+            profile: Annotated[Optional[str], typer.Option(help="Profile name or YAML file, instead of DEVICE's.")] = None,
+            force: ForceOpt = False) -> None:
+    """Build (or reuse) the verified artifact bundle for DEVICE's profile, without shipping."""
+    from edgeship.deploy import convert as run_convert
+
+    data = default_data(model, data)
+    inv = None if profile else open_inventory(inventory)
+    with progress() as report_progress:
+        _, bundle = run_convert(device, model, data, inventory=inv, profile=profile,
+                                progress=report_progress, force=force)
+    if json_out:
+        print(json.dumps({"bundle_id": bundle.id, "path": str(bundle.path),
+                          "reused": bundle.reused, "manifest": bundle.manifest}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"bundle {bundle.id} ({'cached' if bundle.reused else 'built'}) · {bundle.path}",
+                  title_justify="left")
+    for col in ("artifact", "size", "accuracy", "drop", "top-1 agree", "host p50 ms", "passed"):
+        table.add_column(col)
+    for a in bundle.manifest["artifacts"]:
+        v = a.get("verification", {})
+        table.add_row(a["key"], f"{a['size_bytes'] / 1024:.1f} KiB", _num(v.get("accuracy")),
+                      _num(v.get("accuracy_drop")), _num(v.get("top1_agreement")),
+                      _num((a.get("host_latency_ms") or {}).get("p50")), str(v.get("passed")))
+    out.print(table)
+
+
+def _num(value: Any) -> str:
+    return "—" if value is None else f"{value:.3f}"
