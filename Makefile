@@ -60,6 +60,15 @@ test: setup  ## run the test suite (real sshd on loopback, real runtimes)
 test-slow: setup  ## run the slow suites too
 	@$(BIN)/python -m pytest -m 'slow' $(ARGS)
 
+$(VENV)/.bench-installed: $(VENV)/.installed
+	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]' --config-settings editable_mode=compat $(PIPQ)
+	@touch $@
+
+bench: setup $(VENV)/.bench-installed  ## run every benchmark, write BENCHMARKS.md
+	@for script in bench/converters.py bench/shipping.py bench/profiler.py; do \
+	   if [ -f $$script ]; then echo "edgeship: $$script"; $(BIN)/python $$script || exit 1; fi; done
+	@$(BIN)/python bench/assemble.py
+
 clean:  ## stop simulated boards and remove build state (keeps the venv)
 	-@test -x $(EDGESHIP) && $(EDGESHIP) board down sim >/dev/null 2>&1 || true
 	rm -rf .edgeship build reports
