@@ -16,6 +16,7 @@ __all__ = [
     "Budgets",
     "Profile",
     "ProfilingOptions",
+    "Quantization",
     "RecipeStep",
     "RuntimeOptions",
     "FORMATS",
@@ -30,11 +31,65 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Quantization(_Strict):
+    """How an int8 artifact is quantized (``artifacts[].quantization``); ``None`` = format default.
+
+    ONNX: ``mode`` static (QDQ, calibrated with ``calibration``, ``activations`` type) or dynamic
+    (``quantize_dynamic``: int8 weights, activations quantized at run time); ``exclude`` keeps the
+    named nodes in float, or ``auto`` keeps the ``keep_float`` most sensitive ones (measured).
+    TFLite: ``mode`` static (full-integer, ``io`` int8 / uint8 / float32) or dynamic (dynamic-range:
+    int8 weights, float I/O). ``fallback``: when the artifact fails ``max_accuracy_drop``, try
+    per-channel weights, then excluding the most sensitive layers, then fp16.
+    """
+
+    mode: Literal["static", "dynamic"] = "static"
+    per_channel: bool = True
+    calibration: Literal["minmax", "entropy", "percentile"] | None = None
+    percentile: float = Field(default=99.999, gt=90, le=100)
+    activations: Literal["int8", "uint8"] | None = None
+    io: Literal["int8", "uint8", "float32"] | None = None
+    exclude: Literal["auto"] | tuple[str, ...] = ()
+    keep_float: int = Field(default=0, ge=0, le=1000)
+    fallback: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Quantization":
+        if self.mode == "dynamic":
+            given = [n for n in ("calibration", "activations", "io") if getattr(self, n) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for mode: static (dynamic "
+                                 "quantization has no calibration); remove it")
+        if self.exclude == "auto" and self.keep_float < 1:
+            raise ValueError("exclude: auto needs keep_float: N (how many layers stay float)")
+        if self.keep_float and self.exclude != "auto":
+            raise ValueError("keep_float needs exclude: auto (or list node names in exclude)")
+        return self
+
+
+_ONNX_ONLY = ("calibration", "activations", "exclude", "keep_float")
+
+
 class Artifact(_Strict):
-    """One artifact the profile wants built: a format at a precision."""
+    """One artifact the profile wants built: a format at a precision (int8: how, optionally)."""
 
     format: Literal["onnx", "tflite"]
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    quantization: Quantization | None = None
+
+    @model_validator(mode="after")
+    def _quantization_fits(self) -> "Artifact":
+        q = self.quantization
+        if q is None:
+            return self
+        if self.precision != "int8":
+            raise ValueError(f"quantization options apply to precision int8, not {self.precision}")
+        fields = q.model_fields_set
+        wrong = [n for n in _ONNX_ONLY if n in fields] if self.format == "tflite" else (
+            ["io"] if "io" in fields else [])
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: not an option for {self.format} artifacts; "
+                             "remove it")
+        return self
 
     @property
     def key(self) -> str:
