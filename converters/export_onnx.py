@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,9 @@ def _export(model: Any, example: dict[str, np.ndarray], out: Path, opset: int,
     level = registration.level
     registration.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress lines
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # the exporter prints progress lines; torch's own pytree code trips its deprecation
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
             torch.onnx.export(model, args, str(out), **kwargs)
     finally:
         registration.setLevel(level)
