@@ -55,6 +55,10 @@ def align_data(loaded: LoadedModel, data: Dataset) -> Dataset:
 def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Profile,
                     progress: Progress) -> dict[str, Any]:
     """Write the profile's artifacts and ``samples.npz`` into *work*; return manifest parts."""
+    if loaded.kind == "tflite":  # shipped as it is: one artifact, verified against itself
+        from .source_tflite import build_tflite_artifacts
+
+        return build_tflite_artifacts(work, loaded, data, profile, progress)
     inputs = {k: data.inputs[k] for k in _input_order(loaded, data)}
     shapes = {k: (1, *v.shape[1:]) for k, v in inputs.items()}
     progress(f"running the original model on {min(len(v) for v in inputs.values())} samples")
@@ -116,6 +120,10 @@ def _make_artifacts(work: Path, loaded: LoadedModel, model: Any, inputs: dict[st
     example = {k: v[:1] for k, v in inputs.items()}
     made = {"onnx-fp32": export_onnx(replace(loaded, model=model), example, fp32, profile.opset,
                                      out_names)}
+    if loaded.fixed_shapes:  # --input-shape: static dims for runtimes/converters that need them
+        from ._shapes import fix_onnx_input_shapes
+
+        made["onnx-fp32"]["input_shapes_fixed"] = fix_onnx_input_shapes(fp32, loaded.fixed_shapes)
     keys = {a.key for a in profile.artifacts}
     if "onnx-int8" in keys:
         progress("quantizing ONNX int8")

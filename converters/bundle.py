@@ -97,7 +97,7 @@ def build_bundle(source: str, profile: Profile, data: str | Path | None = None,
         sha = loaded.sha256
     agent = agent_path()
     bid = bundle_id(sha, dataset.sha256 if dataset else None, profile, file_sha256(agent),
-                    input_shapes=None if dataset else input_shapes)
+                    input_shapes=input_shapes)
     final = paths.bundles / bid
     if (final / MANIFEST).exists() and not force:
         log.info("bundle %s is cached at %s", bid, final)
@@ -116,9 +116,10 @@ def _synthetic(loaded: LoadedModel, input_shapes: dict[str, tuple[int, ...]] | N
         shapes = {"input": next(iter(given.values()))} if len(given) == 1 else dict(given)
     for name, shape in shapes.items():
         if any(d < 1 for d in shape[1:]):
-            raise ConfigError(f"input {name!r} has dynamic dimensions {list(shape)}; pass a "
-                              "data file or input_shapes with static sizes")
-    data = synthetic_dataset({k: (1, *v[1:]) for k, v in shapes.items()})
+            raise ConfigError(f"input {name!r} has dynamic dimensions {list(shape)}; pass "
+                              f"--data, or --input-shape {name}=1x... with static sizes")
+    data = synthetic_dataset({k: (1, *v[1:]) for k, v in shapes.items()},
+                             dtypes=loaded.input_dtypes)
     msg = (f"no data file for {loaded.ref}: verifying on {data.samples} synthetic random inputs "
            "(drift only, no accuracy); int8 calibration will not be representative")
     log.warning(msg)

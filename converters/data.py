@@ -1,13 +1,19 @@
-"""Evaluation / calibration data files (``--data FILE.npz``), see docs/architecture.md.
+"""Evaluation / calibration data (``--data``), see docs/architecture.md.
 
-One array per model input (first axis = samples, source layout), optional ``labels`` (int,
-``[N]``), optional ``calibration.<input name>`` arrays. Every problem is a one-line
-:class:`~edgeship.errors.ConfigError` that names the file and what to change.
+Three forms, one result: a ``.npz`` file; a directory of ``.npy`` files (``<input>.npy`` per
+input, optional ``labels.npy`` and ``calibration.<input>.npy``); or ``package.module:function``
+returning a dict of arrays with the same keys. One array per model input (first axis =
+samples, source layout; integer inputs such as token ids keep their dtype), optional ``labels``
+(int, ``[N]``), optional ``calibration.<input name>`` arrays. Every problem is a one-line
+:class:`~edgeship.errors.ConfigError` that names the source and what to change.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import logging
+import re
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,13 +24,16 @@ from edgeship.errors import ConfigError
 
 from ._util import file_sha256, one_line
 
-__all__ = ["CALIBRATION_PREFIX", "DEFAULT_CALIBRATION", "Dataset", "load_dataset", "synthetic_dataset"]
+__all__ = ["CALIBRATION_PREFIX", "DEFAULT_CALIBRATION", "TRAIN_PREFIX", "Dataset", "load_dataset", "synthetic_dataset"]
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_PREFIX = "calibration."
+TRAIN_PREFIX = "train."
+"""``train.<input name>`` arrays + ``train.labels``: the training split of fine-tuning passes."""
 DEFAULT_CALIBRATION = 200
 """How many evaluation samples calibrate int8 when the file has no ``calibration.*`` arrays."""
+_CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,9 @@ class Dataset:
     synthetic: bool = False
     aliases: dict[str, str] = field(default_factory=dict)
     """Input name → its key in the file, for inputs renamed by :meth:`renamed`."""
+    train: dict[str, np.ndarray] | None = None
+    """Training split (``train.<input>`` arrays) by input name, for fine-tuning passes."""
+    train_labels: np.ndarray | None = None
 
     @property
     def samples(self) -> int:
@@ -61,7 +73,12 @@ class Dataset:
         if self.calibration is not None:
             calib = {mapping.get(k, k): v for k, v in self.calibration.items()}
         aliases = {mapping.get(k, k): self.aliases.get(k, k) for k in self.inputs}
-        return replace(self, inputs=inputs, calibration=calib, aliases=aliases)
+        train = None if self.train is None else {mapping.get(k, k): v for k, v in self.train.items()}
+        return replace(self, inputs=inputs, calibration=calib, aliases=aliases, train=train)
+
+    def train_set(self) -> tuple[dict[str, np.ndarray], np.ndarray | None] | None:
+        """The training split (arrays by input name, labels or ``None``); ``None`` without one."""
+        return None if self.train is None else (dict(self.train), self.train_labels)
 
     def calibration_set(self, limit: int = DEFAULT_CALIBRATION) -> tuple[dict[str, np.ndarray], str]:
         """Calibration arrays for int8 and a description for the manifest."""
@@ -78,12 +95,25 @@ class Dataset:
 
 
 def load_dataset(path: str | Path) -> Dataset:
-    """Read and validate a ``.npz`` data file."""
+    """Read and validate a ``.npz`` file, a directory of ``.npy`` files or ``module:function``."""
+    ref = str(path)
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"data file {path} does not exist; check the --data path")
-    arrays = _read_npz(path)
+    if path.is_dir():
+        arrays, sha = _read_npy_dir(path)
+    elif path.is_file():
+        arrays, sha = _read_npz(path), file_sha256(path)
+    elif _CALLABLE.match(ref):
+        arrays, sha = _call_data(ref)
+    else:
+        raise ConfigError(f"data file {path} does not exist; check the --data path (a .npz "
+                          "file, a directory of .npy files or package.module:function)")
+    return _dataset(path, arrays, ref, sha)
+
+
+def _dataset(path: Path, arrays: dict[str, np.ndarray], ref: str, sha: str) -> Dataset:
     labels = arrays.pop("labels", None)
+    train = {k[len(TRAIN_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(TRAIN_PREFIX)}
+    train_labels = train.pop("labels", None)
     calib = {k[len(CALIBRATION_PREFIX):]: arrays.pop(k) for k in list(arrays)
              if k.startswith(CALIBRATION_PREFIX)}
     if not arrays:
@@ -96,16 +126,74 @@ def load_dataset(path: str | Path) -> Dataset:
         labels = _check_labels(path, labels, n)
     if calib:
         calib = {k: _check_calibration(path, k, v, inputs) for k, v in calib.items()}
-    data = Dataset(inputs, labels, calib or None, str(path), file_sha256(path))
+    if train or train_labels is not None:
+        train, train_labels = _check_train(path, train, train_labels, inputs)
+    data = Dataset(inputs, labels, calib or None, ref, sha, train=train or None,
+                   train_labels=train_labels)
     log.info("data %s: %d samples, inputs %s, labels %s", path, n, data.names, labels is not None)
     return data
 
 
-def synthetic_dataset(shapes: dict[str, tuple[int, ...]], samples: int = 32, seed: int = 0) -> Dataset:
-    """Seeded uniform [0, 1) inputs for models given without data (verification is drift-only)."""
+def synthetic_dataset(shapes: dict[str, tuple[int, ...]], samples: int = 32, seed: int = 0,
+                      dtypes: dict[str, str] | None = None) -> Dataset:
+    """Seeded inputs for models given without data (verification is drift-only, no accuracy).
+
+    Float inputs are uniform [0, 1); integer inputs (token ids, masks) are ones, valid for any
+    embedding table and a full attention mask.
+    """
     rng = np.random.default_rng(seed)
-    inputs = {k: rng.random((samples, *s[1:]), dtype=np.float32) for k, s in shapes.items()}
+    inputs = {}
+    for name, shape in shapes.items():
+        dtype = np.dtype((dtypes or {}).get(name, "float32"))
+        size = (samples, *shape[1:])
+        inputs[name] = (rng.random(size, dtype=np.float32).astype(dtype, copy=False)
+                        if dtype.kind == "f" else np.ones(size, dtype=dtype))
     return Dataset(inputs, ref="synthetic", synthetic=True)
+
+
+def _read_npy_dir(path: Path) -> tuple[dict[str, np.ndarray], str]:
+    files = sorted(path.glob("*.npy"))
+    if not files:
+        raise ConfigError(f"{path}: no .npy files; save one <input name>.npy per model input "
+                          "(and optionally labels.npy)")
+    digest = hashlib.sha256()
+    arrays = {}
+    for f in files:
+        try:
+            arrays[f.stem] = np.load(f, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise ConfigError(f"{f} is not a .npy array ({one_line(exc)}); "
+                              "save it with numpy.save") from exc
+        digest.update(f"{f.name}|{file_sha256(f)}".encode())
+    return arrays, digest.hexdigest()
+
+
+def _call_data(ref: str) -> tuple[dict[str, np.ndarray], str]:
+    module_name, _, attr = ref.partition(":")
+    try:
+        func = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r} for --data {ref} ({one_line(exc)}); "
+                          "check the module path") from exc
+    for part in attr.split("."):
+        func = getattr(func, part, None)
+    if not callable(func):
+        raise ConfigError(f"{module_name!r} has no callable {attr!r}; give "
+                          "package.module:function returning a dict of arrays")
+    try:
+        result = func()
+    except Exception as exc:  # user code: any failure is a data error
+        raise ConfigError(f"--data {ref}() raised {one_line(exc)}; fix the function") from exc
+    if not isinstance(result, dict) or not all(isinstance(k, str) for k in result):
+        raise ConfigError(f"--data {ref}() returned {type(result).__name__}; return a dict "
+                          "of input name -> numpy array (plus optional labels)")
+    arrays = {k: np.asarray(v) for k, v in result.items()}
+    digest = hashlib.sha256(ref.encode())
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}|{a.dtype}|{a.shape}".encode())
+        digest.update(a.tobytes())
+    return arrays, digest.hexdigest()
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -140,12 +228,12 @@ def _check_counts(path: Path, inputs: dict[str, np.ndarray]) -> None:
                           "every input array needs the same first axis")
 
 
-def _check_labels(path: Path, labels: np.ndarray, n: int) -> np.ndarray:
+def _check_labels(path: Path, labels: np.ndarray, n: int, key: str = "labels") -> np.ndarray:
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ConfigError(f"{path}: labels must be a 1-D integer array of class ids, "
+        raise ConfigError(f"{path}: {key} must be a 1-D integer array of class ids, "
                           f"got shape {labels.shape} dtype {labels.dtype}")
     if len(labels) != n:
-        raise ConfigError(f"{path}: labels has {len(labels)} entries but the inputs have "
+        raise ConfigError(f"{path}: {key} has {len(labels)} entries but the inputs have "
                           f"{n} samples; they must match one to one")
     return labels.astype(np.int64)
 
@@ -162,3 +250,27 @@ def _check_calibration(path: Path, name: str, arr: np.ndarray,
                           f"{inputs[name].shape}; calibration samples must have the input's "
                           f"per-sample shape {expected}")
     return arr.astype(inputs[name].dtype)
+
+
+def _check_train(path: Path, train: dict[str, np.ndarray], labels: np.ndarray | None,
+                 inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    if sorted(train) != sorted(inputs):
+        raise ConfigError(f"{path}: training arrays {sorted(TRAIN_PREFIX + k for k in train)} do "
+                          f"not match the inputs {sorted(inputs)}; add one {TRAIN_PREFIX}<input "
+                          "name> array per input")
+    for name, arr in train.items():
+        expected = inputs[name].shape[1:]
+        if arr.ndim < 1 or arr.shape[1:] != expected or arr.shape[0] == 0:
+            raise ConfigError(f"{path}: {TRAIN_PREFIX}{name} has shape {arr.shape} but input "
+                              f"{name!r} has {inputs[name].shape}; training samples must have "
+                              f"the input's per-sample shape {expected}")
+        train[name] = arr.astype(inputs[name].dtype)
+    counts = {len(v) for v in train.values()}
+    n = counts.pop()
+    if counts:
+        raise ConfigError(f"{path}: {TRAIN_PREFIX}* arrays have different sample counts; "
+                          "every training array needs the same first axis")
+    if labels is not None:
+        labels = _check_labels(path, labels, n, f"{TRAIN_PREFIX}labels")
+    return train, labels
+

@@ -1,4 +1,5 @@
-"""Load a model source: ``.pt2`` (torch.export), ``package.module:factory``, TorchScript, ONNX.
+"""Load a model source: ``.pt2`` (torch.export), ``package.module:factory``, TorchScript, ONNX,
+TFLite (shipped as it is, see :mod:`converters.source_tflite`).
 
 The source is fingerprinted (sha256) first, cheaply for files, so a cached bundle can be found
 without importing torch. Heavy libraries are imported inside the loaders only.
@@ -14,16 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeship.errors import ModelError
+from edgeship.errors import ConfigError, ModelError
 
 from ._util import file_sha256, one_line
 
-__all__ = ["LoadedModel", "SourceRef", "identify_source", "load_model"]
+__all__ = ["LoadedModel", "SourceRef", "fix_shapes", "identify_source", "load_model",
+           "parse_input_shapes"]
 
 log = logging.getLogger(__name__)
 
-_SUFFIX_KINDS = {".pt2": "pt2", ".pt": "torchscript", ".ts": "torchscript", ".onnx": "onnx"}
+_SUFFIX_KINDS = {".pt2": "pt2", ".pt": "torchscript", ".ts": "torchscript", ".onnx": "onnx",
+                 ".tflite": "tflite"}
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_SHAPE_SPEC = re.compile(r"^([^=\s]+)=(\d+(?:x\d+)*)$")
+_NOT_TORCH = ("onnx", "tflite")
 
 
 @dataclass(frozen=True)
@@ -35,8 +40,8 @@ class SourceRef:
 
     @property
     def is_torch(self) -> bool:
-        """True for every source but ONNX."""
-        return self.kind != "onnx"
+        """True for every source but ONNX and TFLite."""
+        return self.kind not in _NOT_TORCH
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,9 @@ class LoadedModel:
     """A loaded source: the model object plus what identifies it.
 
     ``model`` is a ``torch.nn.Module`` for torch sources and the :class:`Path` of the file for
-    ONNX. ``input_names``/``input_shapes`` come from the ONNX graph, or from ``input_shapes``
-    given by the caller (torch sources otherwise take them from the data file).
+    ONNX and TFLite. ``input_names``/``input_shapes``/``input_dtypes`` come from the file, with
+    dynamic dimensions (``-1``) fixed by the caller's ``input_shapes``; torch sources take them
+    from ``input_shapes`` or the data file.
     """
 
     kind: str
@@ -55,11 +61,14 @@ class LoadedModel:
     input_names: tuple[str, ...] = ()
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     output_names: tuple[str, ...] = ()
+    input_dtypes: dict[str, str] = field(default_factory=dict)
+    fixed_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """Inputs whose dynamic dimensions the caller fixed (``--input-shape``)."""
 
     @property
     def is_torch(self) -> bool:
-        """True for every source but ONNX."""
-        return self.kind != "onnx"
+        """True for every source but ONNX and TFLite."""
+        return self.kind not in _NOT_TORCH
 
 
 def identify_source(source: str) -> SourceRef:
@@ -70,7 +79,7 @@ def identify_source(source: str) -> SourceRef:
     kind = _SUFFIX_KINDS.get(path.suffix.lower())
     if kind is None:
         raise ModelError(f"unsupported model source {source!r}; use a .pt2 (torch.export), "
-                         ".pt/.ts (TorchScript), .onnx file or package.module:factory")
+                         ".pt/.ts (TorchScript), .onnx, .tflite file or package.module:factory")
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist; check the --model path")
     return SourceRef(kind, str(path))
@@ -87,11 +96,46 @@ def load_model(source: str, input_shapes: dict[str, tuple[int, ...]] | None = No
     shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
     if src.kind == "onnx":
         return _load_onnx(Path(src.ref), shapes)
+    if src.kind == "tflite":
+        from .source_tflite import load_tflite
+
+        return load_tflite(Path(src.ref), shapes)
     loader = {"pt2": _load_pt2, "torchscript": _load_torchscript, "module": _load_factory}[src.kind]
     model = loader(src.ref)
     sha = _state_sha256(model) if src.kind == "module" else file_sha256(Path(src.ref))
     log.info("loaded %s model %s (sha256 %s)", src.kind, src.ref, sha[:12])
     return LoadedModel(src.kind, src.ref, sha, model, tuple(shapes), shapes)
+
+
+def parse_input_shapes(specs: list[str] | tuple[str, ...] | None) -> dict[str, tuple[int, ...]]:
+    """``["ids=1x128", "mask=1x128"]`` → ``{"ids": (1, 128), ...}``; a bad spec is a ConfigError."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in specs or ():
+        match = _SHAPE_SPEC.match(spec.strip())
+        if match is None or any(int(d) < 1 for d in match.group(2).split("x")):
+            raise ConfigError(f"bad --input-shape {spec!r}; write NAME=DIMSxDIMS with positive "
+                              "integers, e.g. --input-shape input=1x3x224x224")
+        name = match.group(1)
+        if name in shapes:
+            raise ConfigError(f"--input-shape gives {name!r} twice; give each input once")
+        shapes[name] = tuple(int(d) for d in match.group(2).split("x"))
+    return shapes
+
+
+def fix_shapes(path: Path, found: dict[str, tuple[int, ...]],
+               given: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Check *given* shapes against the file's (``-1`` = dynamic); return the fixed inputs."""
+    unknown = sorted(set(given) - set(found))
+    if unknown:
+        raise ConfigError(f"--input-shape names {', '.join(unknown)}, which {path.name} does not "
+                          f"have; its inputs are {', '.join(found)}")
+    for name, shape in given.items():
+        model = found[name]
+        if len(model) != len(shape) or any(m not in (-1, g) for m, g in zip(model, shape)):
+            raise ConfigError(f"--input-shape {name}={'x'.join(map(str, shape))} does not fit "
+                              f"{path.name}'s input {name!r} of shape {list(model)} (-1 = dynamic); "
+                              "keep its static dimensions")
+    return {k: v for k, v in given.items() if v != found[k]}
 
 
 def _load_pt2(ref: str) -> Any:
@@ -167,8 +211,19 @@ def _load_onnx(path: Path, shapes: dict[str, tuple[int, ...]]) -> LoadedModel:
     names = tuple(i.name for i in graph_inputs)
     found = {i.name: tuple(d.dim_value or -1 for d in i.type.tensor_type.shape.dim)
              for i in graph_inputs}
-    found.update({k: v for k, v in shapes.items() if k in found})
+    dtypes = {i.name: _onnx_dtype(i.type.tensor_type.elem_type) for i in graph_inputs}
+    fixed = fix_shapes(path, found, shapes)
+    found.update(fixed)
     outputs = tuple(o.name for o in proto.graph.output)
     sha = file_sha256(path)
     log.info("loaded ONNX %s: inputs %s, outputs %s", path, found, outputs)
-    return LoadedModel("onnx", str(path), sha, path, names, found, outputs)
+    return LoadedModel("onnx", str(path), sha, path, names, found, outputs, dtypes, fixed)
+
+
+def _onnx_dtype(elem_type: int) -> str:
+    import onnx
+
+    try:
+        return str(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, ValueError):
+        return "float32"

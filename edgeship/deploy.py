@@ -45,15 +45,20 @@ def _one_board(inventory: Inventory, device: str) -> Board:
 
 def convert(device: str, model: str, data: str | None, *, paths: Paths | None = None,
             inventory: Inventory | None = None, profile: str | None = None,
-            progress: Progress = _quiet, force: bool = False):
-    """Build (or reuse) the bundle of *model* for *device*'s profile; return ``(Profile, Bundle)``."""
+            progress: Progress = _quiet, force: bool = False,
+            input_shapes: dict[str, tuple[int, ...]] | None = None):
+    """Build (or reuse) the bundle of *model* for *device*'s profile; return ``(Profile, Bundle)``.
+
+    *input_shapes* fixes dynamic input dimensions (``--input-shape name=1x3x224x224``).
+    """
     paths = paths or default_paths()
     if profile is None:
         profile = _one_board(inventory or load_inventory(), device).profile
     prof = load_profile(profile)
     from converters import build_bundle  # heavy: only once the arguments are known good
 
-    bundle = build_bundle(model, prof, data, paths, progress=progress, force=force)
+    bundle = build_bundle(model, prof, data, paths, progress=progress, force=force,
+                          input_shapes=input_shapes)
     return prof, bundle
 
 
@@ -69,14 +74,15 @@ def start_board(board: Board, paths: Paths, progress: Progress = _quiet) -> Boar
 
 def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = None,
            inventory: Inventory | None = None, progress: Progress = _quiet,
-           force: bool = False) -> DeployOutcome:
+           force: bool = False,
+           input_shapes: dict[str, tuple[int, ...]] | None = None) -> DeployOutcome:
     """Convert, ship, profile and report on one board; save the report; return it."""
     paths = paths or default_paths()
     board = _one_board(inventory or load_inventory(), device)
     from runtimes import SSHTransport, ensure_runtime, profile_release, ship_bundle
 
     profile, bundle = convert(device, model, data, paths=paths, profile=board.profile,
-                              progress=progress, force=force)
+                              progress=progress, force=force, input_shapes=input_shapes)
     target = start_board(board, paths, progress)
     with SSHTransport(target, paths.known_hosts) as ssh:
         progress(f"checking the runtime on {board.name!r}")

@@ -13,13 +13,23 @@ from edgeship.errors import BudgetExceeded
 from ._common import (DEMO_MODEL, DataOpt, DeviceOpt, ForceOpt, InventoryOpt, JsonOpt, ModelOpt,
                       app, default_data, open_inventory, out, progress)
 
-__all__ = ["convert", "deploy"]
+__all__ = ["InputShapeOpt", "convert", "deploy", "input_shapes"]
+
+InputShapeOpt = Annotated[Optional[list[str]], typer.Option(
+    "--input-shape", help="Fix an input's shape, NAME=1x3x224x224 (repeatable), for dynamic axes.")]
+
+
+def input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
+    """Parsed ``--input-shape`` options (a bad spec is a one-line ConfigError)."""
+    from converters.load import parse_input_shapes
+
+    return parse_input_shapes(specs) or None
 
 
 @app.command()
 def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
            data: DataOpt = None, json_out: JsonOpt = False, inventory: InventoryOpt = None,
-           force: ForceOpt = False) -> None:
+           force: ForceOpt = False, input_shape: InputShapeOpt = None) -> None:
     """Convert MODEL for DEVICE's profile, ship it, profile it on the board, report.
 
     The report is saved under reports/<device>/<timestamp>/report.json. Exit status: 0 when
@@ -31,7 +41,8 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
     data = default_data(model, data)
     with progress() as report_progress:
         outcome = run_deploy(device, model, data, inventory=open_inventory(inventory),
-                             progress=report_progress, force=force)
+                             progress=report_progress, force=force,
+                             input_shapes=input_shapes(input_shape))
     report = outcome.report
     if json_out:
         print(json.dumps(report, indent=2))
@@ -54,7 +65,7 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
 def convert(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
             data: DataOpt = None, json_out: JsonOpt = False, inventory: InventoryOpt = None,
             profile: Annotated[Optional[str], typer.Option(help="Profile name or YAML file, instead of DEVICE's.")] = None,
-            force: ForceOpt = False) -> None:
+            force: ForceOpt = False, input_shape: InputShapeOpt = None) -> None:
     """Build (or reuse) the verified artifact bundle for DEVICE's profile, without shipping."""
     from edgeship.deploy import convert as run_convert
 
@@ -62,7 +73,8 @@ def convert(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
     inv = None if profile else open_inventory(inventory)
     with progress() as report_progress:
         _, bundle = run_convert(device, model, data, inventory=inv, profile=profile,
-                                progress=report_progress, force=force)
+                                progress=report_progress, force=force,
+                                input_shapes=input_shapes(input_shape))
     if json_out:
         print(json.dumps({"bundle_id": bundle.id, "path": str(bundle.path),
                           "reused": bundle.reused, "manifest": bundle.manifest}, indent=2))
