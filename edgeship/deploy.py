@@ -17,7 +17,7 @@ from edgeship.paths import Paths, default_paths
 from edgeship.report import build_report, save_report
 from profiles import Profile, load_profile
 
-__all__ = ["DeployOutcome", "convert", "deploy", "start_board"]
+__all__ = ["DeployOutcome", "convert", "deploy", "deploy_bundle", "start_board"]
 
 Progress = Callable[[str], None]
 
@@ -39,7 +39,7 @@ def _one_board(inventory: Inventory, device: str) -> Board:
     if len(boards) != 1:
         names = ", ".join(b.name for b in boards)
         raise ConfigError(f"{device!r} is a group of {len(boards)} boards ({names}); "
-                          "name one board with --device (fleet deploys come with the fleet engine)")
+                          "deploy to it with edgeship.fleet.deploy_fleet, or name one board")
     return boards[0]
 
 
@@ -63,13 +63,14 @@ def convert(device: str, model: str, data: str | None, *, paths: Paths | None = 
 
 
 def start_board(board: Board, paths: Paths, progress: Progress = _quiet) -> Board:
-    """A simulated board is started (idempotent); a real one is returned as it is."""
-    from runtimes import SimBoard
+    """A simulated board is started (idempotent; in its own network namespace when its host is
+    a 10.213.x address and we are root); a real one is returned as it is."""
+    from runtimes.netns_board import start_sim_board
 
     if not board.simulated:
         return board
     progress(f"starting simulated board {board.name!r}")
-    return SimBoard(paths, board.name, profile=board.profile).up()
+    return start_sim_board(board, paths)
 
 
 def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = None,
@@ -79,10 +80,16 @@ def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = N
     """Convert, ship, profile and report on one board; save the report; return it."""
     paths = paths or default_paths()
     board = _one_board(inventory or load_inventory(), device)
-    from runtimes import SSHTransport, ensure_runtime, profile_release, ship_bundle
-
     profile, bundle = convert(device, model, data, paths=paths, profile=board.profile,
                               progress=progress, force=force, input_shapes=input_shapes)
+    return deploy_bundle(board, profile, bundle, paths=paths, device=device, progress=progress)
+
+
+def deploy_bundle(board: Board, profile: Profile, bundle: Any, *, paths: Paths, device: str,
+                  progress: Progress = _quiet) -> DeployOutcome:
+    """Start (if simulated), provision, ship *bundle*, profile and report on one *board*."""
+    from runtimes import SSHTransport, ensure_runtime, profile_release, ship_bundle
+
     target = start_board(board, paths, progress)
     with SSHTransport(target, paths.known_hosts) as ssh:
         progress(f"checking the runtime on {board.name!r}")

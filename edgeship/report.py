@@ -17,7 +17,8 @@ from typing import Any
 from edgeship import __version__
 from profiles import Budgets
 
-__all__ = ["REPORT_SCHEMA", "build_report", "judge", "render_table", "save_report"]
+__all__ = ["REPORT_SCHEMA", "build_fleet_report", "build_report", "judge", "render_fleet_table",
+           "render_table", "save_report"]
 
 REPORT_SCHEMA = 1
 
@@ -139,4 +140,62 @@ def render_table(report: Mapping[str, Any]):  # -> rich.table.Table
             f"[{colour}]{verdict}[/]" + (f" ({', '.join(failed)})" if failed else "")
             + (f" {row['error']}" if row.get("error") else ""),
         )
+    return table
+
+
+# -- fleets ---------------------------------------------------------------------------------
+def _fleet_entry(board: Any, result: Any) -> dict[str, Any]:
+    """One board of a fleet: ok / failed with its reason, and its figures when it ran."""
+    entry: dict[str, Any] = {"board": board.name, "host": board.host, "port": board.port,
+                             "profile": board.profile, "ok": result.ok, "reason": result.reason,
+                             "seconds": round(result.seconds, 3)}
+    if not result.ok:
+        return {**entry, "verdict": "failed"}
+    report, path = result.value.report, result.value.report_path
+    arts = [{"key": r["key"], "verdict": r["verdict"], "error": r.get("error"),
+             "p50_ms": (r.get("latency_ms") or {}).get("p50"),
+             "p99_ms": (r.get("latency_ms") or {}).get("p99"), "peak_rss_mb": r.get("peak_rss_mb")}
+            for r in report["artifacts"]]
+    ship = report["ship"]
+    return {**entry, "verdict": report["verdict"], "bundle": report["bundle"]["id"],
+            "bytes_sent": ship["bytes_sent"], "reused": ship["reused"], "artifacts": arts,
+            "report": str(path)}
+
+
+def build_fleet_report(*, device: str, boards: list[Any], results: list[Any], parallel: int,
+                       seconds: float) -> dict[str, Any]:
+    """The fleet document: ``{"fleet": [one entry per board], "verdict": …}``.
+
+    Verdict: ``pass`` when every board ran and passed its budgets, ``failed`` when a board could
+    not be deployed to, else the worst board verdict (``error`` / ``fail``).
+    """
+    fleet = [_fleet_entry(b, r) for b, r in zip(boards, results)]
+    verdicts = {e["verdict"] for e in fleet}
+    verdict = next((v for v in ("failed", "error", "fail") if v in verdicts), "pass")
+    return {
+        "schema": REPORT_SCHEMA, "edgeship": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": device, "parallel": parallel, "seconds": round(seconds, 3),
+        "boards": len(fleet), "ok": sum(e["ok"] for e in fleet), "fleet": fleet,
+        "verdict": verdict,
+    }
+
+
+def render_fleet_table(report: Mapping[str, Any]):  # -> rich.table.Table
+    """The console summary of a fleet deploy: one row per board."""
+    from rich.table import Table
+
+    title = (f"fleet {report['device']} · {report['ok']}/{report['boards']} boards ok · "
+             f"{report['parallel']} at a time · {report['seconds']:.1f} s")
+    table = Table(title=title, title_justify="left")
+    for col in ("board", "host", "profile", "sent", "worst p99 ms", "seconds", "result"):
+        table.add_column(col, justify="right" if col in ("sent", "worst p99 ms", "seconds") else "left")
+    for e in report["fleet"]:
+        p99s = [a["p99_ms"] for a in e.get("artifacts", []) if a.get("p99_ms") is not None]
+        sent = "—" if not e["ok"] else ("reused" if e["reused"] else f"{e['bytes_sent'] / 1e6:.2f} MB")
+        colour = "green" if e["verdict"] == "pass" else "red"
+        result = e["verdict"] if e["ok"] else f"failed: {e['reason']}"
+        table.add_row(e["board"], f"{e['host']}:{e['port']}", e["profile"], sent,
+                      _fmt(max(p99s) if p99s else None, ".3f"), f"{e['seconds']:.1f}",
+                      f"[{colour}]{result}[/]")
     return table

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,13 +45,32 @@ class SimStatus:
 
 
 class SimBoard:
-    """One simulated board called *name*, kept under ``paths.sim / name``."""
+    """One simulated board called *name*, kept under ``paths.sim / name``.
 
-    def __init__(self, paths: Paths, name: str = "sim", *, profile: str = "sim") -> None:
+    By default its sshd listens on a free loopback port. *address*, *port* and *launcher* put it
+    elsewhere, e.g. port 22 of its own network namespace (``runtimes.netns``):
+    ``launcher=["ip", "netns", "exec", ns]``. The address it last started on is kept in its state,
+    so ``SimBoard(paths, name)`` finds a running board wherever it runs.
+    """
+
+    def __init__(self, paths: Paths, name: str = "sim", *, profile: str = "sim",
+                 address: str | None = None, port: int | None = None,
+                 launcher: Sequence[str] = ()) -> None:
         self.paths = paths
         self.name = name
         self.profile = profile
         self.dir = paths.sim / name
+        self._address, self._fixed_port, self._launcher = address, port, tuple(launcher)
+
+    @property
+    def address(self) -> str:
+        """Where the sshd listens: as given, else where it last started, else the loopback."""
+        if self._address:
+            return self._address
+        try:
+            return (self.dir / "address").read_text().strip() or _HOST
+        except OSError:
+            return _HOST
 
     # -- file layout ----------------------------------------------------------------------------
     @property
@@ -81,7 +101,7 @@ class SimBoard:
             started = time.perf_counter()
             self._prepare()
             port = self._start()
-            log.info("simulated board %r up on %s:%d in %.2f s", self.name, _HOST, port,
+            log.info("simulated board %r up on %s:%d in %.2f s", self.name, self.address, port,
                      time.perf_counter() - started)
         self._pin_host_key(self._port())
         return self.board()
@@ -102,14 +122,15 @@ class SimBoard:
         """Running means: the pid file names a live sshd *and* its port answers."""
         pid = _read_int(self.dir / "sshd.pid")
         port = _read_int(self.dir / "port")
-        running = pid is not None and port is not None and _alive(pid) and _port_open(port)
+        running = (pid is not None and port is not None and _alive(pid)
+                   and _port_open(port, self.address))
         return SimStatus(self.name, running, port, pid if running else None, self.dir)
 
     def board(self) -> Board:
         """The running board as a :class:`Board` (python = its venv once provisioned)."""
         venv_python = self.root / "venv" / "bin" / "python"
         return Board(
-            name=self.name, host=_HOST, port=self._port(), user=getpass.getuser(),
+            name=self.name, host=self.address, port=self._port(), user=getpass.getuser(),
             key_file=str(self.client_key), profile=self.profile, root=str(self.root),
             python=str(venv_python) if venv_python.exists() else SYSTEM_PYTHON, simulated=True,
         )
@@ -138,7 +159,7 @@ class SimBoard:
     def _config(self, port: int) -> Path:
         config = self.dir / "sshd_config"
         config.write_text("\n".join([
-            f"ListenAddress {_HOST}", f"Port {port}", f"HostKey {self.host_key}",
+            f"ListenAddress {self.address}", f"Port {port}", f"HostKey {self.host_key}",
             f"PidFile {self.dir / 'sshd.pid'}",
             f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
             "UsePAM no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
@@ -154,22 +175,24 @@ class SimBoard:
     def _start(self) -> int:
         """Start sshd on a free port (the previous one when free) and wait for it to answer."""
         previous = _read_int(self.dir / "port")
-        port = previous if previous is not None and _port_free(previous) else _free_port()
+        port = self._fixed_port or (previous if previous is not None and _port_free(previous)
+                                    else _free_port())
         (self.dir / "port").write_text(f"{port}\n")
+        (self.dir / "address").write_text(f"{self._address or _HOST}\n")
         self.log_file.unlink(missing_ok=True)
         if not SSHD.exists():
             raise ShipError(f"{SSHD} is missing, so the simulated board cannot start; "
                             "install it with `apt-get install openssh-server` (or `make setup`)")
-        argv = [str(SSHD), "-f", str(self._config(port)), "-E", str(self.log_file)]
+        argv = [*self._launcher, str(SSHD), "-f", str(self._config(port)), "-E", str(self.log_file)]
         proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
             raise ShipError(f"simulated board {self.name!r}: sshd refused to start "
                             f"({(proc.stderr or self._log_tail()).strip()[-300:]})")
         deadline = time.monotonic() + _START_TIMEOUT_S
-        while not (_port_open(port) and _read_int(self.dir / "sshd.pid")):
+        while not (_port_open(port, self.address) and _read_int(self.dir / "sshd.pid")):
             if time.monotonic() > deadline:
                 raise ShipError(f"simulated board {self.name!r}: sshd did not answer on "
-                                f"{_HOST}:{port} within {_START_TIMEOUT_S:g} s; sshd log: "
+                                f"{self.address}:{port} within {_START_TIMEOUT_S:g} s; sshd log: "
                                 f"{self._log_tail()}")
             time.sleep(0.01)
         return port
@@ -184,7 +207,7 @@ class SimBoard:
     def _pin_host_key(self, port: int) -> None:
         """Write ``[127.0.0.1]:PORT ssh-ed25519 …`` into known_hosts, replacing stale entries."""
         kind, blob = self.host_key.with_suffix(".pub").read_text().split()[:2]
-        pattern = f"[{_HOST}]:{port}"
+        pattern = self.address if port == 22 else f"[{self.address}]:{port}"
         known = self.paths.known_hosts
         lines = known.read_text().splitlines() if known.exists() else []
         kept = [ln for ln in lines if ln.split(" ", 1)[0] != pattern]
@@ -237,10 +260,10 @@ def _alive(pid: int) -> bool:
     return stat.split(") ")[-1][:1] != "Z" and b"sshd" in cmdline
 
 
-def _port_open(port: int) -> bool:
+def _port_open(port: int, host: str = _HOST) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
-        return sock.connect_ex((_HOST, port)) == 0
+        return sock.connect_ex((host, port)) == 0
 
 
 def _port_free(port: int) -> bool:

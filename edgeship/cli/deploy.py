@@ -13,7 +13,10 @@ from edgeship.errors import BudgetExceeded
 from ._common import (DEMO_MODEL, DataOpt, DeviceOpt, ForceOpt, InventoryOpt, JsonOpt, ModelOpt,
                       app, default_data, open_inventory, out, progress)
 
-__all__ = ["InputShapeOpt", "convert", "deploy", "input_shapes"]
+__all__ = ["InputShapeOpt", "ParallelOpt", "convert", "deploy", "input_shapes"]
+
+ParallelOpt = Annotated[int, typer.Option(
+    "--parallel", "-j", min=1, help="For a group: boards deployed to at the same time.")]
 
 InputShapeOpt = Annotated[Optional[list[str]], typer.Option(
     "--input-shape", help="Fix an input's shape, NAME=1x3x224x224 (repeatable), for dynamic axes.")]
@@ -29,18 +32,27 @@ def input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
 @app.command()
 def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
            data: DataOpt = None, json_out: JsonOpt = False, inventory: InventoryOpt = None,
-           force: ForceOpt = False, input_shape: InputShapeOpt = None) -> None:
+           force: ForceOpt = False, input_shape: InputShapeOpt = None,
+           parallel: ParallelOpt = 4) -> None:
     """Convert MODEL for DEVICE's profile, ship it, profile it on the board, report.
 
-    The report is saved under reports/<device>/<timestamp>/report.json. Exit status: 0 when
-    every artifact ran; 7 when the profile's budgets are hard limits and one was exceeded.
+    DEVICE may be a group of the inventory: every board is deployed to, PARALLEL at a time, with
+    one result per board. The report is saved under reports/<device>/<timestamp>/report.json.
+    Exit status: 0 when every artifact ran (on every board); 7 when the profile's budgets are
+    hard limits and one was exceeded.
     """
     from edgeship.deploy import deploy as run_deploy
     from edgeship.report import render_table
 
     data = default_data(model, data)
+    inv = open_inventory(inventory)
+    if device in inv.groups:
+        from ._fleet import deploy_group
+
+        return deploy_group(device, model, data, inv, json_out=json_out, force=force,
+                            parallel=parallel, input_shapes=input_shapes(input_shape))
     with progress() as report_progress:
-        outcome = run_deploy(device, model, data, inventory=open_inventory(inventory),
+        outcome = run_deploy(device, model, data, inventory=inv,
                              progress=report_progress, force=force,
                              input_shapes=input_shapes(input_shape))
     report = outcome.report
