@@ -17,13 +17,15 @@ from devices import Board
 from edgeship.errors import ProfileError
 from profiles import Profile
 
+from .parsers.board import enrich
 from .ssh import CommandTimeout, SSHTransport
 
-__all__ = ["RESULT_FIELDS", "DEVICE_FIELDS", "SCHEMA", "parse_agent_output", "profile_release"]
+__all__ = ["RESULT_FIELDS", "DEVICE_FIELDS", "SCHEMA", "agent_argv", "enrich",
+           "parse_agent_output", "profile_release"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 1
+SCHEMA = 2
 DEVICE_FIELDS = ("hostname", "machine", "system", "release", "cpu", "cores", "ram_mb", "python",
                  "os", "temps_c")
 RESULT_FIELDS = ("key", "ok", "error", "runtime", "runtime_version", "providers", "threads",
@@ -48,12 +50,9 @@ def profile_release(transport: SSHTransport, board: Board, profile: Profile,
         raise ProfileError(f"release id {release_id!r} is not a plain name")
     root = board.root.rstrip("/") or "/"
     release = f"{root}/releases/{release_id}" if release_id else f"{root}/current"
-    opts = profile.profiling
-    limit = opts.timeout_s
+    limit = profile.profiling.timeout_s
     argv = ["timeout", "-k", "5", f"{limit:g}", board.python, f"{release}/edgeship_agent.py",
-            "--release", release, "--warmup", str(opts.warmup), "--runs", str(opts.runs),
-            "--threads", str(profile.runtime.threads),
-            "--providers", ",".join(profile.runtime.onnx_providers), "--timeout", f"{limit:g}"]
+            "--release", release, *agent_argv(profile)]
     started = time.perf_counter()
     try:
         res = transport.run(argv, timeout=limit + _GRACE_S, check=False)
@@ -65,13 +64,30 @@ def profile_release(transport: SSHTransport, board: Board, profile: Profile,
         tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
         raise ProfileError(f"agent on board {board.name!r} exited {res.status}: {tail}; is the "
                            f"release shipped and the runtime provisioned?")
-    doc = parse_agent_output(res.stdout, board.name)
+    doc = enrich(parse_agent_output(res.stdout, board.name))
     if release_id is not None and doc["release"] != release_id:
         raise ProfileError(f"agent on board {board.name!r} measured release {doc['release']!r}, "
                            f"not {release_id!r}; the release directory is inconsistent, ship again")
     log.info("board %r: profiled %s in %.1f s", board.name, doc["release"],
              time.perf_counter() - started)
     return doc
+
+
+def agent_argv(profile: Profile) -> list[str]:
+    """The agent's options for *profile* (runs, warm-up, stability, pinning, batch, tools)."""
+    opts = profile.profiling
+    argv = ["--warmup", str(opts.warmup), "--warmup-s", f"{opts.warmup_s:g}",
+            "--runs", str(opts.runs), "--duration-s", f"{opts.duration_s:g}",
+            "--max-runs", str(opts.max_runs), "--threads", str(profile.runtime.threads),
+            "--batch", str(opts.batch), "--providers", ",".join(profile.runtime.onnx_providers),
+            "--op-top", str(opts.op_top), "--samples", str(opts.latency_samples),
+            "--sample-interval", f"{opts.sample_interval_s:g}",
+            "--stable-tol", f"{opts.stable_tolerance:g}",
+            "--stable-windows", str(opts.stable_windows), "--timeout", f"{opts.timeout_s:g}"]
+    if opts.pin_cpus:
+        argv += ["--pin", opts.pin_cpus]
+    return argv + (["--until-stable"] if opts.until_stable else []) + (
+        ["--trtexec"] if opts.trtexec else [])
 
 
 def _hung(board: Board, limit: float) -> ProfileError:

@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """edgeship on-board agent: measure every artifact of a release, print ONE JSON document.
 
-    python edgeship_agent.py --release DIR [--only KEY] [--warmup N] [--runs N] [--threads N]
-                             [--providers a,b] [--timeout S]
+    python edgeship_agent.py --release DIR [--only KEY] [--warmup N] [--warmup-s S]
+        [--runs N] [--duration-s S] [--until-stable] [--threads N] [--pin CPUS] [--batch N]
+        [--providers a,b] [--op-top N] [--samples N] [--trtexec] [--timeout S]
 
 Self-contained: Python 3.8+, the standard library, numpy and whichever runtime the board has
 (onnxruntime; ai_edge_litert, else tflite_runtime, else tensorflow.lite). Each artifact runs in
 its own child process (``--only KEY --child``) so its peak RSS is its own and a crash or hang is
 reported as ``ok: false`` instead of taking the others down. Logs go to stderr; stdout carries
 only the JSON document.
+
+Board tools (``vcgencmd``, ``tegrastats``, ``nvpmodel``, ``trtexec``) are run when present and
+their output is returned *raw*; the host parses it (``runtimes/parsers``), so a new output
+format is fixed on the host without re-shipping. One file on purpose: it is copied into every
+bundle, so it is longer than the house's usual module.
 """
 
 import argparse
@@ -16,14 +22,21 @@ import json
 import logging
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
-AGENT_VERSION = "0.1.0"
-SCHEMA = 1
+AGENT_VERSION = "0.2.0"
+SCHEMA = 2
 log = logging.getLogger("edgeship-agent")
+RUNTIME_DISTS = ("onnxruntime", "onnxruntime-gpu", "ai-edge-litert", "tflite-runtime",
+                 "tensorflow", "numpy")
+QEMU_NOTE = ("runs under qemu-user emulation: latency is not the real board's, and RSS includes "
+             "the emulator's own memory (inflated)")
 
 
 # -- device facts ------------------------------------------------------------------------------
@@ -36,10 +49,10 @@ def _read(path):
         return ""
 
 
-def _cpu_model():
+def _cpu_model(cpuinfo):
     """The CPU model from /proc/cpuinfo ('model name', or the ARM 'Model'/'Hardware' lines)."""
     fields = {}
-    for line in _read("/proc/cpuinfo").splitlines():
+    for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         fields.setdefault(key.strip().lower(), value.strip())
     for key in ("model name", "model", "hardware", "cpu model", "processor"):
@@ -76,18 +89,90 @@ def _temps():
     return temps
 
 
+def _freqs_mhz():
+    """Current frequency of each CPU (cpufreq), in MHz; {} when cpufreq is not exposed."""
+    out = {}
+    base = "/sys/devices/system/cpu"
+    for cpu in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        raw = _read(os.path.join(base, cpu, "cpufreq", "scaling_cur_freq")).strip()
+        if cpu[3:].isdigit() and raw.isdigit():
+            out[cpu] = int(raw) / 1000.0
+    return out
+
+
+def detect_emulation(machine, cpuinfo, read=_read, readlink=os.readlink, ppid=None):
+    """In-guest signals that this process runs under qemu-user; ``{"emulated", "signals"}``.
+
+    qemu-user fakes ``/proc/self/*`` but not other processes' ``/proc/<pid>/exe`` (the parent's
+    points at the qemu binary), and it passes the host's ``/proc/cpuinfo`` through.
+    """
+    signals = []
+    try:
+        parent = readlink("/proc/%d/exe" % (os.getppid() if ppid is None else ppid))
+    except OSError:
+        parent = ""
+    if "qemu" in os.path.basename(parent):
+        signals.append("parent process runs %s" % parent)
+    x86 = "GenuineIntel" in cpuinfo or "AuthenticAMD" in cpuinfo
+    if x86 and machine not in ("x86_64", "i386", "i686"):
+        signals.append("/proc/cpuinfo describes an x86 CPU but the machine is %s" % machine)
+    qemu_name = {"aarch64": "aarch64", "armv7l": "arm"}.get(machine)
+    if qemu_name and read("/proc/sys/fs/binfmt_misc/qemu-" + qemu_name).startswith("enabled"):
+        signals.append("binfmt_misc has an enabled qemu-%s handler" % qemu_name)
+    result = {"emulated": bool(signals), "signals": signals}
+    if signals:
+        result["note"] = QEMU_NOTE
+    return result
+
+
+def _dist_versions():
+    """Installed versions of the runtimes (and numpy), read from metadata without importing."""
+    try:
+        from importlib import metadata
+    except ImportError:  # Python < 3.8 is not supported; keep the agent alive anyway
+        return {}
+    out = {}
+    for dist in RUNTIME_DISTS:
+        try:
+            out[dist] = metadata.version(dist)
+        except Exception:  # noqa: BLE001 - absent distribution
+            continue
+    return out
+
+
+def _tool(argv, timeout=10.0):
+    """stdout+stderr of a board tool, or None when it is not installed."""
+    if not shutil.which(argv[0]):
+        return None
+    try:
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "error: %s" % exc
+    return proc.stdout.decode("utf-8", "replace").strip()
+
+
 def device_facts():
-    """Who is measuring: host, CPU, memory, OS, Python, temperatures (L4T when present)."""
+    """The device fingerprint: model, arch, CPU, memory, OS, Python, runtimes, L4T, emulation."""
     uname = platform.uname()
+    cpuinfo = _read("/proc/cpuinfo")
     facts = {
         "hostname": socket.gethostname(), "machine": uname.machine, "system": uname.system,
-        "release": uname.release, "cpu": _cpu_model(), "cores": os.cpu_count(),
+        "release": uname.release, "cpu": _cpu_model(cpuinfo), "cores": os.cpu_count(),
         "ram_mb": _meminfo_mb("MemTotal"), "python": platform.python_version(),
-        "os": _os_name(), "temps_c": _temps(),
+        "os": _os_name(), "temps_c": _temps(), "cpu_freq_mhz": _freqs_mhz(),
+        "model": _read("/proc/device-tree/model").strip("\x00\n ") or None,
+        "runtimes": _dist_versions(),
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").strip() or None,
+        "emulation": detect_emulation(uname.machine, cpuinfo),
     }
     l4t = _read("/etc/nv_tegra_release").strip()
     if l4t:
         facts["l4t"] = l4t.splitlines()[0]
+    jetson = {"nvpmodel": _tool(["nvpmodel", "-q"]), "jetson_clocks": _tool(["jetson_clocks",
+                                                                             "--show"])}
+    if l4t or any(jetson.values()):
+        facts["jetson"] = jetson
     return facts
 
 
@@ -97,6 +182,86 @@ def _rss_mb(field="VmRSS"):
         if line.startswith(field + ":"):
             return round(int(line.split()[1]) / 1024.0, 2)
     return None
+
+
+# -- watching the board while it runs ------------------------------------------------------------
+def vcgencmd_snapshot():
+    """Raw ``vcgencmd`` answers (Raspberry Pi), or None when the tool is absent."""
+    if not shutil.which("vcgencmd"):
+        return None
+    return {"get_throttled": _tool(["vcgencmd", "get_throttled"], 5),
+            "measure_temp": _tool(["vcgencmd", "measure_temp"], 5),
+            "measure_clock_arm": _tool(["vcgencmd", "measure_clock", "arm"], 5)}
+
+
+def thermal_snapshot():
+    temps = _temps()
+    freqs = _freqs_mhz()
+    return {"temps_c": temps, "cpu_freq_mhz": freqs, "vcgencmd": vcgencmd_snapshot()}
+
+
+class Sampler(object):
+    """A daemon thread reading temperatures and clocks every *interval* s (sysfs: cheap)."""
+
+    def __init__(self, interval):
+        self.interval = interval
+        self.timeline = []
+        self._stop = threading.Event()
+        self._vcgencmd = shutil.which("vcgencmd")
+        self._thread = threading.Thread(target=self._loop, name="edgeship-sampler")
+        self._thread.daemon = True
+        self.t0 = time.perf_counter()
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _loop(self):
+        while not self._stop.wait(self.interval):
+            temps = _temps()
+            freqs = list(_freqs_mhz().values())
+            point = {"t": round(time.perf_counter() - self.t0, 3),
+                     "temp_c": max(temps.values()) if temps else None,
+                     "freq_mhz": round(sum(freqs) / len(freqs), 1) if freqs else None}
+            if self._vcgencmd:
+                point["throttled"] = _tool(["vcgencmd", "get_throttled"], 5)
+            if len(self.timeline) < 600:
+                self.timeline.append(point)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.timeline
+
+
+class Tegrastats(object):
+    """``tegrastats --interval MS`` in the background; lines stamped with their arrival time."""
+
+    def __init__(self, interval_ms, t0):
+        self.interval_ms = interval_ms
+        self.lines = []
+        self.t0 = t0
+        self.proc = subprocess.Popen(["tegrastats", "--interval", str(interval_ms)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._thread = threading.Thread(target=self._read, name="edgeship-tegrastats")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _read(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            if len(self.lines) < 3000:
+                self.lines.append([round(time.perf_counter() - self.t0, 3),
+                                   raw.decode("utf-8", "replace").strip()])
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._thread.join(timeout=3)
+        return {"interval_ms": self.interval_ms, "lines": self.lines}
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -112,8 +277,8 @@ def _sample_array(samples, spec):
                    % (spec.get("source_name") or spec.get("name"), ", ".join(samples.files)))
 
 
-def prepare_feeds(samples, specs, limit=32):
-    """Per sample index, one list of source-layout arrays (batch 1), transposed as required."""
+def prepare_feeds(samples, specs, limit=32, batch=1):
+    """Per feed, one list of source-layout arrays of *batch* stacked samples, transposed."""
     import numpy as np
     arrays = [_sample_array(samples, spec) for spec in specs]
     count = min(min(len(a) for a in arrays), limit)
@@ -121,9 +286,10 @@ def prepare_feeds(samples, specs, limit=32):
         raise ValueError("samples.npz holds no samples")
     feeds = []
     for i in range(count):
+        rows = [(i + j) % count for j in range(batch)]
         row = []
         for arr, spec in zip(arrays, specs):
-            x = np.asarray(arr[i:i + 1])
+            x = np.asarray(arr[rows])
             if spec.get("transpose"):
                 x = np.transpose(x, spec["transpose"])
             row.append(np.ascontiguousarray(x))
@@ -148,7 +314,7 @@ ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
                "tensor(uint8)": "uint8", "tensor(bool)": "bool_"}
 
 
-class OnnxRunner:
+class OnnxRunner(object):
     """An onnxruntime session with the requested threads and (available) providers."""
 
     runtime = "onnxruntime"
@@ -158,17 +324,26 @@ class OnnxRunner:
         import onnxruntime
         return onnxruntime
 
-    def __init__(self, path, threads, providers):
+    def __init__(self, path, threads, providers, batch=1, profile_dir=None):
         ort = self.import_runtime()
         self.version = ort.__version__
+        self.path, self.threads, self.requested = path, threads, list(providers)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        if profile_dir:
+            opts.enable_profiling = True
+            opts.profile_file_prefix = os.path.join(profile_dir, "ort")
         available = ort.get_available_providers()
         wanted = [p for p in providers if p in available] or ["CPUExecutionProvider"]
         self.sess = ort.InferenceSession(path, sess_options=opts, providers=wanted)
         self.providers = self.sess.get_providers()
         self.inputs = self.sess.get_inputs()
+        fixed = [m.shape[0] for m in self.inputs if m.shape and isinstance(m.shape[0], int)]
+        self.batch, self.batch_note = batch, None
+        if batch > 1 and fixed and fixed[0] != batch:
+            self.batch = fixed[0]
+            self.batch_note = "model input has a fixed batch of %d" % fixed[0]
 
     def prepare(self, row):
         import numpy as np
@@ -180,6 +355,47 @@ class OnnxRunner:
 
     def __call__(self, feed):
         return self.sess.run(None, feed)
+
+    def op_profile(self, feeds, runs, top):
+        """Per-node times from onnxruntime's profiler, in a second session (after timing)."""
+        tmp = tempfile.mkdtemp(prefix="edgeship-prof-")
+        try:
+            prof = OnnxRunner(self.path, self.threads, self.requested, self.batch, tmp)
+            fed = [prof.prepare(f) for f in feeds]
+            for i in range(runs):
+                prof(fed[i % len(fed)])
+            with open(prof.sess.end_profiling()) as fh:
+                trace = json.load(fh)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return summarize_ort_trace(trace, self.requested, top, runs)
+
+
+def summarize_ort_trace(trace, requested, top, runs):
+    """Top-*top* nodes by total time, and nodes that ran on CPU although another EP was asked."""
+    nodes = {}
+    for ev in trace:
+        if ev.get("cat") != "Node" or not str(ev.get("name", "")).endswith("_kernel_time"):
+            continue
+        args = ev.get("args") or {}
+        name = ev["name"][:-len("_kernel_time")]
+        node = nodes.setdefault(name, {"node": name, "op": args.get("op_name"),
+                                       "provider": args.get("provider"), "calls": 0,
+                                       "total_us": 0})
+        node["calls"] += 1
+        node["total_us"] += int(ev.get("dur", 0))
+    total = float(sum(n["total_us"] for n in nodes.values())) or 1.0
+    ranked = sorted(nodes.values(), key=lambda n: -n["total_us"])
+    for n in ranked:
+        n["mean_us"] = round(n["total_us"] / float(n["calls"]), 2)
+        n["share"] = round(n["total_us"] / total, 4)
+    accel = [p for p in requested if p != "CPUExecutionProvider"]
+    fallback = [{"node": n["node"], "op": n["op"]} for n in ranked
+                if accel and n["provider"] == "CPUExecutionProvider"]
+    return {"available": True, "source": "onnxruntime profiler", "runs": runs,
+            "nodes": len(nodes), "top": ranked[:top],
+            "providers_used": sorted(set(n["provider"] for n in ranked if n["provider"])),
+            "fallback_to_cpu": fallback if accel else None}
 
 
 def _tflite_interpreter_class():
@@ -211,20 +427,32 @@ def _dist_version(dist, module):
         return "unknown"
 
 
-class TFLiteRunner:
+class TFLiteRunner(object):
     """A TFLite interpreter; integer inputs are quantized with the model's own parameters."""
 
     @staticmethod
     def import_runtime():
         return _tflite_interpreter_class()
 
-    def __init__(self, path, threads, providers):
+    def __init__(self, path, threads, providers, batch=1):
         cls, self.runtime, self.version = self.import_runtime()
         self.interp = cls(model_path=path, num_threads=threads)
+        self.batch, self.batch_note = 1, None
+        if batch > 1:
+            self._resize(batch)
         self.interp.allocate_tensors()
         self.providers = None
         self.inputs = self.interp.get_input_details()
         self.outputs = self.interp.get_output_details()
+
+    def _resize(self, batch):
+        try:
+            for meta in self.interp.get_input_details():
+                self.interp.resize_tensor_input(meta["index"], [batch] + list(meta["shape"][1:]))
+            self.interp.allocate_tensors()
+            self.batch = batch
+        except (ValueError, RuntimeError) as exc:
+            self.batch_note = "the interpreter refused batch %d (%s)" % (batch, exc)
 
     def prepare(self, row):
         feed = []
@@ -239,18 +467,99 @@ class TFLiteRunner:
         self.interp.invoke()
         return [self.interp.get_tensor(o["index"]) for o in self.outputs]
 
+    def op_profile(self, feeds, runs, top):
+        """No per-op timing in the Python interpreter API: list the ops, say so plainly."""
+        counts = {}
+        try:
+            for op in self.interp._get_ops_details():  # noqa: SLF001 - the only op listing
+                counts[op.get("op_name")] = counts.get(op.get("op_name"), 0) + 1
+        except Exception:  # noqa: BLE001 - informational only
+            counts = {}
+        return {"available": False, "source": self.runtime,
+                "reason": "%s %s exposes no per-op timing to Python (benchmark_model has it)"
+                          % (self.runtime, self.version),
+                "ops": counts, "top": [], "fallback_to_cpu": None}
+
 
 RUNNERS = {"onnx": OnnxRunner, "tflite": TFLiteRunner}
 
 
-# -- measuring one artifact (child process) -----------------------------------------------------
-def _stats(times_ms):
+# -- statistics --------------------------------------------------------------------------------
+def stats(times_ms):
+    """min/mean/std/p50/p90/p95/p99/max (numpy's linear-interpolated percentiles)."""
     import numpy as np
     a = np.asarray(times_ms, dtype=np.float64)
     p = np.percentile(a, [50, 90, 95, 99])
     values = [a.min(), a.mean(), a.std(), p[0], p[1], p[2], p[3], a.max()]
     names = ["min", "mean", "std", "p50", "p90", "p95", "p99", "max"]
     return dict((n, round(float(v), 6)) for n, v in zip(names, values))
+
+
+def histogram(times_ms, bins=40):
+    """A histogram of all samples (so the host can plot the distribution of every run)."""
+    import numpy as np
+    counts, edges = np.histogram(np.asarray(times_ms, dtype=np.float64), bins=bins)
+    return {"edges": [round(float(e), 5) for e in edges], "counts": [int(c) for c in counts]}
+
+
+def downsample(times_ms, limit):
+    """At most *limit* samples, evenly spaced over the run (order kept), rounded to 0.1 µs."""
+    step = max(1, -(-len(times_ms) // max(1, limit)))
+    return [round(t, 4) for t in times_ms[::step]]
+
+
+def is_stable(p50s, windows, tol):
+    """The last *windows* window medians agree within *tol* (relative spread)."""
+    if len(p50s) < windows:
+        return False
+    last = p50s[-windows:]
+    return (max(last) - min(last)) <= tol * min(last)
+
+
+# -- measuring one artifact (child process) -----------------------------------------------------
+def _loop(runner, feeds, count, seconds, cap):
+    """Run at least *count* times and at least *seconds* long (at most *cap* runs)."""
+    times = []
+    perf = time.perf_counter
+    n = len(feeds)
+    start = perf()
+    i = 0
+    while i < cap and (i < count or (seconds and perf() - start < seconds)):
+        t0 = perf()
+        runner(feeds[i % n])
+        times.append((perf() - t0) * 1000.0)
+        i += 1
+    return times, perf() - start
+
+
+def _until_stable(runner, feeds, args):
+    """Windows of --runs inferences until the last --stable-windows medians agree."""
+    import numpy as np
+    p50s, windows, started = [], [], time.perf_counter()
+    budget_s = args.timeout * 0.5
+    while True:
+        times, _ = _loop(runner, feeds, args.runs, 0, args.runs)
+        windows.append(times)
+        p50s.append(round(float(np.median(times)), 6))
+        stable = is_stable(p50s, args.stable_windows, args.stable_tol)
+        spent = time.perf_counter() - started
+        if stable or sum(map(len, windows)) >= args.max_runs or spent > budget_s:
+            break
+    kept = [t for w in windows[-args.stable_windows:] for t in w]
+    info = {"stable": stable, "window_runs": args.runs, "window_p50_ms": p50s,
+            "tolerance": args.stable_tol, "windows_needed": args.stable_windows,
+            "total_runs": sum(map(len, windows))}
+    return kept, time.perf_counter() - started, info
+
+
+def _pin(args):
+    """Pin this process to --pin CPUs ('auto' = the first --threads allowed CPUs)."""
+    if not args.pin or not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    cpus = allowed[:args.threads] if args.pin == "auto" else [int(c) for c in args.pin.split(",")]
+    os.sched_setaffinity(0, cpus)
+    return sorted(os.sched_getaffinity(0))
 
 
 def empty_result(key, error, threads=None):
@@ -261,11 +570,9 @@ def empty_result(key, error, threads=None):
             "rss_mb": {"before_load": None, "after_load": None, "peak": None}}
 
 
-def measure(release, artifact, args):
-    """Load one artifact, run it warmup + runs times, return its result dict."""
+def _load(release, artifact, args):
     import numpy as np
     samples = np.load(os.path.join(release, "samples.npz"))
-    feeds_src = prepare_feeds(samples, artifact.get("inputs") or [{}])
     cls = RUNNERS.get(artifact.get("format"))
     if cls is None:
         raise ValueError("unknown artifact format %r" % artifact.get("format"))
@@ -274,51 +581,123 @@ def measure(release, artifact, args):
     import_ms = (time.perf_counter() - start) * 1000.0
     rss_before = _rss_mb()
     start = time.perf_counter()
-    runner = cls(os.path.join(release, artifact["file"]), args.threads, args.providers)
+    runner = cls(os.path.join(release, artifact["file"]), args.threads, args.providers,
+                 args.batch)
     load_ms = (time.perf_counter() - start) * 1000.0
-    rss_after = _rss_mb()
-    feeds = [runner.prepare(row) for row in feeds_src]
+    specs = artifact.get("inputs") or [{}]
+    feeds = [runner.prepare(r) for r in prepare_feeds(samples, specs, batch=runner.batch)]
+    raw = prepare_feeds(samples, specs, limit=8, batch=runner.batch)
+    return runner, feeds, raw, {"import_ms": round(import_ms, 3), "load_ms": round(load_ms, 3),
+                                "rss_before": rss_before, "rss_after": _rss_mb()}
+
+
+def measure(release, artifact, args):
+    """Load one artifact, warm it up, time it, watch the board; return its result dict."""
+    pinned = _pin(args)
+    runner, feeds, raw_feeds, loaded = _load(release, artifact, args)
     start = time.perf_counter()
     runner(feeds[0])
     first_ms = (time.perf_counter() - start) * 1000.0
-    for i in range(args.warmup):
-        runner(feeds[i % len(feeds)])
-    times = []
-    for i in range(args.runs):
-        start = time.perf_counter()
-        runner(feeds[i % len(feeds)])
-        times.append((time.perf_counter() - start) * 1000.0)
+    before = thermal_snapshot()
+    sampler = Sampler(args.sample_interval).start()
+    tegra = Tegrastats(args.tegrastats_ms, sampler.t0) if shutil.which("tegrastats") else None
+    warm, warm_s = _loop(runner, feeds, args.warmup, args.warmup_s, 10 ** 9)
+    t_measure = time.perf_counter() - sampler.t0
+    stability = None
+    if args.until_stable:
+        times, wall_s, stability = _until_stable(runner, feeds, args)
+    else:
+        times, wall_s = _loop(runner, feeds, args.runs, args.duration_s, args.max_runs)
+    peak = _rss_mb("VmHWM")  # before the op profile's second session
+    tegra_out = tegra.stop() if tegra else None
+    timeline = sampler.stop()
     result = empty_result(artifact["key"], None, args.threads)
+    lat = stats(times)
     result.update({
         "ok": True, "runtime": runner.runtime, "runtime_version": runner.version,
-        "providers": runner.providers, "import_ms": round(import_ms, 3),
-        "load_ms": round(load_ms, 3),
-        "first_inference_ms": round(first_ms, 3), "warmup": args.warmup, "runs": args.runs,
-        "latency_ms": _stats(times), "throughput_ips": round(1000.0 * len(times) / sum(times), 2),
-        "rss_mb": {"before_load": rss_before, "after_load": rss_after, "peak": _rss_mb("VmHWM")},
+        "providers": runner.providers, "import_ms": loaded["import_ms"],
+        "load_ms": loaded["load_ms"], "first_inference_ms": round(first_ms, 3),
+        "warmup": len(warm), "warmup_s": round(warm_s, 4), "runs": len(times),
+        "measured_s": round(wall_s, 4), "batch": runner.batch, "batch_requested": args.batch,
+        "batch_note": runner.batch_note, "pinned_cpus": pinned,
+        "latency_ms": lat,
+        "latency_per_sample_ms": {"p50": round(lat["p50"] / runner.batch, 6),
+                                  "mean": round(lat["mean"] / runner.batch, 6)},
+        "throughput_ips": round(1000.0 * len(times) * runner.batch / sum(times), 2),
+        "samples_ms": downsample(times, args.samples), "samples_total": len(times),
+        "histogram": histogram(times), "stability": stability,
+        "rss_mb": {"before_load": loaded["rss_before"], "after_load": loaded["rss_after"],
+                   "peak": peak},
+        "thermal": {"before": before, "after": thermal_snapshot(), "timeline": timeline,
+                    "measure_started_s": round(t_measure, 3),
+                    "measure_ended_s": round(t_measure + wall_s, 3)},
+        "tegrastats": tegra_out,
     })
+    result["op_profile"] = _op_profile(runner, raw_feeds, args)
     return result
+
+
+def _op_profile(runner, raw_feeds, args):
+    if args.op_top <= 0:
+        return None
+    try:
+        return runner.op_profile(raw_feeds, max(10, min(50, args.runs // 4)), args.op_top)
+    except Exception as exc:  # noqa: BLE001 - the timing stands without the op profile
+        return {"available": False, "reason": "%s: %s" % (type(exc).__name__, exc), "top": []}
+
+
+def run_trtexec(release, artifact, args):
+    """``trtexec`` on an ONNX artifact as a second opinion; raw tail for the host to parse."""
+    if not args.trtexec:
+        return None
+    exe = shutil.which("trtexec") or ("/usr/src/tensorrt/bin/trtexec"
+                                      if os.path.exists("/usr/src/tensorrt/bin/trtexec") else None)
+    if artifact.get("format") != "onnx":
+        return {"ran": False, "reason": "trtexec takes ONNX only"}
+    if exe is None:
+        return {"ran": False, "reason": "trtexec not found on this board"}
+    argv = [exe, "--onnx=" + os.path.join(release, artifact["file"]), "--duration=3"]
+    if artifact.get("precision") in ("fp16", "int8"):
+        argv.append("--" + artifact["precision"])
+    try:
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=min(600.0, args.timeout))
+    except subprocess.TimeoutExpired:
+        return {"ran": False, "reason": "trtexec did not finish within %g s" % args.timeout}
+    lines = proc.stdout.decode("utf-8", "replace").splitlines()
+    return {"ran": True, "exit": proc.returncode, "argv": argv[1:], "output_tail": lines[-40:]}
+
+
+def _child_argv(release, artifact, args):
+    argv = [sys.executable, os.path.abspath(__file__), "--release", release, "--only",
+            artifact["key"], "--child"]
+    for name in ("warmup", "warmup_s", "runs", "duration_s", "max_runs", "threads", "batch",
+                 "stable_tol", "stable_windows", "op_top", "samples", "sample_interval",
+                 "tegrastats_ms", "timeout"):
+        argv += ["--" + name.replace("_", "-"), str(getattr(args, name))]
+    argv += ["--providers", ",".join(args.providers), "--pin", args.pin or ""]
+    return argv + (["--until-stable"] if args.until_stable else [])
 
 
 def run_child(release, artifact, args):
     """Run ``--only KEY --child`` in a fresh process; never raises, never hangs past --timeout."""
-    argv = [sys.executable, os.path.abspath(__file__), "--release", release, "--only",
-            artifact["key"], "--child", "--warmup", str(args.warmup), "--runs", str(args.runs),
-            "--threads", str(args.threads), "--providers", ",".join(args.providers)]
     try:
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=args.timeout)
+        proc = subprocess.run(_child_argv(release, artifact, args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=args.timeout)
     except subprocess.TimeoutExpired as exc:
         sys.stderr.write((exc.stderr or b"").decode("utf-8", "replace"))
         return empty_result(artifact["key"], "timed out after %g s" % args.timeout, args.threads)
     err = proc.stderr.decode("utf-8", "replace")
     sys.stderr.write(err)
     try:
-        return json.loads(proc.stdout.decode("utf-8", "replace"))
+        result = json.loads(proc.stdout.decode("utf-8", "replace"))
     except ValueError:
         tail = (err.strip().splitlines() or ["no output"])[-1]
         return empty_result(artifact["key"], "child exited %s: %s" % (proc.returncode, tail),
                             args.threads)
+    if result.get("ok"):
+        result["trtexec"] = run_trtexec(release, artifact, args)
+    return result
 
 
 # -- entry point -------------------------------------------------------------------------------
@@ -327,15 +706,30 @@ def parse_args(argv):
     p.add_argument("--release", required=True, help="release directory (has manifest.json)")
     p.add_argument("--only", help="measure only the artifact with this key")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=10, help="warm-up runs (at least)")
+    p.add_argument("--warmup-s", type=float, default=0.0, help="warm-up seconds (at least)")
+    p.add_argument("--runs", type=int, default=100, help="measured runs (a window if stable)")
+    p.add_argument("--duration-s", type=float, default=0.0, help="measure for at least S s")
+    p.add_argument("--max-runs", type=int, default=1000000, help="cap on measured runs")
+    p.add_argument("--until-stable", action="store_true", help="run windows until p50 settles")
+    p.add_argument("--stable-tol", type=float, default=0.02)
+    p.add_argument("--stable-windows", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--pin", default="", help="CPUs to pin to: 'auto' or '0,1'")
+    p.add_argument("--batch", type=int, default=1)
     p.add_argument("--providers", default="CPUExecutionProvider")
+    p.add_argument("--op-top", type=int, default=10, help="slowest ops to report (0: none)")
+    p.add_argument("--samples", type=int, default=1000, help="raw latencies returned (cap)")
+    p.add_argument("--sample-interval", type=float, default=1.0, help="thermal sampling, s")
+    p.add_argument("--tegrastats-ms", type=int, default=500)
+    p.add_argument("--trtexec", action="store_true", help="also run trtexec when present")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per artifact")
     args = p.parse_args(argv)
     args.providers = [x for x in args.providers.split(",") if x]
-    if args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.timeout <= 0:
-        p.error("--runs and --threads must be >= 1, --warmup >= 0, --timeout > 0")
+    if (args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.timeout <= 0
+            or args.batch < 1 or args.max_runs < 1 or args.stable_windows < 2):
+        p.error("--runs, --threads, --batch, --max-runs must be >= 1, --warmup >= 0, "
+                "--stable-windows >= 2, --timeout > 0")
     return args
 
 
@@ -345,6 +739,18 @@ def _claim_stdout():
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return out
+
+
+def _child(args, artifact, out):
+    try:
+        result = measure(args.release, artifact, args)
+    except Exception as exc:  # noqa: BLE001 - reported as ok: false, never hidden
+        log.exception("artifact %s failed", artifact["key"])
+        result = empty_result(artifact["key"], "%s: %s" % (type(exc).__name__, exc),
+                              args.threads)
+    json.dump(result, out)
+    out.flush()
+    return 0
 
 
 def main(argv=None):
@@ -362,22 +768,14 @@ def main(argv=None):
         log.error("no artifact %r in the manifest", args.only)
         return 2
     if args.child:
-        try:
-            result = measure(args.release, artifacts[0], args)
-        except Exception as exc:  # noqa: BLE001 - reported as ok: false, never hidden
-            log.exception("artifact %s failed", artifacts[0]["key"])
-            result = empty_result(artifacts[0]["key"], "%s: %s" % (type(exc).__name__, exc),
-                                  args.threads)
-        json.dump(result, out)
-        out.flush()
-        return 0
+        return _child(args, artifacts[0], out)
     results = []
     for artifact in artifacts:
         log.info("measuring %s (%s)", artifact["key"], artifact.get("file"))
         results.append(run_child(args.release, artifact, args))
     doc = {"schema": SCHEMA, "agent_version": AGENT_VERSION, "release": manifest.get("bundle_id"),
            "device": device_facts(), "results": results}
-    json.dump(doc, out, indent=1)
+    json.dump(doc, out)
     out.write("\n")
     out.flush()
     return 0

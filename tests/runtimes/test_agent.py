@@ -40,7 +40,7 @@ def test_agent_measures_onnx_and_tflite(
     ship_bundle(transport, board, bundle)
     doc = profile_release(transport, board, _profile())
     assert (
-        doc["schema"] == 1
+        doc["schema"] == 2
         and doc["agent_version"] == AGENT_VERSION
         and doc["release"] == bundle.name
     )

@@ -38,7 +38,7 @@ def _doc(**changes: Any) -> dict[str, Any]:
     device: dict[str, Any] = dict.fromkeys(names, "x")
     device.update(cores=2, ram_mb=1000, python="3.8.10", temps_c={})
     doc = {
-        "schema": 1,
+        "schema": 2,
         "agent_version": "0.1.0",
         "release": "abc",
         "device": device,
@@ -79,7 +79,7 @@ def test_valid_document_passes() -> None:
         ("<html>502 Bad Gateway</html>", "not JSON"),
         ("", "not JSON"),
         (json.dumps([1, 2]), "not a JSON object"),
-        (json.dumps(_doc(schema=2)), "schema 2, expected 1"),
+        (json.dumps(_doc(schema=1)), "schema 1, expected 2"),
         (json.dumps({k: v for k, v in _doc().items() if k != "device"}), "no 'device'"),
         (json.dumps(_doc(results=[{"key": "x", "ok": True}])), "result 'x' lacks 'error'"),
     ],
