@@ -123,6 +123,18 @@ class ProfilingOptions(_Strict):
     runs: int = Field(default=100, ge=1, le=1_000_000)
     batch: int = Field(default=1, ge=1, le=1024)
     timeout_s: float = Field(default=300.0, gt=0)
+    warmup_s: float = Field(default=0.0, ge=0, description="warm up at least this long too")
+    duration_s: float = Field(default=0.0, ge=0, description="measure at least this long too")
+    max_runs: int = Field(default=1_000_000, ge=1, description="cap on measured runs")
+    until_stable: bool = Field(default=False, description="windows of `runs` until p50 settles")
+    stable_tolerance: float = Field(default=0.02, gt=0, le=0.5)
+    stable_windows: int = Field(default=3, ge=2, le=20)
+    pin_cpus: str | None = Field(default=None, pattern=r"^(auto|\d+(,\d+)*)$",
+                                 description="'auto' or a CPU list like '0,1'")
+    op_top: int = Field(default=10, ge=0, le=200, description="slowest ops reported (0: none)")
+    latency_samples: int = Field(default=1000, ge=0, le=100_000, description="raw samples kept")
+    sample_interval_s: float = Field(default=1.0, gt=0, description="thermal sampling period")
+    trtexec: bool = Field(default=False, description="also run trtexec (ONNX) when present")
 
 
 class Budgets(_Strict):
@@ -133,6 +145,8 @@ class Budgets(_Strict):
     max_accuracy_drop: float = Field(default=0.01, ge=0, le=1)
     max_size_mb: float | None = Field(default=None, gt=0)
     hard: bool = False
+    p50_regression_pct: float | None = Field(
+        default=10.0, gt=0, description="flag p50 slower than the previous run by more than this")
 
 
 class Profile(_Strict):
