@@ -3,16 +3,16 @@
 Host keys are always verified: the project's ``known_hosts`` (plus, optionally, the user's own) is
 loaded and an unknown or changed key is *refused* (``RejectPolicy``), never added silently.
 Commands are argument lists; every argument is ``shlex.quote``-d, so a file name such as
-``x; rm -rf ~`` reaches the board as one harmless word.
+``x; rm -rf ~`` reaches the board as one harmless word. Real boards honour ``~/.ssh/config``
+(aliases, User, Port, IdentityFile, ProxyJump through ``direct-tcpip`` channels). A connection
+that drops or stalls raises :class:`ConnectionLost`, after which the transport reconnects lazily.
 """
 
 from __future__ import annotations
 
 import base64
-import getpass
 import hashlib
 import logging
-import select
 import shlex
 import socket
 import time
@@ -27,16 +27,25 @@ import paramiko
 from devices import Board
 from edgeship.errors import RemoteCommandError, ShipError
 
-__all__ = ["CommandTimeout", "Progress", "RunResult", "SSHTransport", "fingerprint"]
+from ._sshtext import TRANSIENT, drain, reason, short
+from .sshconfig import DEFAULT_SSH_CONFIG, Hop, resolve_hops
+
+__all__ = ["CommandTimeout", "ConnectionLost", "Progress", "RunResult", "SSHTransport",
+           "fingerprint"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 """``progress(bytes_done, bytes_total)`` — paramiko's SFTP callback signature."""
+_CHUNK = 32768
 
 
 class CommandTimeout(ShipError, TimeoutError):
     """A command on the board did not finish in time (also a built-in ``TimeoutError``)."""
+
+
+class ConnectionLost(ShipError, ConnectionError):
+    """The connection dropped or stalled mid-step; reconnecting and retrying may succeed."""
 
 
 @dataclass(frozen=True)
@@ -70,17 +79,22 @@ class SSHTransport:
     """A lazily opened SSH + SFTP connection to one board.
 
     Args:
-        board: where to connect (host, port, user, key_file).
+        board: where to connect (host or ``~/.ssh/config`` alias, port, user, key_file).
         known_hosts: the project's known_hosts file; unknown or changed host keys are refused.
         connect_timeout: seconds for TCP connect, SSH banner and authentication.
         command_timeout: default seconds a remote command may run (``None``: no limit).
         allow_agent / look_for_keys: also try ssh-agent / ``~/.ssh/id_*`` keys (tests say no).
         system_host_keys: also trust the user's ``~/.ssh/known_hosts``.
+        compress: zlib compression on the wire (helps on slow links, costs CPU on fast ones).
+        io_timeout: seconds an SFTP transfer may stall before the connection counts as lost.
+        ssh_config: the OpenSSH client config to honour for real boards (``None``: none).
     """
 
     def __init__(self, board: Board, known_hosts: Path, *, connect_timeout: float = 10.0,
                  command_timeout: float | None = 600.0, allow_agent: bool = True,
-                 look_for_keys: bool = True, system_host_keys: bool = True) -> None:
+                 look_for_keys: bool = True, system_host_keys: bool = True,
+                 compress: bool = False, io_timeout: float = 60.0,
+                 ssh_config: Path | str | None = DEFAULT_SSH_CONFIG) -> None:
         self.board = board
         self.known_hosts = Path(known_hosts)
         self.connect_timeout = connect_timeout
@@ -88,7 +102,11 @@ class SSHTransport:
         self.allow_agent = allow_agent
         self.look_for_keys = look_for_keys
         self.system_host_keys = system_host_keys
+        self.compress = compress
+        self.io_timeout = io_timeout
+        self.ssh_config = ssh_config
         self._client: paramiko.SSHClient | None = None
+        self._jumps: list[paramiko.SSHClient] = []
         self._sftp: paramiko.SFTPClient | None = None
 
     # -- connection -------------------------------------------------------------------------
@@ -99,13 +117,35 @@ class SSHTransport:
 
     @property
     def user(self) -> str:
-        """The login user: the board's, else the local user (as ``ssh`` does)."""
-        return self.board.user or getpass.getuser()
+        """The login user (inventory, else ``~/.ssh/config``, else the local user)."""
+        return resolve_hops(self.board, self.ssh_config)[-1].user
 
     def connect(self) -> paramiko.SSHClient:
         """Open the connection now (otherwise the first ``run``/``put``/``get`` does)."""
         if self._client is not None:
-            return self._client
+            live = self._client.get_transport()
+            if live is not None and live.is_active():
+                return self._client
+            self.close()
+        hops = resolve_hops(self.board, self.ssh_config)
+        started = time.perf_counter()
+        sock: paramiko.Channel | None = None
+        try:
+            for i, hop in enumerate(hops):
+                client = self._open(hop, sock, jump=i < len(hops) - 1)
+                if i == len(hops) - 1:
+                    self._client = client
+                    log.debug("%s: connected in %.3f s", self.where,
+                              time.perf_counter() - started)
+                    return client
+                self._jumps.append(client)
+                sock = self._tunnel(client, hops[i + 1])
+        except BaseException:
+            self.close()
+            raise
+        raise ShipError(f"{self.where}: no host to connect to")  # pragma: no cover - hops >= 1
+
+    def _open(self, hop: Hop, sock: paramiko.Channel | None, *, jump: bool) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         if self.system_host_keys:
             client.load_system_host_keys()
@@ -113,44 +153,60 @@ class SSHTransport:
             client.load_host_keys(str(self.known_hosts))
         policy = _RememberingReject()
         client.set_missing_host_key_policy(policy)
-        started = time.perf_counter()
         try:
             client.connect(
-                self.board.host, port=self.board.port, username=self.user,
-                key_filename=self.board.key_file, timeout=self.connect_timeout,
+                hop.host, port=hop.port, username=hop.user, sock=sock,
+                key_filename=list(hop.key_files) or None, timeout=self.connect_timeout,
                 banner_timeout=self.connect_timeout, auth_timeout=self.connect_timeout,
                 allow_agent=self.allow_agent, look_for_keys=self.look_for_keys,
+                compress=self.compress,
             )
         except Exception as exc:
             client.close()
-            raise self._connect_error(exc, policy.refused) from exc
-        log.debug("%s: connected in %.3f s", self.where, time.perf_counter() - started)
-        self._client = client
+            raise self._connect_error(exc, policy.refused, hop, jump) from exc
         return client
 
-    def _connect_error(self, exc: Exception, refused: paramiko.PKey | None) -> ShipError:
+    def _tunnel(self, jump: paramiko.SSHClient, hop: Hop) -> paramiko.Channel:
+        """A ``direct-tcpip`` channel through *jump* to the next hop (its ``sock``)."""
+        transport = jump.get_transport()
+        if transport is None:
+            raise ConnectionLost(f"{self.where}: the jump host connection closed; retry")
+        try:
+            return transport.open_channel("direct-tcpip", (hop.host, hop.port), ("127.0.0.1", 0),
+                                          timeout=self.connect_timeout)
+        except TRANSIENT as exc:
+            raise ShipError(f"{self.where}: the jump host could not reach {hop.host}:{hop.port} "
+                            f"({reason(exc)}); check ProxyJump/HostName in ~/.ssh/config and that "
+                            "the board is up") from exc
+
+    def _connect_error(self, exc: Exception, refused: paramiko.PKey | None, hop: Hop,
+                       jump: bool) -> ShipError:
         """Turn a paramiko/socket failure into one actionable line."""
+        where = f"{self.where} via jump host {hop}" if jump else self.where
+        pattern = hop.host if hop.port == 22 else f"[{hop.host}]:{hop.port}"
         if isinstance(exc, paramiko.BadHostKeyException):
             return ShipError(
-                f"{self.where} presented host key {fingerprint(exc.key)} but {self.known_hosts} "
+                f"{where} presented host key {fingerprint(exc.key)} but {self.known_hosts} "
                 f"pins {fingerprint(exc.expected_key)}: the board was reinstalled or this is not "
-                f"the board; if you trust the new key, remove the old line "
-                f"(ssh-keygen -R '[{self.board.host}]:{self.board.port}' -f {self.known_hosts}) "
-                f"and pin the new one")
+                f"the board; nothing was sent. If you trust the new key, remove the old line "
+                f"(ssh-keygen -R '{pattern}' -f {self.known_hosts}) and run "
+                f"`edgeship boards trust {self.board.name}`")
         if refused is not None:
             return ShipError(
-                f"{self.where} host key {refused.get_name()} {fingerprint(refused)} is not in "
+                f"{where} host key {refused.get_name()} {fingerprint(refused)} is not in "
                 f"{self.known_hosts}; nothing was sent. Check the fingerprint on the board "
                 f"(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and, if it matches, trust it: "
-                f"ssh-keyscan -p {self.board.port} {self.board.host} >> {self.known_hosts}")
-        auth = isinstance(exc, paramiko.AuthenticationException)
-        if auth or "authentication" in str(exc).lower():
-            key = self.board.key_file or "ssh-agent / ~/.ssh keys"
+                f"`edgeship boards trust {self.board.name}` (or ssh-keyscan -p {hop.port} "
+                f"{hop.host} >> {self.known_hosts})")
+        if isinstance(exc, paramiko.AuthenticationException) or "authentication" in str(exc).lower():
+            key = ", ".join(hop.key_files) or "ssh-agent / ~/.ssh keys"
             return ShipError(
-                f"{self.where}: authentication failed for user {self.user!r} "
+                f"{where}: authentication failed for user {hop.user!r} "
                 f"with {key}; install the public key in the board's ~/.ssh/authorized_keys "
                 f"(ssh-copy-id) or set ansible_ssh_private_key_file in the inventory")
-        return ShipError(f"{self.where} unreachable: {_reason(exc)}; {self._is_it_up()}")
+        text = f"{where} unreachable: {reason(exc)}; {self._is_it_up()}"
+        hard = (ConnectionRefusedError, socket.gaierror, paramiko.ssh_exception.NoValidConnectionsError)
+        return ShipError(text) if isinstance(exc, hard) else ConnectionLost(text)
 
     def _is_it_up(self) -> str:
         if self.board.simulated:
@@ -158,20 +214,38 @@ class SSHTransport:
         return ("is it up? check that it is powered and on the network, and its host/port in "
                 "the inventory")
 
+    def _lost(self, step: str, exc: BaseException) -> ConnectionLost:
+        """Close everything (the next call reconnects) and describe the drop."""
+        self.close()
+        return ConnectionLost(f"{self.where}: connection lost while {step} ({reason(exc)}); "
+                              "check the link to the board and retry")
+
+    def _alive(self) -> bool:
+        transport = None if self._client is None else self._client.get_transport()
+        return transport is not None and transport.is_active()
+
     def sftp(self) -> paramiko.SFTPClient:
-        """The SFTP session (opened on first use)."""
-        if self._sftp is None:
-            self._sftp = self.connect().open_sftp()
+        """The SFTP session (opened on first use; a stalled transfer times out)."""
+        if self._sftp is None or not self._alive():
+            client = self.connect()
+            try:
+                self._sftp = client.open_sftp()
+            except TRANSIENT as exc:
+                raise self._lost("opening SFTP", exc) from exc
+            self._sftp.get_channel().settimeout(self.io_timeout)
         return self._sftp
 
     def close(self) -> None:
-        """Close SFTP and SSH; safe to call twice."""
-        sftp, client = self._sftp, self._client
+        """Close SFTP, SSH and any jump hosts; safe to call twice."""
+        sftp, client, jumps = self._sftp, self._client, self._jumps
         self._sftp = self._client = None
-        if sftp is not None:
-            sftp.close()
-        if client is not None:
-            client.close()
+        self._jumps = []
+        for closable in (sftp, client, *reversed(jumps)):
+            if closable is not None:
+                try:
+                    closable.close()
+                except TRANSIENT:  # already dead: nothing left to close
+                    log.debug("%s: close after a drop", self.where)
 
     def __enter__(self) -> SSHTransport:
         return self
@@ -188,6 +262,7 @@ class SSHTransport:
         Raises:
             RemoteCommandError: the command exited non-zero and *check* is true.
             CommandTimeout: it ran longer than *timeout* (default: ``command_timeout``).
+            ConnectionLost: the connection dropped before the command's exit status arrived.
         """
         if isinstance(argv, (str, bytes)):
             raise TypeError("run() takes a list of arguments, not a shell string; "
@@ -204,89 +279,105 @@ class SSHTransport:
               input: bytes | None) -> RunResult:
         limit = self.command_timeout if timeout is None else timeout
         transport = self.connect().get_transport()
+        step = f"running `{short(command, 60)}`"
         if transport is None or not transport.is_active():
-            raise ShipError(f"{self.where}: the SSH connection dropped; {self._is_it_up()}")
-        chan = transport.open_session(timeout=self.connect_timeout)
+            raise self._lost(step, EOFError())
+        try:
+            chan = transport.open_session(timeout=self.connect_timeout)
+        except TRANSIENT as exc:
+            raise self._lost(step, exc) from exc
         try:
             chan.exec_command(command)
             if input:
                 chan.sendall(input)
             chan.shutdown_write()
-            out, err = _drain(chan, None if limit is None else time.monotonic() + limit)
-            if out is None:
-                raise CommandTimeout(f"{self.where}: `{_short(command)}` did not finish within "
-                                     f"{limit:g} s; the board may be overloaded or the command "
-                                     "hung")
-            status = chan.recv_exit_status()
+            out, err = drain(chan, None if limit is None else time.monotonic() + limit)
+            status = chan.recv_exit_status() if out is not None else -1
+        except TRANSIENT as exc:
+            raise self._lost(step, exc) from exc
         finally:
             chan.close()
+        if out is None:
+            raise CommandTimeout(f"{self.where}: `{short(command)}` did not finish within "
+                                 f"{limit:g} s; the board may be overloaded or the command hung")
+        if status == -1 and not transport.is_active():
+            raise self._lost(step, EOFError())
         result = RunResult(status, out.decode(errors="replace"), err.decode(errors="replace"))
-        log.debug("%s: `%s` → %d", self.where, _short(command), status)
+        log.debug("%s: `%s` → %d", self.where, short(command), status)
         if check and status != 0:
-            raise RemoteCommandError(self.board.name, _short(command), status,
+            raise RemoteCommandError(self.board.name, short(command), status,
                                      result.stdout, result.stderr)
         return result
 
     # -- files --------------------------------------------------------------------------------
-    def put(self, local: Path | str, remote: str, *, progress: Progress | None = None) -> int:
-        """Upload *local* to *remote* over SFTP; returns the bytes sent."""
+    def put(self, local: Path | str, remote: str, *, progress: Progress | None = None,
+            offset: int = 0) -> int:
+        """Upload *local* to *remote* over SFTP; returns the bytes sent.
+
+        With *offset* > 0 the remote file already holds the first *offset* bytes (an
+        interrupted upload): only the rest is sent, written from that position. The caller
+        verifies the whole file's sha256 on the board before using it.
+        """
+        size = Path(local).stat().st_size
+        if not 0 <= offset <= size:
+            raise ValueError(f"offset {offset} outside 0..{size}")
         try:
-            attrs = self.sftp().put(str(local), remote, callback=progress, confirm=True)
-        except OSError as exc:
-            raise ShipError(f"{self.where}: upload of {local} to {remote} failed: {_reason(exc)}; "
-                            f"check free space and permissions under the board's root") from exc
-        return int(attrs.st_size or 0)
+            self._put(Path(local), remote, size, offset, progress)
+            there = self.sftp().stat(remote).st_size
+        except TRANSIENT as exc:
+            if isinstance(exc, socket.timeout) or not self._alive():
+                raise self._lost(f"uploading {Path(local).name}", exc) from exc
+            raise ShipError(f"{self.where}: upload of {Path(local).name} to {remote} failed: "
+                            f"{reason(exc)}; the board's disk may be full or the directory "
+                            f"read-only: check `df -h {remote.rsplit('/', 1)[0]}` on the board "
+                            "and ship again") from exc
+        if there != size:
+            raise ShipError(f"{self.where}: {remote} has {there} bytes after upload, expected "
+                            f"{size}; check free space on the board and ship again")
+        return size - offset
+
+    def _put(self, local: Path, remote: str, size: int, offset: int,
+             progress: Progress | None) -> None:
+        with open(local, "rb") as src, self.sftp().open(remote, "r+b" if offset else "wb") as dst:
+            dst.set_pipelined(True)
+            src.seek(offset)
+            dst.seek(offset)
+            done = offset
+            for block in iter(lambda: src.read(_CHUNK), b""):
+                dst.write(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, size)
+        if progress is not None and size == offset:
+            progress(size, size)
 
     def put_bytes(self, data: bytes, remote: str) -> None:
         """Write *data* to the file *remote* (small files: lock notes, markers)."""
         try:
             with self.sftp().open(remote, "wb") as fh:
                 fh.write(data)
-        except OSError as exc:
-            raise ShipError(f"{self.where}: cannot write {remote}: {_reason(exc)}") from exc
+        except TRANSIENT as exc:
+            if not self._alive():
+                raise self._lost(f"writing {remote}", exc) from exc
+            raise ShipError(f"{self.where}: cannot write {remote}: {reason(exc)}") from exc
+
+    def read_bytes(self, remote: str) -> bytes | None:
+        """The content of the small file *remote*, or ``None`` when it does not exist."""
+        try:
+            with self.sftp().open(remote, "rb") as fh:
+                return bytes(fh.read())
+        except FileNotFoundError:
+            return None
+        except TRANSIENT as exc:
+            if not self._alive():
+                raise self._lost(f"reading {remote}", exc) from exc
+            raise ShipError(f"{self.where}: cannot read {remote}: {reason(exc)}") from exc
 
     def get(self, remote: str, local: Path | str) -> None:
         """Download *remote* to *local* over SFTP."""
         try:
             self.sftp().get(remote, str(local))
-        except OSError as exc:
-            raise ShipError(f"{self.where}: download of {remote} failed: {_reason(exc)}") from exc
-
-
-def _drain(chan: paramiko.Channel, deadline: float | None) -> tuple[bytes | None, bytes]:
-    """Read stdout/stderr until the command exits; ``(None, err)`` when *deadline* passes."""
-    out, err = bytearray(), bytearray()
-    while True:
-        busy = False
-        while chan.recv_ready():
-            out += chan.recv(65536)
-            busy = True
-        while chan.recv_stderr_ready():
-            err += chan.recv_stderr(65536)
-            busy = True
-        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-            return bytes(out), bytes(err)
-        if deadline is not None and time.monotonic() > deadline:
-            return None, bytes(err)
-        if not busy:
-            select.select([chan], [], [], 0.02)
-
-
-def _reason(exc: BaseException) -> str:
-    """A short human reason for a socket-level failure."""
-    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-        errors = list(exc.errors.values())
-        exc = errors[0] if errors else exc
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve the host name ({exc.strerror})"
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "connection timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _short(command: str, limit: int = 160) -> str:
-    return command if len(command) <= limit else command[: limit - 1] + "…"
+        except TRANSIENT as exc:
+            if not self._alive():
+                raise self._lost(f"downloading {remote}", exc) from exc
+            raise ShipError(f"{self.where}: download of {remote} failed: {reason(exc)}") from exc

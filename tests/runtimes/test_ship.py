@@ -78,7 +78,7 @@ class _CorruptingTransport(SSHTransport):
 
     def put(self, local: Path | str, remote: str, **kwargs: object) -> int:  # type: ignore[override]
         sent = super().put(local, remote, **kwargs)  # type: ignore[arg-type]
-        if remote.endswith("model.fp32.tflite"):
+        if remote.endswith("payload.bin"):
             self.put_bytes(b"flipped bits", remote)
         return sent
 
@@ -86,13 +86,13 @@ class _CorruptingTransport(SSHTransport):
 def test_failed_verification_leaves_current_untouched(
     board: Board, sim_paths: Paths, transport: SSHTransport, new_bundle: NewBundle
 ) -> None:
-    good, bad = new_bundle(), new_bundle()
+    good, bad = new_bundle(), new_bundle(extra={"payload.bin": os.urandom(4096)})
     ship_bundle(transport, board, good)
     with _CorruptingTransport(
         board, sim_paths.known_hosts, look_for_keys=False, allow_agent=False, system_host_keys=False
     ) as flaky:
         with pytest.raises(
-            ShipError, match=r"model\.fp32\.tflite failed sha256 verification.*not switched"
+            ShipError, match=r"payload\.bin failed sha256 verification.*not switched"
         ):
             ship_bundle(flaky, board, bad)
     assert _current(board) == f"releases/{good.name}"
