@@ -54,6 +54,12 @@ board-up: setup  ## start the simulated board (DEVICE=sim)
 board-down: setup  ## stop the simulated board (DEVICE=sim)
 	@$(EDGESHIP) board down $(DEVICE)
 
+fleet-up: setup  ## start a group of simulated boards (DEVICE=simfleet: one netns each, root)
+	@$(BIN)/python -m edgeship.fleet up $(if $(filter sim,$(DEVICE)),simfleet,$(DEVICE))
+
+fleet-down: setup  ## stop a group of simulated boards and remove their namespaces
+	@$(BIN)/python -m edgeship.fleet down $(if $(filter sim,$(DEVICE)),simfleet,$(DEVICE))
+
 test: setup  ## run the test suite (real sshd on loopback, real runtimes)
 	@$(BIN)/python -m pytest $(ARGS)
 

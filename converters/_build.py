@@ -25,9 +25,10 @@ from .export_onnx import export_onnx, output_names_for, run_torch
 from .export_tflite import export_tflite
 from .load import LoadedModel
 from .passes import apply_recipe
-from .quantize_onnx import convert_fp16, quantize_int8
-from .verify import (Verification, check_verifications, collect_outputs, compare, host_latency,
-                     reference_accuracy)
+from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
+from .quantize_onnx import convert_fp16
+from .verify import (Verification, check_verifications, collect_outputs, compare,
+                     flag_slower_than_fp32, host_latency, reference_accuracy)
 
 __all__ = ["MAX_BUNDLE_SAMPLES", "align_data", "build_artifacts"]
 
@@ -75,7 +76,14 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
         progress(f"verifying {art.key}")
         entry, results[art.key] = _verify(work, art.key, makers[art.key], inputs, shapes, ref,
                                           data.labels, profile)
+        if art.precision == "int8":  # over budget: per-channel, keep layers float, fp16
+            entry, results[art.key] = gate_int8(
+                Int8Job.for_artifact(work, art, calib, inputs, profile.runtime.threads, progress),
+                entry, results[art.key], lambda conv, key=art.key: _verify(
+                    work, key, conv, inputs, shapes, ref, data.labels, profile))
         artifacts.append(entry)
+    for key in flag_slower_than_fp32(artifacts):
+        progress(f"warning: {key} is slower than fp32 on this host (see host_latency_ms)")
     check_verifications(results, profile.budgets.max_accuracy_drop)
     if "onnx-fp32" not in {a.key for a in profile.artifacts}:  # only the others' source
         (work / "model.fp32.onnx").unlink(missing_ok=True)
@@ -127,14 +135,17 @@ def _make_artifacts(work: Path, loaded: LoadedModel, model: Any, inputs: dict[st
     keys = {a.key for a in profile.artifacts}
     if "onnx-int8" in keys:
         progress("quantizing ONNX int8")
-        made["onnx-int8"] = quantize_int8(fp32, work / "model.int8.onnx", calib)
+        made["onnx-int8"] = make_onnx_int8(fp32, work / "model.int8.onnx", calib,
+                                           int8_quantization(profile, "onnx"), inputs,
+                                           profile.runtime.threads, progress)
     if "onnx-fp16" in keys:
         progress("converting ONNX fp16")
         made["onnx-fp16"] = convert_fp16(fp32, work / "model.fp16.onnx")
     tflite = [a.precision for a in profile.artifacts if a.format == "tflite"]
     if tflite:
         progress(f"converting to TFLite ({', '.join(tflite)})")
-        for precision, info in export_tflite(fp32, work, tflite, calib).items():
+        for precision, info in export_tflite(fp32, work, tflite, calib,
+                                             int8_quantization(profile, "tflite")).items():
             made[f"tflite-{precision}"] = info
     return made
 

@@ -58,16 +58,27 @@ def _convert(request: dict[str, Any]) -> None:
     common.download_test_image_data = local_samples
     onnx2tf.convert(
         input_onnx_file_path=request["onnx"], output_folder_path=request["out"],
-        output_integer_quantized_tflite=request["int8"],
         custom_input_op_name_np_data_path=[[n, p, 0.0, 1.0] for n, p in request["calibration"]],
-        non_verbose=True, verbosity="error")
+        non_verbose=True, verbosity="error", **_int8_arguments(request["int8"]))
+
+
+def _int8_arguments(int8: dict[str, Any] | None) -> dict[str, Any]:
+    """onnx2tf's keyword arguments for the requested int8 variant (none: float only)."""
+    if not int8:
+        return {}
+    quant_type = "per-channel" if int8["per_channel"] else "per-tensor"
+    if int8["mode"] == "dynamic":
+        return {"output_dynamic_range_quantized_tflite": True, "quant_type": quant_type}
+    io = int8["io"] if int8["io"] != "float32" else "int8"
+    return {"output_integer_quantized_tflite": True, "quant_type": quant_type,
+            "input_quant_dtype": io, "output_quant_dtype": io}
 
 
 def _collect(request: dict[str, Any], log: str) -> dict[str, Any]:
     out, stem = Path(request["out"]), Path(request["onnx"]).stem
     files = {"fp32": out / f"{stem}_float32.tflite", "fp16": out / f"{stem}_float16.tflite"}
     if request["int8"]:
-        files["int8"] = out / f"{stem}_full_integer_quant.tflite"
+        files["int8"] = out / f"{stem}_{request['int8']['variant']}.tflite"
     missing = [p.name for p in files.values() if not p.exists()]
     if missing:
         return {"ok": False, "error": f"onnx2tf did not write {', '.join(missing)} "

@@ -5,6 +5,10 @@ outputs are compared with the original's (torch for torch sources, onnxruntime f
 sources): accuracy and its drop (with labels), top-1 agreement, max abs drift, mean cosine.
 The gate: ``accuracy_drop <= budgets.max_accuracy_drop`` with labels; without labels
 ``top1_agreement >= 0.99`` and ``cosine >= 0.99``.
+
+Host latency is the median of :data:`HOST_RUNS` runs with the profile's threads; an int8 artifact
+whose median is above the fp32 artifact's of the same format gets ``slower_than_fp32: true``
+(:func:`flag_slower_than_fp32`; onnxruntime int8 on x86 can be slower than fp32).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from edgeship.errors import VerificationError
 
 __all__ = [
+    "HOST_RUNS",
     "MAX_EVAL_SAMPLES",
     "MIN_AGREEMENT",
     "MIN_COSINE",
@@ -26,6 +31,7 @@ __all__ = [
     "check_verifications",
     "collect_outputs",
     "compare",
+    "flag_slower_than_fp32",
     "host_latency",
     "reference_accuracy",
 ]
@@ -33,6 +39,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_EVAL_SAMPLES = 1000
+HOST_RUNS = 100
 MIN_AGREEMENT = 0.99
 MIN_COSINE = 0.99
 
@@ -92,8 +99,9 @@ def reference_accuracy(ref: Outputs, labels: np.ndarray | None) -> float | None:
     return _r(float(np.mean(ref[0].argmax(1) == labels[: len(ref[0])])))
 
 
-def host_latency(invoke: Callable[[], object], runs: int = 50, warmup: int = 5) -> dict[str, float]:
-    """Median latency (ms) of *invoke* on this host, after *warmup* calls."""
+def host_latency(invoke: Callable[[], object], runs: int = HOST_RUNS,
+                 warmup: int = 10) -> dict[str, float]:
+    """Median latency (ms) of *invoke* over *runs* calls on this host, after *warmup* calls."""
     for _ in range(warmup):
         invoke()
     times = []
@@ -101,7 +109,25 @@ def host_latency(invoke: Callable[[], object], runs: int = 50, warmup: int = 5) 
         start = time.perf_counter()
         invoke()
         times.append(time.perf_counter() - start)
-    return {"p50": round(float(np.median(times)) * 1e3, 4)}
+    return {"p50": round(float(np.median(times)) * 1e3, 4), "runs": runs}
+
+
+def flag_slower_than_fp32(artifacts: list[dict[str, object]]) -> list[str]:
+    """Set ``slower_than_fp32`` on each int8 manifest entry (by ``host_latency_ms.p50`` against
+    the fp32 entry of the same format, when there is one); return the keys flagged slower."""
+    fp32 = {a["format"]: a for a in artifacts if a["precision"] == "fp32"}
+    slower = []
+    for entry in artifacts:
+        base = fp32.get(entry["format"])
+        if not str(entry["key"]).endswith("int8") or base is None or base is entry:
+            continue
+        p50, base_p50 = entry["host_latency_ms"]["p50"], base["host_latency_ms"]["p50"]  # type: ignore[index]
+        entry["slower_than_fp32"] = bool(p50 > base_p50)
+        if entry["slower_than_fp32"]:
+            slower.append(str(entry["key"]))
+            log.warning("%s is slower than %s on this host (p50 %.4g ms vs %.4g ms)",
+                        entry["key"], base["key"], p50, base_p50)
+    return slower
 
 
 def check_verifications(results: dict[str, Verification], max_drop: float) -> None:

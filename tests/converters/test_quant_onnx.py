@@ -1,0 +1,219 @@
+"""ONNX int8 modes, per-layer sensitivity and the gate's fallbacks, on tiny seeded MLPs.
+
+The models are built with ``onnx.helper`` (no torch export, so each build takes a second):
+``weight`` has one huge weight on a dead unit (per-tensor int8 weights collapse, per-channel is
+fine); ``activation`` has one hidden unit with a huge activation (per-channel weights do not help,
+keeping the two layers around it in float does). Labels are the float model's own predictions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.quantize_onnx import OnnxQuantizer, OnnxQuantOptions
+from edgeship.errors import ConversionError, VerificationError
+from edgeship.paths import Paths
+
+DIN, HID, CLASSES = 16, 32, 10
+
+
+def _mlp(kind: str, seed: int = 0) -> object:
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(0, 0.5, (DIN, HID)).astype(np.float32)
+    b1 = np.zeros(HID, np.float32)
+    w2 = rng.normal(0, 0.5, (HID, HID)).astype(np.float32)
+    w3 = rng.normal(0, 0.5, (HID, CLASSES)).astype(np.float32)
+    if kind == "weight":  # a dead unit (0 after the ReLU) carrying a huge weight into fc2
+        b1[5], w2[5, 0] = -100.0, 500.0
+    elif kind == "activation":  # one hidden unit at 2000, barely used by fc2
+        b1[0] = 2000.0
+        w2[0, :] *= 1e-4
+    inits = [nh.from_array(a, n) for a, n in [(w1, "w1"), (b1, "b1"), (w2, "w2"), (w3, "w3")]]
+    nodes = [h.make_node("MatMul", ["x", "w1"], ["m1"], name="fc1"),
+             h.make_node("Add", ["m1", "b1"], ["a1"], name="add1"),
+             h.make_node("Relu", ["a1"], ["r1"], name="relu1"),
+             h.make_node("MatMul", ["r1", "w2"], ["m2"], name="fc2"),
+             h.make_node("Relu", ["m2"], ["r2"], name="relu2"),
+             h.make_node("MatMul", ["r2", "w3"], ["logits"], name="fc3")]
+    graph = h.make_graph(nodes, kind, [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, DIN])],
+                         [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])], inits)
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _write(tmp: Path, kind: str, n: int = 300) -> tuple[Path, Path, np.ndarray]:
+    import onnx
+    import onnxruntime as ort
+
+    model = _mlp(kind)
+    path = tmp / f"{kind}.onnx"
+    onnx.save(model, str(path))
+    x = np.random.default_rng(1).normal(0, 1, (n, DIN)).astype(np.float32)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    y = np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(n)]).argmax(1)
+    np.savez(tmp / f"{kind}.npz", x=x, labels=y, **{"calibration.x": x[:100]})
+    return path, tmp / f"{kind}.npz", x
+
+
+@pytest.fixture(scope="session")
+def mlps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path, np.ndarray]]:
+    """``kind`` → (model.onnx, data.npz, inputs) for the plain, weight and activation MLPs."""
+    tmp = tmp_path_factory.mktemp("mlps")
+    return {kind: _write(tmp, kind) for kind in ("plain", "weight", "activation")}
+
+
+def _quantize(mlps: dict, kind: str, tmp: Path, **options: object) -> object:
+    import onnx
+
+    model, _, x = mlps[kind]
+    out = tmp / "q.onnx"
+    OnnxQuantizer(model, {"x": x[:100]}, tmp).quantize(OnnxQuantOptions(**options), out)
+    return onnx.load(str(out))
+
+
+def _ops(model: object) -> set[str]:
+    return {n.op_type for n in model.graph.node}  # type: ignore[attr-defined]
+
+
+def _weight_scales(model: object) -> list[np.ndarray]:
+    """Scales of the DequantizeLinear nodes fed by an int8 initializer (the weights)."""
+    from onnx import numpy_helper
+
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}  # type: ignore[attr-defined]
+    return [inits[n.input[1]] for n in model.graph.node  # type: ignore[attr-defined]
+            if n.op_type == "DequantizeLinear" and n.input[0] in inits
+            and inits[n.input[0]].dtype == np.int8 and inits[n.input[0]].ndim == 2]
+
+
+def test_dynamic_mode_quantizes_activations_at_run_time(mlps: dict, tmp_path: Path) -> None:
+    ops = _ops(_quantize(mlps, "plain", tmp_path, mode="dynamic", calibration="none"))
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
+    assert "QuantizeLinear" not in ops
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_static_qdq_weights_per_channel_or_per_tensor(mlps: dict, tmp_path: Path,
+                                                      per_channel: bool) -> None:
+    model = _quantize(mlps, "plain", tmp_path, per_channel=per_channel)
+    scales = _weight_scales(model)
+    assert len(scales) == 3 and "QuantizeLinear" in _ops(model)
+    assert all((s.size > 1) == per_channel for s in scales)
+    axes = [a.i for n in model.graph.node if n.op_type == "DequantizeLinear"
+            for a in n.attribute if a.name == "axis"]
+    assert bool(axes) == per_channel
+
+
+def test_calibration_method_reaches_the_quantizer(mlps: dict, tmp_path: Path) -> None:
+    from onnx import numpy_helper
+
+    def input_scale(sub: str, **options: object) -> float:
+        (tmp_path / sub).mkdir()
+        model = _quantize(mlps, "plain", tmp_path / sub, **options)
+        consumer = {n.input[0]: n for n in model.graph.node if n.op_type == "QuantizeLinear"}["x"]
+        inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        return float(inits[consumer.input[1]])
+
+    minmax = input_scale("minmax")
+    assert input_scale("p99", calibration="percentile", percentile=99.0) < 0.8 * minmax
+    assert input_scale("entropy", calibration="entropy") > 0
+
+
+def test_sensitivity_ranks_the_fragile_layer_first(mlps: dict, tmp_path: Path) -> None:
+    from converters.sensitivity import measure_sensitivity
+
+    model, _, x = mlps["weight"]
+    quantizer = OnnxQuantizer(model, {"x": x[:100]}, tmp_path)
+    ranking = measure_sensitivity(quantizer, OnnxQuantOptions(per_channel=False), {"x": x})
+    assert [r["node"] for r in ranking][0] == "fc2"
+    assert ranking[0]["nmse"] > 100 * ranking[1]["nmse"]
+
+
+def test_exclude_auto_keeps_the_worst_layers_in_float(mlps: dict, tmp_path: Path) -> None:
+    import onnx
+    from converters.fallback import make_onnx_int8
+    from profiles.schema import Quantization
+
+    model, _, x = mlps["activation"]
+    steps: list[str] = []
+    info = make_onnx_int8(model, tmp_path / "q.onnx", {"x": x[:100]},
+                          Quantization(exclude="auto", keep_float=2), {"x": x}, 1, steps.append)
+    kept = set(info["options"]["exclude"])
+    assert len(kept) == 2 and "fc3" not in kept
+    assert [r["node"] for r in info["sensitivity"]][2] == "fc3"
+    consumers = {n.name: n.input for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
+    assert "w3" not in consumers["fc3"]  # fc3 is quantized: it reads a dequantized weight
+    assert any("sensitivity" in s for s in steps)
+
+
+def _profile(quantization: dict | None, max_drop: float = 0.05) -> object:
+    from profiles.schema import Profile
+
+    int8 = {"format": "onnx", "precision": "int8"}
+    if quantization is not None:
+        int8["quantization"] = quantization
+    return Profile.model_validate({"name": "t", "arch": "x86_64", "budgets": {
+        "max_accuracy_drop": max_drop}, "artifacts": [{"format": "onnx", "precision": "fp32"}, int8]})
+
+
+def _build(mlps: dict, kind: str, home: Path, quantization: dict | None) -> tuple[dict, list[str]]:
+    from converters import build_bundle
+
+    model, data, _ = mlps[kind]
+    steps: list[str] = []
+    bundle = build_bundle(str(model), _profile(quantization), data, Paths(home=home),
+                          progress=steps.append)
+    return next(a for a in bundle.manifest["artifacts"] if a["key"] == "onnx-int8"), steps
+
+
+def test_fallback_per_channel_rescues_a_per_tensor_collapse(mlps: dict, tmp_path: Path) -> None:
+    entry, steps = _build(mlps, "weight", tmp_path, {"per_channel": False})
+    fb = entry["fallback"]
+    assert fb["tried"] == ["per-channel"] and fb["taken"] == "per-channel"
+    assert fb["figures"][0]["remedy"] == "as configured" and not fb["figures"][0]["passed"]
+    assert fb["figures"][0]["accuracy_drop"] > 0.3
+    assert entry["verification"]["passed"] and entry["quantization"]["per_channel"] is True
+    assert any("fallback per-channel passed" in s for s in steps)
+
+
+def test_fallback_keeps_sensitive_layers_float_for_an_activation_outlier(
+        mlps: dict, tmp_path: Path) -> None:
+    entry, _ = _build(mlps, "activation", tmp_path, None)
+    fb = entry["fallback"]
+    assert fb["tried"] == ["keep-float-1", "keep-float-2"] and fb["taken"] == "keep-float-2"
+    assert set(entry["quantization"]["exclude"]) == {"fc1/MatMulAddFusion", "fc2"}
+    assert entry["precision"] == "int8" and entry["verification"]["passed"]
+
+
+def test_no_fallback_gives_the_one_line_error(mlps: dict, tmp_path: Path) -> None:
+    with pytest.raises(VerificationError) as err:
+        _build(mlps, "activation", tmp_path, {"fallback": False})
+    assert "onnx-int8" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unsupported_op_is_named(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+
+    node = h.make_node("FancyOp", ["x"], ["y"], name="fancy", domain="com.example")
+    graph = h.make_graph([node], "g", [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                         [h.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17),
+                                               h.make_opsetid("com.example", 1)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    x = np.zeros((4, 4), np.float32)
+    with pytest.raises(ConversionError, match="FancyOp") as err:
+        OnnxQuantizer(tmp_path / "m.onnx", {"x": x}, tmp_path).quantize(
+            OnnxQuantOptions(), tmp_path / "q.onnx")
+    assert "\n" not in str(err.value)
