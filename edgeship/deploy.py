@@ -14,7 +14,7 @@ from typing import Any
 from devices import Board, Inventory, load_inventory
 from edgeship.errors import ConfigError
 from edgeship.paths import Paths, default_paths
-from edgeship.report import build_report, save_report
+from edgeship.report import build_report
 from profiles import Profile, load_profile
 
 __all__ = ["DeployOutcome", "convert", "deploy", "deploy_bundle", "start_board"]
@@ -28,6 +28,7 @@ class DeployOutcome:
 
     report: dict[str, Any]
     report_path: Path
+    html_path: Path | None = None
 
 
 def _quiet(_: str) -> None:
@@ -103,7 +104,10 @@ def deploy_bundle(board: Board, profile: Profile, bundle: Any, *, paths: Paths, 
         bundle_reused=bundle.reused, ship=dataclasses.asdict(shipped), agent=agent,
         budgets=profile.budgets,
     )
-    return DeployOutcome(report=report, report_path=save_report(report, paths.reports))
+    from edgeship.history import record  # regression vs the last run; JSON + Markdown + HTML
+
+    path, html_path = record(report, paths.reports, profile.budgets.p50_regression_pct)
+    return DeployOutcome(report=report, report_path=path, html_path=html_path)
 
 
 def _board_summary(board: Board, profile: Profile) -> dict[str, Any]:

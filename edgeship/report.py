@@ -18,9 +18,9 @@ from edgeship import __version__
 from profiles import Budgets
 
 __all__ = ["REPORT_SCHEMA", "build_fleet_report", "build_report", "judge", "render_fleet_table",
-           "render_table", "save_report"]
+           "render_markdown", "render_table", "save_report"]
 
-REPORT_SCHEMA = 1
+REPORT_SCHEMA = 2  # 2: per-artifact samples, thermal, power, ops; regression
 
 
 def judge(artifact: Mapping[str, Any], budgets: Budgets) -> dict[str, dict[str, Any]]:
@@ -38,6 +38,11 @@ def judge(artifact: Mapping[str, Any], budgets: Budgets) -> dict[str, dict[str, 
             continue
         out[name] = {"limit": limit, "value": round(float(value), 4), "ok": float(value) <= limit}
     return out
+
+
+_MEASURED_EXTRA = ("import_ms", "warmup_s", "measured_s", "batch", "batch_note",
+                   "latency_per_sample_ms", "pinned_cpus", "samples_ms", "samples_total",
+                   "histogram", "stability", "thermal", "power", "op_profile", "trtexec")
 
 
 def _artifact_row(entry: Mapping[str, Any], measured: Mapping[str, Any] | None,
@@ -63,6 +68,7 @@ def _artifact_row(entry: Mapping[str, Any], measured: Mapping[str, Any] | None,
         throughput_ips=measured.get("throughput_ips"), rss_mb=measured["rss_mb"],
         peak_rss_mb=measured["rss_mb"]["peak"],
     )
+    row.update({k: measured.get(k) for k in _MEASURED_EXTRA})
     row["budgets"] = judge(row, budgets)
     row["verdict"] = "pass" if all(c["ok"] for c in row["budgets"].values()) else "fail"
     return row
@@ -199,3 +205,24 @@ def render_fleet_table(report: Mapping[str, Any]):  # -> rich.table.Table
                       _fmt(max(p99s) if p99s else None, ".3f"), f"{e['seconds']:.1f}",
                       f"[{colour}]{result}[/]")
     return table
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The report as Markdown: one table row per artifact, then regressions."""
+    lines = [f"# edgeship report · {report['device']} · {report['created']}", "",
+             f"Profile `{report['profile']}` · bundle `{report['bundle']['id']}` · verdict "
+             f"**{report['verdict']}**", "",
+             "| artifact | size KiB | accuracy | p50 ms | p99 ms | peak RSS MB | verdict |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for row in report["artifacts"]:
+        lat = row.get("latency_ms") or {}
+        lines.append(f"| {row['key']} | {row['size_bytes'] / 1024:.1f} | "
+                     f"{_fmt(row.get('accuracy'), '.3f')} | {_fmt(lat.get('p50'), '.3f')} | "
+                     f"{_fmt(lat.get('p99'), '.3f')} | {_fmt(row.get('peak_rss_mb'), '.1f')} | "
+                     f"{row['verdict']}{' ' + row['error'] if row.get('error') else ''} |")
+    reg = report.get("regression") or {}
+    if reg.get("checked"):
+        slow = ", ".join(reg["regressed"]) or "none"
+        lines += ["", f"Regressions (p50 > +{reg['threshold_pct']:g} % vs {reg['previous_created']}): "
+                      f"{slow}"]
+    return "\n".join(lines) + "\n"

@@ -66,6 +66,11 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
         cached = "reused cached bundle" if report["bundle"]["reused"] else "built bundle"
         out.print(f"{cached} {report['bundle']['id']}; {sent}; verdict [bold]{report['verdict']}[/]")
         out.print(f"report: {outcome.report_path}")
+        from edgeship.history import regression_line
+
+        out.print(regression_line(report))
+        if outcome.html_path is not None:
+            out.print(f"html report (plots): {outcome.html_path}")
     if report["verdict"] == "fail" and report["budgets"].get("hard"):
         raise BudgetExceeded(f"budgets exceeded on {device!r} (profile marks them hard); "
                              f"see {outcome.report_path}")

@@ -1,0 +1,91 @@
+"""``edgeship report`` (re-render a saved report) and ``edgeship history`` (the trend)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgeship.errors import ConfigError
+
+from ._common import JsonOpt, app, out
+
+__all__ = ["history", "report"]
+
+
+def _latest(device: str) -> Path:
+    from edgeship.history import load_history
+    from edgeship.paths import default_paths
+
+    found = load_history(default_paths().reports, device)
+    if not found:
+        raise ConfigError(f"no saved reports for {device!r}; run `edgeship deploy --device "
+                          f"{device}` first")
+    return found[-1][0]
+
+
+@app.command()
+def report(path: Annotated[Optional[Path], typer.Argument(help="A saved report.json (or its folder).")] = None,
+           device: Annotated[Optional[str], typer.Option("--device", "-d", help="Use the latest report of this board.")] = None,
+           html: Annotated[bool, typer.Option("--html", help="Also (re)write report.html next to it.")] = False,
+           json_out: JsonOpt = False) -> None:
+    """Re-render a saved report (table, JSON or HTML) without touching the board."""
+    from edgeship.history import regression_line
+    from edgeship.report import render_table
+
+    if (path is None) == (device is None):
+        raise ConfigError("give either a report PATH or --device NAME (exactly one)")
+    if device is not None:
+        path = _latest(device)
+    elif path is None:  # unreachable (checked above); keeps the type checker informed
+        raise ConfigError("give a report PATH")
+    path = path / "report.json" if path.is_dir() else path
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read report {path}: {exc}; pass a report.json written by "
+                          "edgeship deploy") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("artifacts"), list):
+        raise ConfigError(f"{path} is not a single-board edgeship report")
+    if json_out:
+        print(json.dumps(doc, indent=2))
+    else:
+        out.print(render_table(doc))
+        out.print(regression_line(doc))
+        out.print(f"report: {path}")
+    if html:
+        from edgeship.history import trend
+        from edgeship.html_report import write_html
+        from edgeship.paths import default_paths
+
+        rows = trend(default_paths().reports, doc["device"])["rows"] if device else []
+        target = write_html(doc, path.parent / "report.html", rows)
+        out.print(f"html report (plots): {target}")
+
+
+@app.command()
+def history(device: Annotated[str, typer.Option("--device", "-d", help="Board name.")],
+            json_out: JsonOpt = False) -> None:
+    """The trend of past deploys on a board: p50, p99, peak RSS per artifact."""
+    from rich.table import Table
+
+    from edgeship.history import trend
+    from edgeship.paths import default_paths
+
+    data = trend(default_paths().reports, device)
+    if json_out:
+        print(json.dumps(data, indent=2))
+        return
+    table = Table(title=f"history of {device} · {data['deploys']} deploys", title_justify="left")
+    for col in ("created", "bundle", "artifact", "p50 ms", "p99 ms", "peak RSS MB", "verdict"):
+        table.add_column(col, justify="right" if "ms" in col or "MB" in col else "left")
+    for r in data["rows"]:
+        table.add_row(r["created"] or "?", r["bundle"], r["artifact"], _n(r["p50_ms"], ".3f"),
+                      _n(r["p99_ms"], ".3f"), _n(r["peak_rss_mb"], ".1f"), r["verdict"] or "—")
+    out.print(table)
+
+
+def _n(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
