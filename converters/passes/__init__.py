@@ -1,10 +1,15 @@
 """The one registry of compression passes: name → typed config → handler.
 
-A pass is a function ``handler(model, config, dataset) -> model`` registered with
+A pass is a function ``handler(model, config, dataset)`` returning the new model, or
+``(model, result)`` where *result* is a JSON-able dict of what changed (parameters before/after,
+channels removed, ranks, losses); it is registered with
 :func:`register_pass` together with a pydantic config class (``extra="forbid"``), so a
 profile's recipe step ``{name, options}`` is validated before anything heavy runs and the
-manifest records every option, defaults included. Built-in passes live one per module in this
-package and are imported only when a recipe names them (see ``_BUILTIN``).
+manifest records every option, defaults included (plus each pass's result when
+:func:`apply_recipe` is given a ``results`` list). Built-in passes live one per module in this
+package and are imported only when a recipe names them (see ``_BUILTIN``): ``prune``
+(unstructured magnitude), ``prune_channels`` (structured, torch-pruning), ``lowrank`` (SVD),
+``distill``, ``qat`` (fake-quant fine-tune), ``transfer``.
 
     @register_pass("prune", PruneConfig)
     def prune(model, config, dataset): ...
@@ -28,7 +33,10 @@ __all__ = ["PassHandler", "ResolvedStep", "apply_recipe", "available_passes", "r
 log = logging.getLogger(__name__)
 
 PassHandler = Callable[[Any, BaseModel, Any], Any]
-_BUILTIN: dict[str, str] = {}
+_BUILTIN: dict[str, str] = {
+    name: f"{__name__}.{module}" for name, module in {
+        "prune": "prune", "prune_channels": "prune_structured", "lowrank": "lowrank",
+        "distill": "distill", "qat": "qat", "transfer": "transfer"}.items()}
 """Built-in pass name → module that registers it (imported on first use)."""
 _REGISTRY: dict[str, tuple[type[BaseModel], PassHandler]] = {}
 
@@ -69,8 +77,13 @@ def resolve_recipe(steps: Sequence[Any]) -> list[ResolvedStep]:
     return [_resolve(step.name, dict(step.options)) for step in steps]
 
 
-def apply_recipe(model: Any, steps: Sequence[Any], dataset: Any) -> Any:
-    """Apply each pass of the recipe in order; return the transformed model."""
+def apply_recipe(model: Any, steps: Sequence[Any], dataset: Any,
+                 results: list[dict[str, Any]] | None = None) -> Any:
+    """Apply each pass of the recipe in order; return the transformed model.
+
+    When *results* is a list, one manifest entry per step is appended to it:
+    ``{"name", "options", "result"}`` (``result`` is what the pass reported, or ``{}``).
+    """
     for step in resolve_recipe(steps):
         handler = _lookup(step.name)[1]
         log.info("applying compression pass %s %s", step.name, step.config.model_dump())
@@ -81,6 +94,13 @@ def apply_recipe(model: Any, steps: Sequence[Any], dataset: Any) -> Any:
         except Exception as exc:  # a pass failing is a conversion error, named
             raise ConversionError(f"compression pass {step.name!r} failed: "
                                   f"{type(exc).__name__}: {exc}; check its options") from exc
+        if isinstance(result, tuple):
+            result, report = result
+        else:
+            report = {}
+        log.info("compression pass %s: %s", step.name, report)
+        if results is not None:
+            results.append({**step.to_dict(), "result": report})
         model = model if result is None else result
     return model
 
