@@ -120,11 +120,13 @@ def test_input_shape_against_the_model_names_both_shapes(bag_onnx: Path) -> None
         load_model(str(bag_onnx), {"tokens": (1, 8)})
 
 
-def test_data_shape_mismatch_names_both_shapes(tiny, home, tmp_path: Path) -> None:
+def test_data_shape_mismatch_names_both_shapes(factory_source: str, home, tmp_path: Path) -> None:
     import onnx
 
+    from conv_models import tiny_cnn
+
     onnx_path = tmp_path / "cnn.onnx"
-    torch.onnx.export(tiny.module, (torch.zeros(1, 1, 28, 28),), str(onnx_path), dynamo=False,
+    torch.onnx.export(tiny_cnn(), (torch.zeros(1, 1, 28, 28),), str(onnx_path), dynamo=False,
                       opset_version=17, input_names=["image"], output_names=["logits"])
     onnx.checker.check_model(str(onnx_path))
     np.savez(tmp_path / "bad.npz", image=np.zeros((4, 1, 14, 14), np.float32))

@@ -1,0 +1,354 @@
+"""Sweep: build several recipes of one model for one device profile, measure them side by side.
+
+Each :class:`SweepRecipe` is compression passes (from :func:`converters.passes.available_passes`)
+followed by one artifact (format × precision, int8 static or dynamic, per-channel or not). All
+artifacts are verified against the same reference outputs (accuracy with labels, cosine,
+top-1 agreement) and their host latency is measured interleaved — ``rounds`` rounds, each
+running every artifact ``runs / rounds`` times, same runtime and threads — so machine noise hits
+them alike; the median of all ``runs`` calls is reported. The result is a table, a JSON file
+and a Pareto chart (:mod:`converters._sweep_chart`).
+
+    rows = run_sweep(loaded, data, profile, default_recipes(profile), out_dir).rows
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from edgeship.errors import ConfigError, EdgeshipError
+from profiles import Profile, RecipeStep
+
+from ._util import one_line
+from .data import Dataset
+from .load import LoadedModel
+from .verify import collect_outputs, compare
+
+__all__ = ["MIN_RUNS", "SweepRecipe", "SweepResult", "default_recipes", "load_recipes",
+           "measure_side_by_side", "prepare", "quality", "run_sweep"]
+
+log = logging.getLogger(__name__)
+
+MIN_RUNS = 100
+Progress = Callable[[str], None]
+
+
+class SweepRecipe(BaseModel):
+    """One candidate: ``passes`` (registry names + options), then one artifact.
+
+    Args:
+        name: the row's label.
+        format: ``onnx`` or ``tflite``.
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        mode: int8 only: ``static`` (calibrated QDQ / full-integer) or ``dynamic``.
+        per_channel: int8 weights per channel (else per tensor).
+        passes: compression passes applied to the torch model before export.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    format: Literal["onnx", "tflite"] = "onnx"
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    mode: Literal["static", "dynamic"] = "static"
+    per_channel: bool = True
+    passes: tuple[RecipeStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """The measured rows (one per recipe, best first by nothing: in recipe order) and files."""
+
+    rows: list[dict[str, Any]]
+    json_path: Path
+    charts: list[Path]
+    document: dict[str, Any]
+
+
+def default_recipes(profile: Profile, passes: Sequence[str] | None = None) -> list[SweepRecipe]:
+    """fp32, int8 static, int8 dynamic, fp16 per profile format, plus each registered pass."""
+    from .passes import available_passes
+
+    recipes: list[SweepRecipe] = []
+    if "onnx" in profile.formats or not profile.formats:
+        recipes += [SweepRecipe(name="fp32"), SweepRecipe(name="int8-static", precision="int8"),
+                    SweepRecipe(name="int8-dynamic", precision="int8", mode="dynamic"),
+                    SweepRecipe(name="fp16", precision="fp16")]
+    if "tflite" in profile.formats:
+        recipes += [SweepRecipe(name=f"tflite-{p}", format="tflite", precision=p)
+                    for p in ("fp32", "int8")]
+    fmt = "onnx" if "onnx" in profile.formats else "tflite"
+    for name in available_passes() if passes is None else passes:
+        step = (RecipeStep(name=name),)
+        recipes += [SweepRecipe(name=f"{name}+fp32", format=fmt, passes=step),
+                    SweepRecipe(name=f"{name}+int8", format=fmt, precision="int8", passes=step)]
+    return recipes
+
+
+def load_recipes(paths: Sequence[str | Path]) -> list[SweepRecipe]:
+    """Recipes from YAML/JSON files or directories of them (a mapping, a list, or ``recipes:``)."""
+    recipes: list[SweepRecipe] = []
+    for given in paths:
+        path = Path(given)
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json")) \
+            if path.is_dir() else [path]
+        if not files or not files[0].is_file():
+            raise ConfigError(f"recipe file {path} does not exist (or the directory holds no "
+                              ".yaml/.json); check --recipes")
+        for f in files:
+            recipes += _read_recipe_file(f)
+    names = [r.name for r in recipes]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"recipe names used twice: {', '.join(dupes)}; give each a unique name")
+    return recipes
+
+
+def _read_recipe_file(path: Path) -> list[SweepRecipe]:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read recipes ({one_line(exc)})") from exc
+    items = doc.get("recipes", doc) if isinstance(doc, dict) else doc
+    items = [items] if isinstance(items, dict) else items
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{path}: expected a recipe mapping, a list, or recipes: [...]")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(SweepRecipe.model_validate(item))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "(recipe)"
+            raise ConfigError(f"{path}: recipe {i + 1}: {field}: {err['msg']} "
+                              f"(got {err.get('input')!r})") from exc
+    return out
+
+
+def prepare(source: str, data: str | Path | None,
+            input_shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[LoadedModel, Dataset]:
+    """Load *source* and its data (aligned to its inputs), or synthetic inputs with a warning."""
+    from .bundle import _synthetic
+    from ._build import align_data
+    from .data import load_dataset
+    from .load import load_model
+
+    dataset = load_dataset(data) if data is not None else None
+    if dataset is None and not input_shapes and not source.endswith(".onnx"):
+        raise ConfigError(f"{source}: a torch model without --data needs --input-shape "
+                          "NAME=1x3x224x224; or pass --data")
+    loaded = load_model(source, input_shapes)
+    return loaded, align_data(loaded, dataset) if dataset else _synthetic(loaded, input_shapes)
+
+
+def run_sweep(loaded: LoadedModel, data: Dataset, profile: Profile, recipes: Sequence[SweepRecipe],
+              out_dir: Path, *, runs: int = MIN_RUNS, rounds: int = 5,
+              progress: Progress | None = None, chart: bool = True) -> SweepResult:
+    """Build, verify and time every recipe; write ``sweep.json`` (+ charts) into *out_dir*."""
+    from ._build import _input_order, _reference
+
+    say = progress or (lambda _s: None)
+    if loaded.kind == "tflite":
+        raise ConfigError(f"{loaded.ref}: a .tflite source has one artifact, nothing to sweep; "
+                          "give the torch or ONNX model")
+    runs = max(runs, MIN_RUNS)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = {k: data.inputs[k] for k in _input_order(loaded, data)}
+    shapes = {k: (1, *v.shape[1:]) for k, v in inputs.items()}
+    say(f"running the original model on {min(len(v) for v in inputs.values())} samples")
+    ref, out_names = _reference(loaded, inputs, shapes, profile.runtime.threads)
+    calib = {k: v for k, v in data.calibration_set()[0].items() if k in inputs}
+    built = _build_all(loaded, data, profile, recipes, out_dir, inputs, calib, out_names, say)
+    rows = [_verify_row(r, b, inputs, shapes, ref, data, profile) for r, b in built]
+    live = [row for row in rows if row.get("_runner") is not None]
+    say(f"timing {len(live)} artifacts side by side ({runs} runs each, {rounds} rounds)")
+    native = {row["name"]: row["_runner"].prepare({k: v[:1] for k, v in inputs.items()})
+              for row in live}
+    times = measure_side_by_side({row["name"]: (lambda r=row: r["_runner"].invoke(
+        native[r["name"]])) for row in live}, runs, rounds)
+    for row in rows:
+        row.pop("_runner", None)
+        row["latency_ms"] = times.get(row["name"])
+        row["latency_runs"] = runs if row["name"] in times else 0
+    _ratios_and_front(rows)
+    doc = _document(loaded, data, profile, rows, runs, rounds)
+    json_path = out_dir / "sweep.json"
+    json_path.write_text(json.dumps(doc, indent=2) + "\n")
+    charts = []
+    if chart:
+        from ._sweep_chart import write_chart
+
+        charts = write_chart(rows, out_dir, title=f"{Path(loaded.ref).name} on {profile.name}")
+    return SweepResult(rows, json_path, charts, doc)
+
+
+def measure_side_by_side(invokers: dict[str, Callable[[], object]], runs: int = MIN_RUNS,
+                         rounds: int = 5, warmup: int = 10) -> dict[str, float]:
+    """Median ms of each invoker over *runs* calls, interleaved in *rounds* rounds."""
+    for invoke in invokers.values():
+        for _ in range(warmup):
+            invoke()
+    samples: dict[str, list[float]] = {name: [] for name in invokers}
+    per_round = [runs // rounds + (1 if i < runs % rounds else 0) for i in range(rounds)]
+    for count in per_round:
+        for name, invoke in invokers.items():
+            for _ in range(count):
+                start = time.perf_counter()
+                invoke()
+                samples[name].append(time.perf_counter() - start)
+    return {name: round(float(np.median(t)) * 1e3, 4) for name, t in samples.items()}
+
+
+def _build_all(loaded: LoadedModel, data: Dataset, profile: Profile,
+               recipes: Sequence[SweepRecipe], out_dir: Path, inputs: dict[str, np.ndarray],
+               calib: dict[str, np.ndarray], out_names: list[str],
+               say: Progress) -> list[tuple[SweepRecipe, Path | str]]:
+    """Each recipe → its artifact file, or the one-line error that stopped it."""
+    groups: dict[str, list[SweepRecipe]] = {}
+    for r in recipes:
+        groups.setdefault(json.dumps([s.model_dump(mode="json") for s in r.passes]), []).append(r)
+    built: dict[str, Path | str] = {}
+    for i, members in enumerate(groups.values()):
+        work = out_dir / f"artifacts-{i}"
+        work.mkdir(exist_ok=True)
+        try:
+            fp32 = _export_group(loaded, data, profile, members[0].passes, work, inputs, out_names, say)
+        except Exception as exc:  # a pass or export failing fails its rows, not the sweep
+            log.warning("recipe group %s failed: %s", [r.name for r in members], one_line(exc))
+            built.update({r.name: one_line(exc) for r in members})
+            continue
+        _tflite_group(fp32, work, [r for r in members if r.format == "tflite"], calib, built, say)
+        for r in members:
+            if r.format == "onnx":
+                built[r.name] = _onnx_artifact(fp32, work, r, calib, say)
+    return [(r, built[r.name]) for r in recipes]
+
+
+def _export_group(loaded: LoadedModel, data: Dataset, profile: Profile,
+                  passes: tuple[RecipeStep, ...], work: Path, inputs: dict[str, np.ndarray],
+                  out_names: list[str], say: Progress) -> Path:
+    from .export_onnx import export_onnx
+    from .passes import apply_recipe
+
+    model = loaded.model
+    if passes:
+        if not loaded.is_torch:
+            raise ConfigError("compression passes need a torch source (this is ONNX)")
+        say(f"applying {', '.join(s.name for s in passes)}")
+        model = apply_recipe(copy.deepcopy(model), passes, data)
+    fp32 = work / "model.fp32.onnx"
+    say(f"exporting ONNX fp32{' after ' + '+'.join(s.name for s in passes) if passes else ''}")
+    export_onnx(replace(loaded, model=model), {k: v[:1] for k, v in inputs.items()}, fp32,
+                profile.opset, out_names)
+    if loaded.fixed_shapes:
+        from ._shapes import fix_onnx_input_shapes
+
+        fix_onnx_input_shapes(fp32, loaded.fixed_shapes)
+    return fp32
+
+
+def _onnx_artifact(fp32: Path, work: Path, r: SweepRecipe, calib: dict[str, np.ndarray],
+                   say: Progress) -> Path | str:
+    from .quantize_onnx import OnnxQuantOptions, convert_fp16, quantize_int8
+
+    if r.precision == "fp32":
+        return fp32
+    out = work / f"{r.name}.onnx"
+    say(f"building {r.name}")
+    try:
+        if r.precision == "fp16":
+            convert_fp16(fp32, out)
+        else:
+            quantize_int8(fp32, out, calib, OnnxQuantOptions(mode=r.mode, per_channel=r.per_channel,
+                                                             activations="int8" if r.mode == "static"
+                                                             else "dynamic"))
+    except EdgeshipError as exc:
+        return str(exc)
+    return out
+
+
+def _tflite_group(fp32: Path, work: Path, members: list[SweepRecipe], calib: dict[str, np.ndarray],
+                  built: dict[str, Path | str], say: Progress) -> None:
+    from .export_tflite import export_tflite
+
+    if not members:
+        return
+    precisions = sorted({r.precision for r in members})
+    say(f"converting to TFLite ({', '.join(precisions)})")
+    try:
+        export_tflite(fp32, work, precisions, calib)
+    except EdgeshipError as exc:
+        built.update({r.name: str(exc) for r in members})
+        return
+    built.update({r.name: work / f"model.{r.precision}.tflite" for r in members})
+
+
+def _verify_row(r: SweepRecipe, built: Path | str, inputs: dict[str, np.ndarray],
+                shapes: dict[str, tuple[int, ...]], ref: list[np.ndarray], data: Dataset,
+                profile: Profile) -> dict[str, Any]:
+    from ._runners import open_runner
+
+    row: dict[str, Any] = {"name": r.name, "format": r.format, "precision": r.precision,
+                           "mode": r.mode if r.precision == "int8" else None,
+                           "per_channel": r.per_channel if r.precision == "int8" else None,
+                           "passes": [s.model_dump(mode="json") for s in r.passes]}
+    if isinstance(built, str):
+        return {**row, "error": built, "passed": False}
+    try:
+        runner = open_runner(r.format, built, shapes, profile.runtime.threads)
+        result = compare(collect_outputs(runner.run, inputs), ref, data.labels,
+                         profile.budgets.max_accuracy_drop)
+    except EdgeshipError as exc:
+        return {**row, "error": str(exc), "passed": False}
+    return {**row, "file": str(built), "size_bytes": built.stat().st_size, "_runner": runner,
+            **result.to_dict(), "error": None}
+
+
+def _ratios_and_front(rows: list[dict[str, Any]]) -> None:
+    ok = [r for r in rows if r.get("error") is None]
+    base = next((r for r in ok if r["precision"] == "fp32" and not r["passes"]), ok[0] if ok else None)
+    for r in rows:
+        good = base is not None and r.get("error") is None
+        r["size_ratio"] = round(r["size_bytes"] / base["size_bytes"], 4) if good else None
+        r["latency_ratio"] = round(r["latency_ms"] / base["latency_ms"], 4) if good else None
+        r["baseline"] = r is base
+    for r in ok:
+        r["pareto"] = not any(_dominates(o, r) for o in ok if o is not r)
+
+
+def quality(row: dict[str, Any]) -> float:
+    """Accuracy when labels were given, else cosine to the original's outputs."""
+    return row["accuracy"] if row.get("accuracy") is not None else row["cosine"]
+
+
+def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = (("size_bytes", -1), ("latency_ms", -1))
+    ge = all(a[k] * s >= b[k] * s for k, s in keys) and quality(a) >= quality(b)
+    gt = any(a[k] * s > b[k] * s for k, s in keys) or quality(a) > quality(b)
+    return ge and gt
+
+
+def _document(loaded: LoadedModel, data: Dataset, profile: Profile, rows: list[dict[str, Any]],
+              runs: int, rounds: int) -> dict[str, Any]:
+    from ._util import tool_versions
+
+    return {"schema": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "source": {"kind": loaded.kind, "ref": loaded.ref, "sha256": loaded.sha256},
+            "profile": profile.name, "threads": profile.runtime.threads,
+            "data": {"ref": data.ref, "samples": data.samples, "labels": data.labels is not None,
+                     "synthetic": data.synthetic},
+            "quality": "accuracy" if data.labels is not None else "cosine vs original",
+            "latency": {"statistic": "median", "runs": runs, "rounds": rounds,
+                        "interleaved": True, "batch": 1},
+            "tools": tool_versions(), "rows": rows}
