@@ -64,10 +64,10 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     shapes = {k: (1, *v.shape[1:]) for k, v in inputs.items()}
     progress(f"running the original model on {min(len(v) for v in inputs.values())} samples")
     ref, out_names = _reference(loaded, inputs, shapes, profile.runtime.threads)
-    model = loaded.model
+    model, recipe = loaded.model, []  # recipe: each step's options and what it changed
     if profile.recipe:
         progress(f"applying recipe: {', '.join(s.name for s in profile.recipe)}")
-        model = apply_recipe(model, profile.recipe, data)
+        model = apply_recipe(model, profile.recipe, data, recipe)
     calib, calib_desc = data.calibration_set()
     calib = {k: calib[k] for k in inputs}
     makers = _make_artifacts(work, loaded, model, inputs, calib, out_names, profile, progress)
@@ -89,7 +89,8 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
         (work / "model.fp32.onnx").unlink(missing_ok=True)
     np.savez(work / "samples.npz", **{k: v[:MAX_BUNDLE_SAMPLES] for k, v in inputs.items()})
     return {"data": _data_part(data, calib_desc), "reference": {
-        "accuracy": reference_accuracy(ref, data.labels)}, "artifacts": artifacts}
+        "accuracy": reference_accuracy(ref, data.labels)}, "artifacts": artifacts,
+        "recipe": recipe}
 
 
 def _input_order(loaded: LoadedModel, data: Dataset) -> list[str]:
