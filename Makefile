@@ -15,7 +15,7 @@ MODEL ?= $(DEMO_DIR)/digits_cnn.pt2
 DATA ?= $(DEMO_DIR)/digits.npz
 ARGS ?=
 
-.PHONY: help setup deploy convert profile rollback boards board-up board-down demo-model test test-slow bench clean
+.PHONY: help setup deploy convert profile rollback boards board-up board-down demo-model test test-slow test-arm64 bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,7 +48,7 @@ convert: setup $(if $(findstring :,$(MODEL)),,$(MODEL))  ## build the bundle for
 boards: setup  ## list the inventory and each board's profile
 	@$(EDGESHIP) boards $(ARGS)
 
-board-up: setup  ## start the simulated board (DEVICE=sim)
+board-up: setup  ## start the simulated board (DEVICE=sim; sim-arm64: the emulated Pi, root)
 	@$(EDGESHIP) board up $(DEVICE)
 
 board-down: setup  ## stop the simulated board (DEVICE=sim)
@@ -65,6 +65,11 @@ test: setup  ## run the test suite (real sshd on loopback, real runtimes)
 
 test-slow: setup  ## run the slow suites too
 	@$(BIN)/python -m pytest -m 'slow' $(ARGS)
+
+test-arm64: setup  ## the emulated Raspberry Pi (root; first run builds its arm64 rootfs, ~7 min)
+	@scripts/build-arm64-rootfs.sh >/dev/null
+	@mkdir -p build
+	@EDGESHIP_ARM64_REPORT=build/arm64-report.json $(BIN)/python -m pytest -m slow tests/runtimes/test_arm64_board.py $(ARGS)
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]' --config-settings editable_mode=compat $(PIPQ)

@@ -71,6 +71,10 @@ def start_board(board: Board, paths: Paths, progress: Progress = _quiet) -> Boar
     if not board.simulated:
         return board
     progress(f"starting simulated board {board.name!r}")
+    from runtimes.arm64board import Arm64Board, is_arm64_profile
+
+    if is_arm64_profile(board.profile):  # e.g. sim-arm64: Debian arm64 under qemu-user
+        return Arm64Board(paths, board.name, profile=board.profile, address=board.host).up()
     return start_sim_board(board, paths)
 
 

@@ -51,12 +51,12 @@ def list_profiles(json_out: JsonOpt = False) -> None:
 
 def _sim(name: str):
     from edgeship.paths import default_paths
-    from runtimes import SimBoard
+    from runtimes.arm64board import sim_board_for
 
     board = open_inventory(None).board(name)
     if not board.simulated:
         raise EdgeshipError(f"{name!r} is a real board; only simulated boards are started by edgeship")
-    return SimBoard(default_paths(), name)
+    return sim_board_for(default_paths(), board)  # an aarch64 profile: the emulated arm64 board
 
 
 @board_app.command("up")
