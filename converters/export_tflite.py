@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_S = 900.0
 VARIANTS = {"fp32": "float32", "fp16": "float16", "int8": "full_integer_quant"}
-"""onnx2tf output suffix per precision (``model_<suffix>.tflite``); int8: see :func:`int8_options`."""
+"""onnx2tf output suffix per precision (``model_<suffix>.tflite``); int8: :func:`int8_options`."""
 _ROOT = Path(__file__).resolve().parent.parent
 _HINT = "check the ONNX model's ops, or drop the tflite artifacts from the profile"
 

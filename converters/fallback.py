@@ -58,14 +58,16 @@ class Int8Job:
 
 
 def make_onnx_int8(fp32: Path, out: Path, calibration: dict[str, np.ndarray], quantization: Any,
-                   inputs: dict[str, np.ndarray], threads: int, progress: Progress) -> dict[str, Any]:
+                   inputs: dict[str, np.ndarray], threads: int,
+                   progress: Progress) -> dict[str, Any]:
     """Write the ONNX int8 artifact per the profile's ``quantization``; return how it was made."""
     options = OnnxQuantOptions.from_profile(quantization)
     with tempfile.TemporaryDirectory(prefix="edgeship-q-") as tmp:
         quantizer = OnnxQuantizer(fp32, calibration, Path(tmp))
         ranking = None
         if quantization is not None and quantization.exclude == "auto":
-            progress(f"measuring per-layer int8 sensitivity ({len(quantizer.weight_nodes())} layers)")
+            layers = len(quantizer.weight_nodes())
+            progress(f"measuring per-layer int8 sensitivity ({layers} layers)")
             ranking = measure_sensitivity(quantizer, options, inputs, threads)
             options = options.with_(exclude=most_sensitive(ranking, quantization.keep_float))
         info = quantizer.quantize(options, out)
@@ -95,7 +97,8 @@ def gate_int8(job: Int8Job, entry: dict[str, Any], result: Verification,
                 job.progress(f"{job.key}: fallback {name} passed ({verdict.reason})")
                 return _taken(candidate, entry, name, tried, figures), verdict
     entry["fallback"] = {"tried": tried, "taken": None, "figures": figures}
-    return entry, replace(result, reason=f"{result.reason}; fallbacks {', '.join(tried)} failed too")
+    reason = f"{result.reason}; fallbacks {', '.join(tried)} failed too"
+    return entry, replace(result, reason=reason)
 
 
 def _remedies(job: Int8Job, tmp: Path, figures: list[dict[str, Any]]) -> Iterator[Remedy]:

@@ -114,7 +114,8 @@ class OnnxQuantizer:
         from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                               quantize_static)
 
-        extra = {"CalibPercentile": options.percentile} if options.calibration == "percentile" else {}
+        percentile = options.calibration == "percentile"
+        extra = {"CalibPercentile": options.percentile} if percentile else {}
         cache = self.workdir / f"calib-{options.calibration}-{options.percentile}.json"
         quantize_static(str(self.source), str(out), _Reader(self.calibration),
                         quant_format=QuantFormat.QDQ, per_channel=options.per_channel,
@@ -128,7 +129,8 @@ class OnnxQuantizer:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantize_dynamic(str(self._without_value_info()), str(out), per_channel=options.per_channel,
-                         weight_type=QuantType.QInt8, nodes_to_exclude=list(options.exclude) or None,
+                         weight_type=QuantType.QInt8,
+                         nodes_to_exclude=list(options.exclude) or None,
                          nodes_to_quantize=only)
 
 
@@ -149,7 +151,8 @@ def quantize_int8(fp32: Path, out: Path, calibration: dict[str, np.ndarray],
                   options: OnnxQuantOptions | None = None) -> dict[str, Any]:
     """Write an int8 model of *fp32* to *out* (static QDQ per-channel by default); return how."""
     with tempfile.TemporaryDirectory(prefix="edgeship-q-") as tmp:
-        info = OnnxQuantizer(fp32, calibration, Path(tmp)).quantize(options or OnnxQuantOptions(), out)
+        quantizer = OnnxQuantizer(fp32, calibration, Path(tmp))
+        info = quantizer.quantize(options or OnnxQuantOptions(), out)
     log.info("quantized %s -> %s (%s)", fp32.name, out.name, info["method"])
     return info
 

@@ -121,7 +121,8 @@ def flag_slower_than_fp32(artifacts: list[dict[str, object]]) -> list[str]:
         base = fp32.get(entry["format"])
         if not str(entry["key"]).endswith("int8") or base is None or base is entry:
             continue
-        p50, base_p50 = entry["host_latency_ms"]["p50"], base["host_latency_ms"]["p50"]  # type: ignore[index]
+        p50 = entry["host_latency_ms"]["p50"]  # type: ignore[index]
+        base_p50 = base["host_latency_ms"]["p50"]  # type: ignore[index]
         entry["slower_than_fp32"] = bool(p50 > base_p50)
         if entry["slower_than_fp32"]:
             slower.append(str(entry["key"]))

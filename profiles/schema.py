@@ -55,7 +55,8 @@ class Quantization(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> "Quantization":
         if self.mode == "dynamic":
-            given = [n for n in ("calibration", "activations", "io") if getattr(self, n) is not None]
+            given = [n for n in ("calibration", "activations", "io")
+                     if getattr(self, n) is not None]
             if given:
                 raise ValueError(f"{', '.join(given)}: only for mode: static (dynamic "
                                  "quantization has no calibration); remove it")

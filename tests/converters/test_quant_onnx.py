@@ -44,7 +44,8 @@ def _mlp(kind: str, seed: int = 0) -> object:
              h.make_node("Relu", ["m2"], ["r2"], name="relu2"),
              h.make_node("MatMul", ["r2", "w3"], ["logits"], name="fc3")]
     graph = h.make_graph(nodes, kind, [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, DIN])],
-                         [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])], inits)
+                         [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
+                         inits)
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -89,8 +90,9 @@ def _weight_scales(model: object) -> list[np.ndarray]:
     """Scales of the DequantizeLinear nodes fed by an int8 initializer (the weights)."""
     from onnx import numpy_helper
 
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}  # type: ignore[attr-defined]
-    return [inits[n.input[1]] for n in model.graph.node  # type: ignore[attr-defined]
+    graph = model.graph  # type: ignore[attr-defined]
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    return [inits[n.input[1]] for n in graph.node
             if n.op_type == "DequantizeLinear" and n.input[0] in inits
             and inits[n.input[0]].dtype == np.int8 and inits[n.input[0]].ndim == 2]
 
@@ -161,8 +163,9 @@ def _profile(quantization: dict | None, max_drop: float = 0.05) -> object:
     int8 = {"format": "onnx", "precision": "int8"}
     if quantization is not None:
         int8["quantization"] = quantization
-    return Profile.model_validate({"name": "t", "arch": "x86_64", "budgets": {
-        "max_accuracy_drop": max_drop}, "artifacts": [{"format": "onnx", "precision": "fp32"}, int8]})
+    return Profile.model_validate({"name": "t", "arch": "x86_64",
+                                   "budgets": {"max_accuracy_drop": max_drop},
+                                   "artifacts": [{"format": "onnx", "precision": "fp32"}, int8]})
 
 
 def _build(mlps: dict, kind: str, home: Path, quantization: dict | None) -> tuple[dict, list[str]]:
