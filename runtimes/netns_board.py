@@ -14,7 +14,7 @@ from ipaddress import IPv4Address, IPv4Network
 from devices import Board
 from edgeship.paths import Paths
 
-from .netns import Netns, unavailable_reason
+from .netns import PREFIX, Netns, leftovers, segment_down, unavailable_reason
 from .simboard import SimBoard
 
 __all__ = ["NetnsBoard", "is_netns_address", "start_sim_board", "stop_sim_board"]
@@ -70,5 +70,8 @@ def stop_sim_board(board: Board, paths: Paths) -> bool:
         sim = NetnsBoard(paths, board.name, board.host, profile=board.profile)
         running = sim.status().running
         sim.destroy()
+        if not any(n.startswith(f"{PREFIX}{sim.netns.subnet.network_address}"[:-1])
+                   for n in leftovers(sim.netns.subnet)):  # the last board of its segment
+            segment_down(sim.netns.subnet)
         return running
     return SimBoard(paths, board.name, profile=board.profile).down()
