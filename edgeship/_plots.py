@@ -49,9 +49,14 @@ def latency_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
     series = [(k, s) for k, s in series if s]
     if not series:
         return None
+    import numpy as np
+
+    low = min(v for _, s in series for v in s if v > 0)
+    high = max(v for _, s in series for v in s)
+    bins = np.geomspace(low, high * 1.0001, 60)  # log-spaced: the x axis is logarithmic
     plt, fig, (hist_ax, cdf_ax) = _figure(12, 3.8)
     for (key, values), colour in zip(series, _COLOURS):
-        hist_ax.hist(values, bins=40, histtype="step", color=colour, label=key, linewidth=1.5)
+        hist_ax.hist(values, bins=bins, histtype="step", color=colour, label=key, linewidth=1.5)
         n = len(values)
         cdf_ax.plot(values, [(i + 1) / n for i in range(n)], color=colour, label=key)
     hist_ax.set(xlabel="latency per batch (ms)", ylabel="runs", title="Latency distribution")
@@ -114,7 +119,7 @@ def history_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
                if r["artifact"] == key and r["p50_ms"] is not None]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colour, label=key)
-    ax.set_xticks(range(len(stamps)), [s[5:16].replace("T", " ") for s in stamps],
+    ax.set_xticks(range(len(stamps)), [s[5:19].replace("T", " ") for s in stamps],
                   rotation=30, fontsize=7)
     ax.set(ylabel="p50 latency (ms)", title=f"History on this board ({len(stamps)} deploys)")
     ax.grid(alpha=0.3)

@@ -21,7 +21,7 @@ __all__ = ["PLOTS", "fleet_spread", "render_fleet_section", "render_html", "writ
 PLOTS = ("latency", "ops", "tradeoff", "history", "thermal")
 _CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#222}
 table{border-collapse:collapse;margin:8px 0 18px}td,th{border:1px solid #ccc;padding:3px 8px;
-text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}.pass{color:#17803d}
+text-align:right;white-space:nowrap}th{background:#f3f3f3}.fingerprint td{text-align:left}td.l,th.l{text-align:left}.pass{color:#17803d}
 .fail,.error,.regressed{color:#c62828;font-weight:600}figure{margin:10px 0 22px}
 figcaption{color:#555;font-size:12px}img{max-width:100%}.note{color:#666;font-size:12px}
 h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:3px}"""
@@ -86,7 +86,9 @@ def _regression(report: Mapping[str, Any]) -> str:
 
 
 def _details(report: Mapping[str, Any]) -> str:
-    rows, notes = [], []
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    basis: set[str] = set()
     for a in report["artifacts"]:
         if not a.get("ok"):
             continue
@@ -94,8 +96,12 @@ def _details(report: Mapping[str, Any]) -> str:
         power = a.get("power") or {}
         trt = ((a.get("trtexec") or {}).get("summary") or {}).get("latency_ms") or {}
         stab = a.get("stability") or {}
+        if th.get("throttled") is None and th:
+            basis.add(f"throttling: {th.get('throttle_basis')}")
+        if not power:
+            basis.add("power: no tegrastats on this board")
         rows.append([_e(a["key"]), num(th.get("max_temp_c"), ".1f"),
-                     _e({True: "yes", False: "no"}.get(th.get("throttled"), "unknown")),
+                     _e({True: "yes", False: "no"}.get(th.get("throttled"), "n/a")),
                      num(power.get("power_mw"), ".0f"), num(power.get("energy_mj_per_inference")),
                      num(trt.get("p50")),
                      _e({True: "stable", False: "not stable"}.get(stab.get("stable"), "—"))])
@@ -109,6 +115,7 @@ def _details(report: Mapping[str, Any]) -> str:
             notes.append(f"{a['key']}: batch {a.get('batch')} — {a['batch_note']}")
     head = ("artifact", "max °C", "throttled", "power mW", "mJ/inference", "trtexec p50 ms",
             "stability")
+    notes = sorted(basis) + notes
     return _table(head, rows, "board") + "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
 
 
