@@ -95,7 +95,7 @@ def plan_upload(transport: SSHTransport, root: str, bundle_id: str, files: dict[
     there = parse_sha256sum(out, names)
     plan = Plan(f"{root}/releases/.{bundle_id}.partial", free,
                 good={n for n in names if there.get(n) == files[n]})
-    for attr in transport.sftp().listdir_attr(plan.partial):
+    for attr in transport.listdir_attr(plan.partial):
         name, size = attr.filename, int(attr.st_size or 0)
         if name in files and name not in plan.good and 0 < size < sizes[name]:
             plan.offsets[name] = size
@@ -150,7 +150,7 @@ def link_from_releases(transport: SSHTransport, root: str, bundle_id: str, plan:
 
 
 def _other_releases(transport: SSHTransport, root: str, bundle_id: str) -> list[str]:
-    names = transport.sftp().listdir(f"{root}/releases")
+    names = [a.filename for a in transport.listdir_attr(f"{root}/releases")]
     return sorted(n for n in names if not n.startswith(".") and n != bundle_id)
 
 

@@ -198,6 +198,8 @@ class SSHTransport:
                 f"(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and, if it matches, trust it: "
                 f"`edgeship boards trust {self.board.name}` (or ssh-keyscan -p {hop.port} "
                 f"{hop.host} >> {self.known_hosts})")
+        if "saw EOF" in str(exc):  # paramiko: "Authentication failed: transport shut down or saw EOF"
+            return ConnectionLost(f"{where}: connection lost during authentication; retry")
         if isinstance(exc, paramiko.AuthenticationException) or "authentication" in str(exc).lower():
             key = ", ".join(hop.key_files) or "ssh-agent / ~/.ssh keys"
             return ShipError(
@@ -219,6 +221,15 @@ class SSHTransport:
         self.close()
         return ConnectionLost(f"{self.where}: connection lost while {step} ({reason(exc)}); "
                               "check the link to the board and retry")
+
+    def _dropped(self, exc: BaseException) -> bool:
+        """Whether *exc* means the connection is gone (not an SFTP status from the board)."""
+        if isinstance(exc, (EOFError, paramiko.SSHException, socket.timeout, ConnectionError)):
+            return True
+        if type(exc) is OSError and exc.errno is None and str(exc) == "Failure":
+            return not self._alive()  # the board's own "Failure" status, unless the link died
+        time.sleep(0.05)  # let paramiko's reader thread notice a closed socket
+        return not self._alive()
 
     def _alive(self) -> bool:
         transport = None if self._client is None else self._client.get_transport()
@@ -325,7 +336,7 @@ class SSHTransport:
             self._put(Path(local), remote, size, offset, progress)
             there = self.sftp().stat(remote).st_size
         except TRANSIENT as exc:
-            if isinstance(exc, socket.timeout) or not self._alive():
+            if self._dropped(exc):
                 raise self._lost(f"uploading {Path(local).name}", exc) from exc
             raise ShipError(f"{self.where}: upload of {Path(local).name} to {remote} failed: "
                             f"{reason(exc)}; the board's disk may be full or the directory "
@@ -357,7 +368,7 @@ class SSHTransport:
             with self.sftp().open(remote, "wb") as fh:
                 fh.write(data)
         except TRANSIENT as exc:
-            if not self._alive():
+            if self._dropped(exc):
                 raise self._lost(f"writing {remote}", exc) from exc
             raise ShipError(f"{self.where}: cannot write {remote}: {reason(exc)}") from exc
 
@@ -369,15 +380,25 @@ class SSHTransport:
         except FileNotFoundError:
             return None
         except TRANSIENT as exc:
-            if not self._alive():
+            if self._dropped(exc):
                 raise self._lost(f"reading {remote}", exc) from exc
             raise ShipError(f"{self.where}: cannot read {remote}: {reason(exc)}") from exc
+
+    def listdir_attr(self, remote: str) -> list[paramiko.SFTPAttributes]:
+        """The entries of the board directory *remote* (name, size, mode…)."""
+        try:
+            return list(self.sftp().listdir_attr(remote))
+        except TRANSIENT as exc:
+            if self._dropped(exc):
+                raise self._lost(f"listing {remote}", exc) from exc
+            raise ShipError(f"{self.where}: cannot list {remote}: {reason(exc)}; check the "
+                            "board root and its permissions") from exc
 
     def get(self, remote: str, local: Path | str) -> None:
         """Download *remote* to *local* over SFTP."""
         try:
             self.sftp().get(remote, str(local))
         except TRANSIENT as exc:
-            if not self._alive():
+            if self._dropped(exc):
                 raise self._lost(f"downloading {remote}", exc) from exc
             raise ShipError(f"{self.where}: download of {remote} failed: {reason(exc)}") from exc
