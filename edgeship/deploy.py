@@ -94,6 +94,7 @@ def deploy_bundle(board: Board, profile: Profile, bundle: Any, *, paths: Paths, 
                   progress: Progress = _quiet) -> DeployOutcome:
     """Start (if simulated), provision, ship *bundle*, profile and report on one *board*."""
     from runtimes import SSHTransport, ensure_runtime, profile_release, ship_bundle
+    from runtimes.health import check_health
 
     target = start_board(board, paths, progress)
     with SSHTransport(target, paths.known_hosts) as ssh:
@@ -101,8 +102,16 @@ def deploy_bundle(board: Board, profile: Profile, bundle: Any, *, paths: Paths, 
         target = target.model_copy(update={"python": ensure_runtime(ssh, target)})
         progress(f"shipping bundle {bundle.id} to {board.name!r}")
         shipped = ship_bundle(ssh, target, bundle.path, progress=getattr(progress, "transfer", None))
-        progress(f"profiling {len(profile.artifacts)} artifacts on {board.name!r}")
-        agent = profile_release(ssh, target, profile, shipped.release_id)
+        progress(f"health probe of release {shipped.release_id} on {board.name!r}")
+        shipped, smoke = check_health(ssh, target, profile, shipped)
+        if shipped.health and not shipped.health["ok"]:  # reported; the full profile is skipped
+            progress(f"health probe failed on {board.name!r}: {shipped.health['error']}; "
+                     + (f"rolled back to {shipped.health['rolled_back_to']}"
+                        if shipped.rolled_back else "not rolled back"))
+            agent = smoke or {"results": []}
+        else:
+            progress(f"profiling {len(profile.artifacts)} artifacts on {board.name!r}")
+            agent = profile_release(ssh, target, profile, shipped.release_id)
     report = build_report(
         device=device, board=_board_summary(target, profile), manifest=bundle.manifest,
         bundle_reused=bundle.reused, ship=dataclasses.asdict(shipped), agent=agent,
