@@ -27,7 +27,8 @@ from edgeship.errors import ShipError
 from .ssh import SSHTransport
 
 __all__ = ["BoardFacts", "DEFAULT_PACKAGES", "FALLBACK_PACKAGES", "build_wheelhouse",
-           "ensure_runtime", "facts_dict", "probe_board", "provision", "wheelhouse_cache"]
+           "ensure_runtime", "facts_dict", "probe_board", "provision", "provision_board",
+           "wheelhouse_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +269,24 @@ def ensure_runtime(transport: SSHTransport, board: Board, cache_dir: Path | None
     facts = probe_board(transport)
     wheelhouse = build_wheelhouse(facts, cache_dir=cache_dir)
     return provision(transport, board, facts, wheelhouse)
+
+
+def provision_board(transport: SSHTransport, board: Board,
+                    cache_dir: Path | None = None) -> dict[str, object]:
+    """Probe, fill the wheelhouse, install; returns what was found and done (for reports)::
+
+        {"board", "facts", "wheelhouse", "packages": {dist: version}, "installed": bool,
+         "python", "seconds"}
+    """
+    started = time.perf_counter()
+    facts = probe_board(transport)
+    wheelhouse = build_wheelhouse(facts, cache_dir=cache_dir)
+    want = _wheel_versions(wheelhouse)
+    missing = _venv_mismatch(transport, f"{board.root.rstrip('/')}/venv/bin/python", want)
+    python = provision(transport, board, facts, wheelhouse)
+    return {"board": board.name, "facts": facts_dict(facts), "wheelhouse": str(wheelhouse),
+            "packages": want, "installed": bool(missing), "python": python,
+            "seconds": round(time.perf_counter() - started, 2)}
 
 
 def facts_dict(facts: BoardFacts) -> dict[str, object]:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 __all__ = ["DEMO_DATA", "DEMO_MODEL", "DataOpt", "DeviceOpt", "ForceOpt", "InventoryOpt",
-           "JsonOpt", "ModelOpt", "app", "board_app", "default_data", "err", "open_inventory",
+           "JsonOpt", "ModelOpt", "app", "board_app", "boards_app", "default_data", "err", "open_inventory",
            "out", "progress"]
 
 app = typer.Typer(
@@ -20,6 +20,9 @@ app = typer.Typer(
 )
 board_app = typer.Typer(help="Start, stop or inspect a simulated board.", no_args_is_help=True)
 app.add_typer(board_app, name="board")
+# `edgeship boards` lists the inventory (its callback); `edgeship boards trust NAME` pins a key.
+boards_app = typer.Typer(help="List the inventory; `boards trust NAME` pins a board's host key.")
+app.add_typer(boards_app, name="boards", invoke_without_command=True)
 
 # Piped output (CI logs, `| tee`) gets a wide table instead of rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)

@@ -9,14 +9,16 @@ import typer
 
 from edgeship.errors import EdgeshipError
 
-from ._common import InventoryOpt, JsonOpt, app, board_app, open_inventory, out
+from ._common import InventoryOpt, JsonOpt, app, board_app, boards_app, open_inventory, out
 
 __all__ = ["board_down", "board_up", "boards", "list_profiles"]
 
 
-@app.command()
-def boards(inventory: InventoryOpt = None, json_out: JsonOpt = False) -> None:
+@boards_app.callback(invoke_without_command=True)
+def boards(ctx: typer.Context, inventory: InventoryOpt = None, json_out: JsonOpt = False) -> None:
     """List the boards of the inventory, their groups and profiles."""
+    if ctx.invoked_subcommand is not None:  # e.g. `edgeship boards trust NAME`
+        return
     from rich.table import Table
 
     inv = open_inventory(inventory)
