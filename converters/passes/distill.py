@@ -39,7 +39,7 @@ class DistillConfig(TrainOptions):
     init: Literal["teacher", "random"] = Field(default="teacher",
                                                description="derived student's initial weights")
     mode: Literal["logits", "embedding"] = Field(default="logits", description="what is matched")
-    temperature: float = Field(default=4.0, gt=0, le=100, description="softmax temperature T")
+    temperature: float = Field(default=2.0, gt=0, le=100, description="softmax temperature T")
     alpha: float = Field(default=0.7, ge=0, le=1, description="weight of the soft-target loss")
     embedding_loss: Literal["cosine", "mse"] = Field(default="cosine",
                                                      description="loss of `mode: embedding`")
