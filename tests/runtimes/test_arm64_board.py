@@ -140,6 +140,11 @@ def test_arm64_outputs_match_the_host_reference(
     res = ssh.run([runtime_board.python, "-c", OUTPUTS_SCRIPT, remote, str(SAMPLES)], timeout=900)
     on_board, on_host = json.loads(res.stdout), run_outputs_on_host(bundle)
     assert set(on_board) == set(on_host) == {a.key for a in test_profile().artifacts}
+    drift = {k: float(np.max(np.abs(np.subtract(on_board[k]["values"], h["values"]))))
+             for k, h in on_host.items()}
+    if os.environ.get("EDGESHIP_ARM64_REPORT"):  # beside the agent's report
+        Path(os.environ["EDGESHIP_ARM64_REPORT"]).with_suffix(".drift.json").write_text(
+            json.dumps({"samples": SAMPLES, "max_abs_diff_vs_host": drift}, indent=2) + "\n")
     for key, host in on_host.items():
         ref, got = np.asarray(host["values"]), np.asarray(on_board[key]["values"])
         assert got.shape == ref.shape == (SAMPLES, 10), key
