@@ -19,6 +19,7 @@ from profiles import Artifact, Profile, load_profile
 
 ARTIFACT_KEYS = {"key", "format", "precision", "file", "size_bytes", "sha256", "inputs", "outputs",
                  "verification", "host_latency_ms", "converter"}
+OPTIONAL_ARTIFACT_KEYS = {"quantization", "slower_than_fp32", "fallback"}
 VERIFICATION_KEYS = {"samples", "accuracy", "accuracy_drop", "top1_agreement", "max_abs_drift",
                      "cosine", "passed", "reason"}
 
@@ -47,7 +48,8 @@ def test_manifest_contract(sim_bundle, tiny) -> None:
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-int8", "tflite-fp32",
                                                    "tflite-int8"]
     for art in m["artifacts"]:
-        assert set(art) == ARTIFACT_KEYS and set(art["verification"]) == VERIFICATION_KEYS
+        assert ARTIFACT_KEYS <= set(art) <= ARTIFACT_KEYS | OPTIONAL_ARTIFACT_KEYS
+        assert set(art["verification"]) == VERIFICATION_KEYS
         assert art["outputs"][0]["shape"] == [1, 10]
     assert json.loads((bundle.path / "manifest.json").read_text()) == m
 
@@ -103,10 +105,12 @@ def test_failed_verification_leaves_nothing(tiny, tmp_path: Path,
 
     import converters._build as build
 
-    real = build.quantize_int8
+    from profiles.schema import Quantization
 
-    def broken_int8(fp32: Path, out: Path, calibration):
-        info = real(fp32, out, calibration)
+    real = build.make_onnx_int8
+
+    def broken_int8(fp32: Path, out: Path, calibration, *args, **kwargs):
+        info = real(fp32, out, calibration, *args, **kwargs)
         model = onnx.load(str(out))
         for init in model.graph.initializer:
             arr = numpy_helper.to_array(init)
@@ -115,10 +119,13 @@ def test_failed_verification_leaves_nothing(tiny, tmp_path: Path,
         onnx.save(model, str(out))
         return info
 
-    monkeypatch.setattr(build, "quantize_int8", broken_int8)
+    monkeypatch.setattr(build, "make_onnx_int8", broken_int8)
     paths = Paths(home=tmp_path)
+    no_rescue = Artifact(format="onnx", precision="int8", quantization=Quantization(fallback=False))
+    profile = _onnx_only("fp32").model_copy(
+        update={"artifacts": (Artifact(format="onnx", precision="fp32"), no_rescue)})
     with pytest.raises(VerificationError, match=r"onnx-int8.*accuracy drop 0\.\d+ > budget 0\.01"):
-        build_bundle(str(tiny.pt2), _onnx_only("fp32", "int8"), tiny.data, paths)
+        build_bundle(str(tiny.pt2), profile, tiny.data, paths)
     assert list(paths.bundles.iterdir()) == []
 
 
