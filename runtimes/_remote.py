@@ -27,6 +27,7 @@ _LOCKED = 17
 _ACQUIRE = """
 mkdir -p "$1/releases" || exit 3
 if ! mkdir "$1/.lock" 2>/dev/null; then
+  [ -d "$1/.lock" ] || { mkdir "$1/.lock"; exit 3; }
   if grep -qF -- "$3" "$1/.lock/holder" 2>/dev/null; then exit 0; fi
   cat "$1/.lock/holder" 2>/dev/null; exit 17
 fi

@@ -343,8 +343,9 @@ class SSHTransport:
                             f"read-only: check `df -h {remote.rsplit('/', 1)[0]}` on the board "
                             "and ship again") from exc
         if there != size:
-            raise ShipError(f"{self.where}: {remote} has {there} bytes after upload, expected "
-                            f"{size}; check free space on the board and ship again")
+            raise ShipError(f"{self.where}: upload of {Path(local).name} to {remote} failed "
+                            f"at {there} of {size} bytes; the board's disk may be full: check "
+                            f"`df -h {remote.rsplit('/', 1)[0]}` on the board and ship again")
         return size - offset
 
     def _put(self, local: Path, remote: str, size: int, offset: int,
