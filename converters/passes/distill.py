@@ -87,14 +87,9 @@ def _kd_probe(student: Any, xs: list[Any], t_out: Any, config: DistillConfig) ->
     """Soft-target (or embedding) loss of *student* on a fixed probe of the training split."""
     import torch
 
-    probe = replace_alpha(config)
+    probe = config.model_copy(update={"alpha": 1.0})  # the pure KD loss
     with torch.no_grad():
         return round(float(distill_loss(predict(student, xs), t_out, None, probe)), 5)
-
-
-def replace_alpha(config: DistillConfig) -> DistillConfig:
-    """The same config with ``alpha = 1`` (the pure KD loss)."""
-    return config.model_copy(update={"alpha": 1.0})
 
 
 @register_pass("distill", DistillConfig)
