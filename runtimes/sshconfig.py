@@ -54,6 +54,8 @@ def _load(path: Path | str | None) -> paramiko.SSHConfig | None:
 
 def parse_jump(spec: str) -> tuple[str | None, str, int | None]:
     """``[user@]host[:port]`` → ``(user, host, port)``; refuses anything else."""
+    if not spec or any(c.isspace() for c in spec) or "://" in spec:
+        raise ConfigError(f"ProxyJump entry {spec!r} is not [user@]host[:port]; fix ~/.ssh/config")
     user, _, rest = spec.rpartition("@")
     host, port = rest, None
     if rest.startswith("["):
@@ -64,7 +66,7 @@ def parse_jump(spec: str) -> tuple[str | None, str, int | None]:
         if not text.isdigit():
             raise ConfigError(f"ProxyJump entry {spec!r}: port {text!r} is not a number")
         port = int(text)
-    if not host or any(c.isspace() for c in spec) or spec.startswith("ssh://"):
+    if not host:
         raise ConfigError(f"ProxyJump entry {spec!r} is not [user@]host[:port]; fix ~/.ssh/config")
     return (user or None), host, port
 
