@@ -11,8 +11,11 @@ Public API::
     build_wheelhouse(facts, packages=None, cache_dir=None) -> Path
     provision(transport, board, facts, wheelhouse) -> str      (the board venv's python)
     ensure_runtime(transport, board, cache_dir=None) -> str    (all three in one call)
-    ship_bundle(transport, board, bundle_dir, *, keep=3, progress=None) -> ShipResult
-    rollback(transport, board) -> str                          (current ↔ previous)
+    ship_bundle(transport, board, bundle_dir, *, keep=3, progress=None, retries=3,
+                backoff_s=1.0, lock_wait_s=0.0) -> ShipResult   (resumable, incremental)
+    rollback(transport, board, *, lock_wait_s=0.0) -> str      (current ↔ previous)
+    check_health(transport, board, profile, shipped)           (runtimes.health: smoke run,
+                                                                 rollback when it fails)
     profile_release(transport, board, profile, release_id=None) -> dict
     AGENT_PATH, AGENT_VERSION                                  (the on-board agent script)
 
@@ -25,13 +28,14 @@ from .profile import parse_agent_output, profile_release
 from .provision import BoardFacts, build_wheelhouse, ensure_runtime, probe_board, provision
 from .ship import ShipProgress, ShipResult, read_bundle, rollback, ship_bundle
 from .simboard import SimBoard, SimStatus, resolve_board
-from .ssh import CommandTimeout, Progress, RunResult, SSHTransport, fingerprint
+from .ssh import CommandTimeout, ConnectionLost, Progress, RunResult, SSHTransport, fingerprint
 
 __all__ = [
     "AGENT_PATH",
     "AGENT_VERSION",
     "BoardFacts",
     "CommandTimeout",
+    "ConnectionLost",
     "Progress",
     "RunResult",
     "SSHTransport",

@@ -14,6 +14,7 @@ def test_public_api_is_pinned() -> None:
         "AGENT_VERSION",
         "BoardFacts",
         "CommandTimeout",
+        "ConnectionLost",
         "Progress",
         "RunResult",
         "SSHTransport",
