@@ -16,11 +16,8 @@ symlinks, ``.lock``. Guarantees:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +27,7 @@ from typing import Any
 from devices import Board
 from edgeship.errors import ShipError
 
+from ._bundle import read_bundle
 from ._remote import BoardLock, remote_sha256
 from ._upload import Plan, check_space, link_from_releases, plan_upload, send
 from .ssh import ConnectionLost, SSHTransport
@@ -41,8 +39,6 @@ log = logging.getLogger(__name__)
 ShipProgress = Callable[[str, int, int], None]
 """``progress(file_name, bytes_done, bytes_total)`` while a file uploads."""
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_BAD_NAME = re.compile(r"[/\\\n\r\x00]")
 
 # $1 root, $2 release id, $3 "1" to finalize the partial upload first, $4 releases to keep.
 # Prints "was <old current>" first. Ends by releasing the lock (the caller holds it).
@@ -118,33 +114,6 @@ class _Tally:
     step: str = "connecting"
     previous: str | None = None
     switched: bool = False
-
-
-def read_bundle(bundle_dir: Path) -> tuple[str, dict[str, str]]:
-    """``(bundle_id, {file name: sha256})`` of a bundle, checked against its own manifest.
-
-    ``manifest.json`` is included (by the sha256 of its bytes).
-    """
-    bundle_dir = Path(bundle_dir)
-    try:
-        manifest = json.loads((bundle_dir / "manifest.json").read_text())
-        bundle_id, files = manifest["bundle_id"], manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ShipError(f"{bundle_dir} is not a bundle (manifest.json unreadable or without "
-                        f"bundle_id/files: {exc}); rebuild it with `edgeship convert`") from exc
-    if not isinstance(bundle_id, str) or not _ID.match(bundle_id):
-        raise ShipError(f"{bundle_dir}/manifest.json: bundle_id {bundle_id!r} is not a plain name")
-    unsafe = [n for n in files if _BAD_NAME.search(n) or n.startswith(".") or n == "manifest.json"]
-    if unsafe:
-        raise ShipError(f"{bundle_dir}/manifest.json lists an unsafe file name {unsafe[0]!r}")
-    hashes = {"manifest.json": _sha256(bundle_dir / "manifest.json")}
-    for name, meta in files.items():
-        path = bundle_dir / name
-        if not path.is_file() or _sha256(path) != meta["sha256"]:
-            raise ShipError(f"bundle {bundle_id}: {name} is missing or differs from its manifest "
-                            f"sha256; the bundle is corrupt, rebuild it (`edgeship convert`)")
-        hashes[name] = meta["sha256"]
-    return bundle_id, hashes
 
 
 def ship_bundle(transport: SSHTransport, board: Board, bundle_dir: Path, *, keep: int = 3,
@@ -324,11 +293,3 @@ def _switch(transport: SSHTransport, lock: BoardLock, bundle_id: str, keep: int,
             tally.switched = old != f"releases/{bundle_id}"
         else:
             log.info("board %r: %s", transport.board.name, line)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

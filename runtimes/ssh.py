@@ -16,7 +16,7 @@ import logging
 import shlex
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +27,7 @@ import paramiko
 from devices import Board
 from edgeship.errors import RemoteCommandError, ShipError
 
+from ._sftpfiles import Progress, SFTPFiles
 from ._sshtext import TRANSIENT, drain, reason, short
 from .sshconfig import DEFAULT_SSH_CONFIG, Hop, resolve_hops
 
@@ -35,9 +36,6 @@ __all__ = ["CommandTimeout", "ConnectionLost", "Progress", "RunResult", "SSHTran
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
-"""``progress(bytes_done, bytes_total)`` — paramiko's SFTP callback signature."""
-_CHUNK = 32768
 
 
 class CommandTimeout(ShipError, TimeoutError):
@@ -75,7 +73,7 @@ class _RememberingReject(paramiko.RejectPolicy):
         super().missing_host_key(client, hostname, key)
 
 
-class SSHTransport:
+class SSHTransport(SFTPFiles):
     """A lazily opened SSH + SFTP connection to one board.
 
     Args:
@@ -319,87 +317,3 @@ class SSHTransport:
             raise RemoteCommandError(self.board.name, short(command), status,
                                      result.stdout, result.stderr)
         return result
-
-    # -- files --------------------------------------------------------------------------------
-    def put(self, local: Path | str, remote: str, *, progress: Progress | None = None,
-            offset: int = 0) -> int:
-        """Upload *local* to *remote* over SFTP; returns the bytes sent.
-
-        With *offset* > 0 the remote file already holds the first *offset* bytes (an
-        interrupted upload): only the rest is sent, written from that position. The caller
-        verifies the whole file's sha256 on the board before using it.
-        """
-        size = Path(local).stat().st_size
-        if not 0 <= offset <= size:
-            raise ValueError(f"offset {offset} outside 0..{size}")
-        try:
-            self._put(Path(local), remote, size, offset, progress)
-            there = self.sftp().stat(remote).st_size
-        except TRANSIENT as exc:
-            if self._dropped(exc):
-                raise self._lost(f"uploading {Path(local).name}", exc) from exc
-            raise ShipError(f"{self.where}: upload of {Path(local).name} to {remote} failed: "
-                            f"{reason(exc)}; the board's disk may be full or the directory "
-                            f"read-only: check `df -h {remote.rsplit('/', 1)[0]}` on the board "
-                            "and ship again") from exc
-        if there != size:
-            raise ShipError(f"{self.where}: upload of {Path(local).name} to {remote} failed "
-                            f"at {there} of {size} bytes; the board's disk may be full: check "
-                            f"`df -h {remote.rsplit('/', 1)[0]}` on the board and ship again")
-        return size - offset
-
-    def _put(self, local: Path, remote: str, size: int, offset: int,
-             progress: Progress | None) -> None:
-        with open(local, "rb") as src, self.sftp().open(remote, "r+b" if offset else "wb") as dst:
-            dst.set_pipelined(True)
-            src.seek(offset)
-            dst.seek(offset)
-            done = offset
-            for block in iter(lambda: src.read(_CHUNK), b""):
-                dst.write(block)
-                done += len(block)
-                if progress is not None:
-                    progress(done, size)
-        if progress is not None and size == offset:
-            progress(size, size)
-
-    def put_bytes(self, data: bytes, remote: str) -> None:
-        """Write *data* to the file *remote* (small files: lock notes, markers)."""
-        try:
-            with self.sftp().open(remote, "wb") as fh:
-                fh.write(data)
-        except TRANSIENT as exc:
-            if self._dropped(exc):
-                raise self._lost(f"writing {remote}", exc) from exc
-            raise ShipError(f"{self.where}: cannot write {remote}: {reason(exc)}") from exc
-
-    def read_bytes(self, remote: str) -> bytes | None:
-        """The content of the small file *remote*, or ``None`` when it does not exist."""
-        try:
-            with self.sftp().open(remote, "rb") as fh:
-                return bytes(fh.read())
-        except FileNotFoundError:
-            return None
-        except TRANSIENT as exc:
-            if self._dropped(exc):
-                raise self._lost(f"reading {remote}", exc) from exc
-            raise ShipError(f"{self.where}: cannot read {remote}: {reason(exc)}") from exc
-
-    def listdir_attr(self, remote: str) -> list[paramiko.SFTPAttributes]:
-        """The entries of the board directory *remote* (name, size, mode…)."""
-        try:
-            return list(self.sftp().listdir_attr(remote))
-        except TRANSIENT as exc:
-            if self._dropped(exc):
-                raise self._lost(f"listing {remote}", exc) from exc
-            raise ShipError(f"{self.where}: cannot list {remote}: {reason(exc)}; check the "
-                            "board root and its permissions") from exc
-
-    def get(self, remote: str, local: Path | str) -> None:
-        """Download *remote* to *local* over SFTP."""
-        try:
-            self.sftp().get(remote, str(local))
-        except TRANSIENT as exc:
-            if self._dropped(exc):
-                raise self._lost(f"downloading {remote}", exc) from exc
-            raise ShipError(f"{self.where}: download of {remote} failed: {reason(exc)}") from exc
