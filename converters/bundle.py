@@ -153,7 +153,8 @@ def _manifest(bid: str, tmp: Path, loaded: LoadedModel, profile: Profile,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "source": {"kind": loaded.kind, "ref": loaded.ref, "sha256": loaded.sha256},
             "profile": profile.model_dump(mode="json"),
-            "recipe": [s.to_dict() for s in resolve_recipe(profile.recipe)],
+            "recipe": (parts.get("recipe")  # each pass's options *and* what it changed
+                       or [s.to_dict() for s in resolve_recipe(profile.recipe)]),
             "tools": tool_versions(), "data": parts["data"], "reference": parts["reference"],
             "files": files, "artifacts": parts["artifacts"]}
 

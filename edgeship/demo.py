@@ -94,8 +94,11 @@ def build_demo(out: Path = DEFAULT_DIR, epochs: int = 8, seed: int = SEED) -> di
     _train(model, split["x_train"], split["y_train"], epochs, seed)
     seconds = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
-    example = (torch.from_numpy(split["x_test"][:1]),)
-    torch.export.save(torch.export.export(model, example), out / "digits_cnn.pt2")
+    # a dynamic batch axis, so fine-tuning passes (pruning recovery, QAT, …) can train the graph
+    example = (torch.from_numpy(split["x_test"][:2]),)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(model, example, dynamic_shapes=({0: batch},))
+    torch.export.save(program, out / "digits_cnn.pt2")
     torch.save(model.state_dict(), out / "digits_cnn.state.pt")
     np.savez(out / "digits.npz", input=split["x_test"], labels=split["y_test"],
              **{"calibration.input": split["x_calibration"], "train.input": split["x_train"],
