@@ -54,6 +54,8 @@ def _artifact_row(entry: Mapping[str, Any], measured: Mapping[str, Any] | None,
         "accuracy": ver.get("accuracy"), "accuracy_drop": ver.get("accuracy_drop"),
         "top1_agreement": ver.get("top1_agreement"), "max_abs_drift": ver.get("max_abs_drift"),
         "cosine": ver.get("cosine"), "host_latency_ms": entry.get("host_latency_ms"),
+        "quantization": entry.get("quantization"), "fallback": entry.get("fallback"),
+        "slower_than_fp32": entry.get("slower_than_fp32"),
     }
     if measured is None or not measured.get("ok"):
         error = (measured or {}).get("error") or "not measured on the board"
@@ -128,9 +130,9 @@ def render_table(report: Mapping[str, Any]):  # -> rich.table.Table
              f" · {facts.get('machine', '?')} {facts.get('cpu', '')}".rstrip())
     table = Table(title=title, title_justify="left")
     for col in ("artifact", "format", "precision", "size", "accuracy", "p50 ms", "p99 ms",
-                "peak RSS MB", "runtime", "verdict"):
+                "peak RSS MB", "runtime", "verdict", "notes"):
         table.add_column(col, justify="right" if col not in ("artifact", "format", "precision",
-                                                             "runtime", "verdict") else "left")
+                                                             "runtime", "verdict", "notes") else "left")
     for row in report["artifacts"]:
         lat = row.get("latency_ms") or {}
         acc = row.get("accuracy")
@@ -145,8 +147,20 @@ def render_table(report: Mapping[str, Any]):  # -> rich.table.Table
             f"{row.get('runtime', '')} {row.get('runtime_version', '')}".strip() or "—",
             f"[{colour}]{verdict}[/]" + (f" ({', '.join(failed)})" if failed else "")
             + (f" {row['error']}" if row.get("error") else ""),
+            _notes(row),
         )
     return table
+
+
+def _notes(row: Mapping[str, Any]) -> str:
+    """What the converters flagged: a slow int8, a gate remedy taken."""
+    notes = []
+    if row.get("slower_than_fp32"):
+        notes.append("[yellow]int8 slower than fp32 on the host[/]")
+    taken = (row.get("fallback") or {}).get("taken")
+    if taken:
+        notes.append(f"int8 gate failed; took {taken}")
+    return "; ".join(notes)
 
 
 # -- fleets ---------------------------------------------------------------------------------
