@@ -15,7 +15,7 @@ MODEL ?= $(DEMO_DIR)/digits_cnn.pt2
 DATA ?= $(DEMO_DIR)/digits.npz
 ARGS ?=
 
-.PHONY: help setup deploy convert profile rollback provision boards board-up board-down demo-model test test-slow test-arm64 bench clean
+.PHONY: help setup deploy convert compare fleet-up fleet-down profile rollback provision boards board-up board-down demo-model test test-slow test-arm64 bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ deploy: setup $(if $(findstring :,$(MODEL)),,$(MODEL))  ## convert, ship, profil
 
 convert: setup $(if $(findstring :,$(MODEL)),,$(MODEL))  ## build the bundle for DEVICE's profile, without shipping
 	@$(EDGESHIP) convert --device $(DEVICE) --model $(MODEL) $(if $(DATA),--data $(DATA)) $(ARGS)
+
+compare: setup $(if $(findstring :,$(MODEL)),,$(MODEL))  ## build several recipes for DEVICE's profile: table + Pareto chart
+	@$(EDGESHIP) compare --device $(DEVICE) --model $(MODEL) $(if $(DATA),--data $(DATA)) $(ARGS)
 
 rollback: setup  ## switch DEVICE's current release back to the previous one (DEVICE=…)
 	@$(EDGESHIP) rollback --device $(DEVICE) $(ARGS)
