@@ -8,11 +8,26 @@ report is rendered.
 from __future__ import annotations
 
 import base64
+import functools
 import io
-from collections.abc import Mapping, Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 __all__ = ["history_plot", "latency_plot", "ops_plot", "thermal_plot", "tradeoff_plot"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_MATPLOTLIB = threading.Lock()
+"""pyplot and its text parser keep global state: fleet deploys render reports in threads."""
+
+
+def _serialized(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _MATPLOTLIB:
+            return fn(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
 
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
 
@@ -43,6 +58,7 @@ def _samples(row: Mapping[str, Any]) -> list[float]:
     return [(a + b) / 2 for a, b, n in zip(edges, edges[1:], counts) for _ in range(n)]
 
 
+@_serialized
 def latency_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
     """Histogram and CDF of warm latency, one line per artifact."""
     series = [(r["key"], _samples(r)) for r in rows if r.get("ok")]
@@ -69,6 +85,7 @@ def latency_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
     return _png(plt, fig)
 
 
+@_serialized
 def ops_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
     """The slowest operators (mean µs per call) of every artifact that has an op profile."""
     profiled = [r for r in rows if (r.get("op_profile") or {}).get("top")]
@@ -89,6 +106,7 @@ def ops_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
     return _png(plt, fig)
 
 
+@_serialized
 def tradeoff_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
     """Size vs p50 latency per artifact, labelled with accuracy (or drift)."""
     points = [r for r in rows if r.get("ok") and (r.get("latency_ms") or {}).get("p50")]
@@ -108,6 +126,7 @@ def tradeoff_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
     return _png(plt, fig)
 
 
+@_serialized
 def history_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
     """p50 per artifact over the past deploys on this board (oldest → newest)."""
     if not rows:
@@ -127,6 +146,7 @@ def history_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
     return _png(plt, fig)
 
 
+@_serialized
 def thermal_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
     """CPU temperature during each artifact's run, when the board exposes it."""
     series = [(r["key"], [p for p in (r.get("thermal") or {}).get("timeline") or []
