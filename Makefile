@@ -14,6 +14,7 @@ DEMO_DIR := build/demo
 MODEL ?= $(DEMO_DIR)/digits_cnn.pt2
 DATA ?= $(DEMO_DIR)/digits.npz
 ARGS ?=
+ENGINE ?=
 
 .PHONY: help setup deploy convert compare fleet-up fleet-down profile rollback provision boards board-up board-down demo-model test test-slow test-arm64 bench clean
 
@@ -24,7 +25,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "edgeship: installing the host environment into $(VENV) (pinned; first time ~1-2 min)..."
 	@$(BIN)/python -m pip install -q --upgrade pip $(PIPQ)
-	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' --config-settings editable_mode=compat $(PIPQ)
+	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,ansible]' --config-settings editable_mode=compat $(PIPQ)
 	@# onnx2tf imports tf_keras; its wheel requires `tensorflow` (a second 572 MB build) -> no deps
 	@$(BIN)/python -m pip install -q --no-deps tf-keras==2.21.0 $(PIPQ)
 	@touch $@
@@ -39,8 +40,8 @@ $(MODEL): | setup
 demo-model: setup  ## train the demo CNN on MNIST digits (seeded) into build/demo
 	@$(BIN)/python -m edgeship.demo --out $(DEMO_DIR)
 
-deploy: setup $(if $(findstring :,$(MODEL)),,$(MODEL))  ## convert, ship, profile, report (DEVICE=sim MODEL=… DATA=…)
-	@$(EDGESHIP) deploy --device $(DEVICE) --model $(MODEL) $(if $(DATA),--data $(DATA)) $(ARGS)
+deploy: setup $(if $(findstring :,$(MODEL)),,$(MODEL))  ## convert, ship, profile, report (DEVICE=sim MODEL=… DATA=… ENGINE=ansible)
+	@$(EDGESHIP) deploy --device $(DEVICE) --model $(MODEL) $(if $(DATA),--data $(DATA)) $(if $(ENGINE),--engine $(ENGINE)) $(ARGS)
 
 convert: setup $(if $(findstring :,$(MODEL)),,$(MODEL))  ## build the bundle for DEVICE's profile, without shipping
 	@$(EDGESHIP) convert --device $(DEVICE) --model $(MODEL) $(if $(DATA),--data $(DATA)) $(ARGS)
@@ -85,7 +86,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	@touch $@
 
 bench: setup $(VENV)/.bench-installed  ## run every benchmark, write BENCHMARKS.md
-	@for script in bench/converters.py bench/shipping.py bench/profiler.py; do \
+	@for script in bench/converters.py bench/shipping.py bench/profiler.py bench/ansible.py; do \
 	   if [ -f $$script ]; then echo "edgeship: $$script"; $(BIN)/python $$script || exit 1; fi; done
 	@$(BIN)/python bench/assemble.py
 

@@ -3,21 +3,57 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from enum import Enum
+from typing import Annotated, Any, Optional
 
 import typer
 
-from edgeship.errors import BudgetExceeded
+from edgeship.errors import BudgetExceeded, ConfigError
 
 from ._common import err, out, progress
 
-__all__ = ["deploy_group"]
+__all__ = ["Engine", "EngineOpt", "ForksOpt", "MaxFailOpt", "SerialOpt", "deploy_group",
+           "engine_options"]
+
+
+class Engine(str, Enum):
+    """Who runs the ship and profile stages of a fleet."""
+
+    builtin = "builtin"
+    ansible = "ansible"
+
+
+EngineOpt = Annotated[Engine, typer.Option(
+    "--engine", help="builtin: edgeship's own parallel SSH; ansible: ansible-playbook (big fleets).")]
+ForksOpt = Annotated[Optional[int], typer.Option(
+    "--forks", min=1, help="--engine ansible: boards worked on at once (default: --parallel).")]
+SerialOpt = Annotated[Optional[int], typer.Option(
+    "--serial", min=0, help="--engine ansible: boards per batch (rolling deploy; 0: all at once).")]
+MaxFailOpt = Annotated[Optional[int], typer.Option(
+    "--max-fail-percentage", min=0, max=100,
+    help="--engine ansible: stop when more than P% of a batch failed (default 100: never).")]
+
+
+def engine_options(engine: Engine, forks: int | None, serial: int | None,
+                   max_fail: int | None, parallel: int) -> Any:
+    """``AnsibleOptions`` for ``--engine ansible``; ``None`` for the built-in engine."""
+    if engine is Engine.builtin:
+        if (forks, serial, max_fail) != (None, None, None):
+            raise ConfigError("--forks, --serial and --max-fail-percentage apply to --engine "
+                              "ansible; with the built-in engine use --parallel")
+        return None
+    from edgeship.ansible_engine import AnsibleOptions
+
+    return AnsibleOptions(forks=forks or parallel, serial=serial or 0,
+                          max_fail_percentage=100 if max_fail is None else max_fail)
 
 
 def deploy_group(device: str, model: str, data: str | None, inventory: Any, *, json_out: bool,
                  force: bool, parallel: int,
-                 input_shapes: dict[str, tuple[int, ...]] | None) -> None:
+                 input_shapes: dict[str, tuple[int, ...]] | None, ansible: Any = None) -> None:
     """Deploy to every board of *device*; print one row (or JSON entry) per board.
+
+    *ansible* (``AnsibleOptions``): run the ship and profile stages through ansible-playbook.
 
     Exits non-zero unless every board succeeded: 1 when a board failed or an artifact errored,
     7 when a hard budget was exceeded on a board.
@@ -26,8 +62,16 @@ def deploy_group(device: str, model: str, data: str | None, inventory: Any, *, j
     from edgeship.report import render_fleet_table
 
     with progress() as report_progress:
-        outcome = deploy_fleet(device, model, data, inventory=inventory, parallel=parallel,
-                               progress=report_progress, force=force, input_shapes=input_shapes)
+        if ansible is not None:
+            from edgeship.ansible_engine import deploy_fleet_ansible
+
+            outcome = deploy_fleet_ansible(device, model, data, inventory=inventory,
+                                           options=ansible, progress=report_progress,
+                                           force=force, input_shapes=input_shapes)
+        else:
+            outcome = deploy_fleet(device, model, data, inventory=inventory, parallel=parallel,
+                                   progress=report_progress, force=force,
+                                   input_shapes=input_shapes)
     report = outcome.report
     if json_out:
         print(json.dumps(report, indent=2))

@@ -12,6 +12,7 @@ from edgeship.errors import BudgetExceeded
 
 from ._common import (DEMO_MODEL, DataOpt, DeviceOpt, ForceOpt, InventoryOpt, JsonOpt, ModelOpt,
                       app, default_data, open_inventory, out, progress)
+from ._fleet import Engine, EngineOpt, ForksOpt, MaxFailOpt, SerialOpt, engine_options
 
 __all__ = ["InputShapeOpt", "ParallelOpt", "convert", "deploy", "input_shapes"]
 
@@ -33,11 +34,14 @@ def input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
 def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
            data: DataOpt = None, json_out: JsonOpt = False, inventory: InventoryOpt = None,
            force: ForceOpt = False, input_shape: InputShapeOpt = None,
-           parallel: ParallelOpt = 4) -> None:
+           parallel: ParallelOpt = 4, engine: EngineOpt = Engine.builtin, forks: ForksOpt = None,
+           serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = None) -> None:
     """Convert MODEL for DEVICE's profile, ship it, profile it on the board, report.
 
     DEVICE may be a group of the inventory: every board is deployed to, PARALLEL at a time, with
     one result per board. The report is saved under reports/<device>/<timestamp>/report.json.
+    With --engine ansible the ship and profile stages run through ansible-playbook (FORKS,
+    SERIAL, MAX_FAIL_PERCENTAGE) and give the same fleet report.
     Exit status: 0 when every artifact ran (on every board); 7 when the profile's budgets are
     hard limits and one was exceeded.
     """
@@ -46,11 +50,13 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
 
     data = default_data(model, data)
     inv = open_inventory(inventory)
-    if device in inv.groups:
+    ansible = engine_options(engine, forks, serial, max_fail_percentage, parallel)
+    if device in inv.groups or ansible is not None:
         from ._fleet import deploy_group
 
         return deploy_group(device, model, data, inv, json_out=json_out, force=force,
-                            parallel=parallel, input_shapes=input_shapes(input_shape))
+                            parallel=parallel, input_shapes=input_shapes(input_shape),
+                            ansible=ansible)
     with progress() as report_progress:
         outcome = run_deploy(device, model, data, inventory=inv,
                              progress=report_progress, force=force,
