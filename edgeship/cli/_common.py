@@ -29,8 +29,8 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Board or group name from the inventory.")]
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model: file.pt2, TorchScript .pt, .onnx, or package.module:factory.")]
-DataOpt = Annotated[Optional[str], typer.Option("--data", help="Evaluation/calibration data (.npz, see docs/architecture.md).")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model: file.pt2, TorchScript .pt, .onnx, .tflite, or package.module:factory.")]
+DataOpt = Annotated[Optional[str], typer.Option("--data", help="Evaluation/calibration/training data: .npz, a folder of .npy files, or module:function (see docs/architecture.md).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON document on stdout (progress stays on stderr).")]
 InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Inventory file (default devices/inventory.yaml).")]
 DEMO_MODEL, DEMO_DATA = "build/demo/digits_cnn.pt2", "build/demo/digits.npz"
