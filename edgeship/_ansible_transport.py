@@ -118,9 +118,12 @@ class AnsibleTransport:
         try:
             status, out, err = self._conn.exec_command(command, in_data=input, sudoable=False)
         except AnsibleConnectionFailure as exc:
+            text = " ".join(str(exc).split())[:300]
+            if "failed to connect" in text.lower():  # never got in: say so, retry still applies
+                raise ConnectionLost(f"{self.where} unreachable: {text}; is it up, and is its "
+                                     "host key pinned (edgeship boards trust NAME)?") from exc
             raise ConnectionLost(f"{self.where}: connection lost while running "
-                                 f"`{' '.join(map(str, argv))[:60]}`: "
-                                 f"{' '.join(str(exc).split())[:200]}") from exc
+                                 f"`{' '.join(map(str, argv))[:60]}`: {text}") from exc
         if limit and status in (124, 137):
             raise CommandTimeout(f"{self.where}: `{' '.join(map(str, argv))[:80]}` did not "
                                  f"finish within {limit:g} s; the board may be overloaded")

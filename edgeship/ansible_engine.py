@@ -190,13 +190,26 @@ def _run_playbook(device: str, targets: dict[str, Board], built: dict[str, Any],
             "-e", f"@{run / 'extra-vars.json'}", str(PLAYBOOK)]
     progress(f"ansible-playbook on {len(targets)} boards of {device!r}: forks {options.forks}, "
              f"serial {options.serial or 'all'}, max_fail_percentage {options.max_fail}")
-    tail = _stream(argv, _env(run, paths), progress)
+    control = Path(tempfile.mkdtemp(prefix="es-cp-"))  # short: unix socket paths are limited
+    try:
+        tail = _stream(argv, {**_env(run, paths), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control)},
+                       progress)
+    finally:
+        _close_masters(control)
     results = run / "results.json"
     if not results.exists():
         raise ShipError(f"ansible-playbook ended without results ({' / '.join(tail[-3:])}); "
                         f"see {run} and rerun with EDGESHIP_DEBUG=1")
     doc = json.loads(results.read_text())
     return {"run": str(run), "hosts": doc["hosts"]}
+
+
+def _close_masters(control: Path) -> None:
+    """Stop this run's ssh ControlPersist masters (a later run must not ride on them)."""
+    for sock in control.iterdir():
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "edgeship-board"],
+                       capture_output=True, timeout=10, check=False)
+    shutil.rmtree(control, ignore_errors=True)
 
 
 def _env(run: Path, paths: Paths) -> dict[str, str]:
