@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "FORMAT_VERSION",
@@ -72,3 +75,22 @@ def one_line(exc: BaseException | str, limit: int = 300) -> str:
 def layout_name(ndim: int) -> str:
     """Channels-first layout name of an input of *ndim* dimensions (the torch/ONNX convention)."""
     return _LAYOUTS.get(ndim, "ND")
+
+
+def import_callable(ref: str, error: type[Exception], returns: str) -> Callable[..., Any]:
+    """``package.module:attr.path`` → that callable; *error* (one line) when it is not there.
+
+    *returns* completes the hint, e.g. ``"a torch.nn.Module"``.
+    """
+    module_name, _, attr = ref.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise error(f"cannot import {module_name!r} for {ref} ({one_line(exc)}); "
+                    "check the module path and that it is importable") from exc
+    for part in attr.split("."):
+        target = getattr(target, part, None)
+    if not callable(target):
+        raise error(f"{module_name!r} has no callable {attr!r}; "
+                    f"give package.module:function returning {returns}")
+    return target

@@ -11,7 +11,6 @@ samples, source layout; integer inputs such as token ids keep their dtype), opti
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import re
 import zipfile
@@ -22,7 +21,7 @@ import numpy as np
 
 from edgeship.errors import ConfigError
 
-from ._util import file_sha256, one_line
+from ._util import file_sha256, import_callable, one_line
 
 __all__ = ["CALIBRATION_PREFIX", "DEFAULT_CALIBRATION", "TRAIN_PREFIX", "Dataset", "load_dataset", "synthetic_dataset"]
 
@@ -169,17 +168,7 @@ def _read_npy_dir(path: Path) -> tuple[dict[str, np.ndarray], str]:
 
 
 def _call_data(ref: str) -> tuple[dict[str, np.ndarray], str]:
-    module_name, _, attr = ref.partition(":")
-    try:
-        func = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import {module_name!r} for --data {ref} ({one_line(exc)}); "
-                          "check the module path") from exc
-    for part in attr.split("."):
-        func = getattr(func, part, None)
-    if not callable(func):
-        raise ConfigError(f"{module_name!r} has no callable {attr!r}; give "
-                          "package.module:function returning a dict of arrays")
+    func = import_callable(ref, ConfigError, "a dict of arrays")
     try:
         result = func()
     except Exception as exc:  # user code: any failure is a data error

@@ -8,7 +8,6 @@ without importing torch. Heavy libraries are imported inside the loaders only.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 
 from edgeship.errors import ConfigError, ModelError
 
-from ._util import file_sha256, one_line
+from ._util import file_sha256, import_callable, one_line
 
 __all__ = ["LoadedModel", "SourceRef", "fix_shapes", "identify_source", "load_model",
            "parse_input_shapes"]
@@ -164,18 +163,7 @@ def _load_torchscript(ref: str) -> Any:
 def _load_factory(ref: str) -> Any:
     import torch
 
-    module_name, _, attr = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelError(f"cannot import {module_name!r} for {ref} ({one_line(exc)}); "
-                         "check the module path and that it is importable") from exc
-    factory = module
-    for part in attr.split("."):
-        factory = getattr(factory, part, None)
-    if not callable(factory):
-        raise ModelError(f"{module_name!r} has no callable {attr!r}; "
-                         "give package.module:function returning a torch.nn.Module")
+    factory = import_callable(ref, ModelError, "a torch.nn.Module")
     try:
         model = factory()
     except Exception as exc:  # user code: any failure is a model error

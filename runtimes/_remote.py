@@ -17,7 +17,7 @@ from edgeship.errors import ShipError
 
 from .ssh import SSHTransport
 
-__all__ = ["BoardLock", "parse_sha256sum", "remote_sha256"]
+__all__ = ["BoardLock", "parse_sha256sum", "pid_alive", "remote_sha256"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def stale_reason(note: str, *, now: float | None = None) -> str | None:
     if match["host"] == socket.gethostname():
         if pid == os.getpid() and token and token not in _ACTIVE:
             return "it was left by an earlier deploy of this process, which has ended"
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             return f"its process {pid} on this host is gone"
     try:
         since = _dt.datetime.fromisoformat(match["since"]).timestamp()
@@ -81,7 +81,7 @@ def stale_reason(note: str, *, now: float | None = None) -> str | None:
     return f"it is {age / 3600:.1f} h old" if age > STALE_AFTER_S else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -23,6 +23,8 @@ from devices import Board
 from edgeship.errors import ShipError
 from edgeship.paths import Paths
 
+from ._remote import pid_alive
+
 __all__ = ["SSHD", "SYSTEM_PYTHON", "SimBoard", "SimStatus", "resolve_board"]
 
 log = logging.getLogger(__name__)
@@ -246,12 +248,8 @@ def _read_int(path: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     try:  # a zombie is not alive, and a recycled pid is not our sshd
         stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
