@@ -152,8 +152,7 @@ def ship_bundle(transport: SSHTransport, board: Board, bundle_dir: Path, *, keep
                 if attempt > retries:
                     raise _gave_up(board, tally, attempt, exc) from exc
                 delay = backoff_s * 2 ** (attempt - 1) * (1 + random.random() / 4)  # noqa: S311
-                log.warning("board %r: %s; retry %d of %d in %.2f s", board.name, exc, attempt,
-                            retries, delay)
+                log.warning("%s; retry %d of %d in %.2f s", exc, attempt, retries, delay)
                 transport.close()
                 time.sleep(delay)
                 attempt += 1
