@@ -115,8 +115,8 @@ def deploy_fleet_ansible(device: str, model: str, data: str | None, *,
         raise ConfigError(f"--engine ansible: {reason}")
     paths, options = paths or default_paths(), options or AnsibleOptions()
     boards = (inventory or load_inventory()).resolve(device)
-    started = time.perf_counter()
     built = _convert_all(device, model, data, boards, paths, progress, force, input_shapes)
+    started = time.perf_counter()  # like the built-in engine: deploy time, not conversion
     early: dict[str, BoardResult[Any]] = {}
     targets = _start_boards(boards, built, paths, progress, early)
     records = _run_playbook(device, targets, built, paths, options, progress) if targets else {}

@@ -162,3 +162,26 @@ def test_max_fail_percentage_stops_a_rolling_deploy(fleet, tmp_path: Path,
     assert [e["ok"] for e in rest] == [False, False]
     assert all("max_fail_percentage" in e["reason"] for e in rest)
     assert (out.report["serial"], out.report["max_fail_percentage"]) == (1, 0)
+
+
+@pytest.mark.slow
+def test_a_fresh_board_gets_its_runtime_through_ansible(fleet, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No venv on the board: edgeship_runtime uploads the wheelhouse and installs it."""
+    paths, boards, base = fleet
+    monkeypatch.setenv("EDGESHIP_REPORTS", str(tmp_path / "reports"))
+    sim = NetnsBoard(paths, "fresh", boards[0].netns.address + 20)
+    b = sim.up()
+    try:
+        inventory = tmp_path / "inventory.yaml"
+        inventory.write_text(
+            f"all:\n  hosts:\n    fresh:\n      ansible_host: {b.host}\n      ansible_user: {b.user}\n"
+            f"      ansible_ssh_private_key_file: {b.key_file}\n      edgeship_root: {b.root}\n"
+            f"      edgeship_python: /usr/bin/python3\n      edgeship_profile: {base / 'tiny.yaml'}\n")
+        out = deploy_fleet_ansible("fresh", str(_onnx(tmp_path / "e.onnx", 5)), None, paths=paths,
+                                   inventory=load_inventory(inventory))
+    finally:
+        sim.destroy()
+    assert out.all_ok, out.report["fleet"][0]["reason"]
+    venv = sim.root / "venv"
+    assert venv.is_dir() and not venv.is_symlink() and (sim.root / "wheelhouse").is_dir()
