@@ -6,7 +6,10 @@ Side by side, in one run, on real sshd boards:
 * first upload: edgeship's ``ship_bundle`` (connect + upload + on-board sha256 verification +
   atomic switch) versus OpenSSH ``scp`` of the same files (same key, strict known_hosts), on the
   loopback board and on a namespace board whose link is rate-limited with ``tc tbf``;
-* a fleet of N namespace boards (each on its own rate-limited link) versus one board: wall time.
+* a fleet of N namespace boards (each on its own rate-limited link) versus one board: wall time;
+* fault injection: many deploys through a relay that cuts the connection at seeded random points
+  (``runtimes.relay.CuttingRelay``): each must complete after resume or fail cleanly, and
+  ``current`` is checked file by file after every trial.
 
 Namespace parts need root (``runtimes.netns``); without it they are skipped and the JSON says why.
 Only loopback and the 10.213.x.0/24 segment this script creates are ever contacted.
@@ -40,6 +43,8 @@ PAYLOAD = {"model.a.onnx": 3_000_000, "model.b.tflite": 1_000_000, "samples.npz"
 RATE_MBIT = 16
 FLEET = 4
 REPEATS = 3
+FAULT_TRIALS = 60
+FAULT_PAYLOAD = 1_000_000
 
 
 def make_bundle(dest: Path, bundle_id: str) -> Path:
@@ -132,11 +137,80 @@ def fleet(paths: Paths, work: Path, subnet) -> dict:
             "serial_estimate_ratio": FLEET}
 
 
+def _current_ok(root: Path) -> str | None:
+    """The release ``current`` points at, after checking each file's sha256 (None: no current)."""
+    if not (root / "current").exists():
+        return None
+    manifest = json.loads((root / "current" / "manifest.json").read_text())
+    for name, meta in manifest["files"].items():
+        digest = hashlib.sha256((root / "current" / name).read_bytes()).hexdigest()
+        if digest != meta["sha256"]:
+            raise AssertionError(f"corrupt current: {name}")
+    return manifest["bundle_id"]
+
+
+def fault_injection(sim: SimBoard, board: Board, paths: Paths, work: Path) -> dict:
+    """FAULT_TRIALS deploys through a cutting relay; tally outcomes; verify `current` each time."""
+    import random
+
+    from edgeship.errors import ShipError
+    from runtimes.relay import CuttingRelay
+
+    root = work / "fault-root"
+    root.mkdir()
+    target = board.model_copy(update={"root": str(root)})
+    kind, blob = sim.host_key.with_suffix(".pub").read_text().split()[:2]
+    rng = random.Random(7)
+    tally = {"trials": FAULT_TRIALS, "completed_first_try": 0, "completed_after_resume": 0,
+             "clean_failures": 0, "corrupt_current": 0, "cuts": 0, "bytes_resumed": 0}
+    started = time.perf_counter()
+    for trial in range(FAULT_TRIALS):
+        before = _current_ok(root)
+        bundle = make_bundle(work / "faults", f"f{trial:015x}")
+        (bundle / "model.a.onnx").write_bytes(os.urandom(FAULT_PAYLOAD))  # smaller payload
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        for name in PAYLOAD:
+            data = (bundle / name).read_bytes()
+            manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(),
+                                       "size_bytes": len(data)}
+        (bundle / "manifest.json").write_text(json.dumps(manifest))
+        hopeless = trial % 6 == 5  # each connection cut within 60 kB: must fail cleanly
+        cut_range = (2_000, 60_000) if hopeless else (0, int(FAULT_PAYLOAD * 1.5))
+        with CuttingRelay(("127.0.0.1", board.port), seed=trial, cuts=5 if hopeless else
+                          rng.choice([1, 2, 3, 5]), cut_range=cut_range) as relay:
+            with paths.known_hosts.open("a") as fh:
+                fh.write(f"[127.0.0.1]:{relay.port} {kind} {blob}\n")
+            via = target.model_copy(update={"port": relay.port})
+            with transport(via, paths) as tr:
+                tr.io_timeout = 5
+                try:
+                    result = ship_bundle(tr, via, bundle, keep=2, retries=1 if hopeless else 3,
+                                         backoff_s=0.05)
+                except ShipError:
+                    tally["clean_failures"] += 1
+                    if _current_ok(root) != before:
+                        tally["corrupt_current"] += 1
+                    lock = root / ".lock"
+                    if lock.exists():  # what the one-line error tells the user to remove
+                        for child in lock.iterdir():
+                            child.unlink()
+                        lock.rmdir()
+                else:
+                    if _current_ok(root) != result.release_id:
+                        tally["corrupt_current"] += 1
+                    key = "completed_after_resume" if result.attempts > 1 else "completed_first_try"
+                    tally[key] += 1
+                    tally["bytes_resumed"] += result.bytes_resumed
+            tally["cuts"] += relay.cut_done
+    tally["seconds"] = round(time.perf_counter() - started, 1)
+    return tally
+
+
 def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.machine(),
                      "cores": os.cpu_count(), "payload_bytes": sum(PAYLOAD.values()),
-                     "repeats": REPEATS, "fault_injection": "skipped: no relay in runtimes/ yet"}
+                     "repeats": REPEATS}
     with tempfile.TemporaryDirectory(prefix="es-bench-") as tmp:
         work = Path(tmp)
         paths = Paths(home=work / ".edgeship")
@@ -145,6 +219,7 @@ def main() -> None:
         try:
             results["redeploy_loopback"] = redeploy(lo, paths, work)
             results["upload_loopback"] = upload_vs_scp(lo, paths, work, "lo")
+            results["fault_injection"] = fault_injection(sim, lo, paths, work)
             reason = netns.unavailable_reason()
             if reason is None:
                 subnet = netns.free_subnet()
@@ -194,7 +269,14 @@ def render(r: dict) -> str:
                   f"all ok: {f['all_ok']})."]
     else:
         lines += ["", f"Namespace parts: {r.get('netns')}."]
-    lines += ["", f"Fault injection: {r['fault_injection']}.", ""]
+    fi = r["fault_injection"]
+    lines += ["", f"Fault injection ({fi['trials']} deploys of a {FAULT_PAYLOAD / 1e6:.0f} MB "
+              f"payload through a relay cutting the connection at seeded random points, "
+              f"{fi['cuts']} cuts in all; every 6th trial a link cut within 60 kB that must fail): "
+              f"**{fi['completed_after_resume']} completed after resume, "
+              f"{fi['completed_first_try']} completed first try, {fi['clean_failures']} failed "
+              f"cleanly, {fi['corrupt_current']} corrupt `current`** "
+              f"({fi['bytes_resumed']} bytes resumed rather than re-sent; {fi['seconds']} s).", ""]
     return "\n".join(lines)
 
 
