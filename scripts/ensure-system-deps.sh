@@ -7,7 +7,7 @@
 set -euo pipefail
 missing=()
 { [ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1; } || missing+=(openssh-server)
-command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+{ command -v ssh-keygen && command -v ssh; } >/dev/null 2>&1 || missing+=(openssh-client)  # ansible uses OpenSSH
 [ -x /usr/bin/time ] || missing+=(time)  # bench/profiler.py: `/usr/bin/time -v` peak RSS
 /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
 # network-namespace boards (fleets, lossy links): ip/tc and nft
