@@ -17,7 +17,7 @@ from edgeship.paths import Paths, default_paths
 from edgeship.report import build_report
 from profiles import Profile, load_profile
 
-__all__ = ["DeployOutcome", "convert", "deploy", "deploy_bundle", "start_board"]
+__all__ = ["DeployOutcome", "ShipOptions", "convert", "deploy", "deploy_bundle", "start_board"]
 
 Progress = Callable[[str], None]
 
@@ -29,6 +29,28 @@ class DeployOutcome:
     report: dict[str, Any]
     report_path: Path
     html_path: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ShipOptions:
+    """How a release is shipped (``edgeship deploy --keep --compress --retries --lock-wait``).
+
+    Args:
+        keep: releases kept on the board (current and previous are never pruned).
+        compress: zlib on the wire: helps on slow links, costs CPU on fast ones.
+        retries: reconnect-and-resume attempts after a dropped connection.
+        lock_wait_s: how long to wait for another deploy's lock on the board.
+    """
+
+    keep: int = 3
+    compress: bool = False
+    retries: int = 3
+    lock_wait_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.keep < 1 or self.retries < 0 or self.lock_wait_s < 0:
+            raise ConfigError(f"ship options out of range ({self}); keep ≥ 1, retries ≥ 0, "
+                              "lock wait ≥ 0")
 
 
 def _quiet(_: str) -> None:
@@ -81,27 +103,31 @@ def start_board(board: Board, paths: Paths, progress: Progress = _quiet) -> Boar
 def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = None,
            inventory: Inventory | None = None, progress: Progress = _quiet,
            force: bool = False,
-           input_shapes: dict[str, tuple[int, ...]] | None = None) -> DeployOutcome:
+           input_shapes: dict[str, tuple[int, ...]] | None = None,
+           ship: ShipOptions = ShipOptions()) -> DeployOutcome:
     """Convert, ship, profile and report on one board; save the report; return it."""
     paths = paths or default_paths()
     board = _one_board(inventory or load_inventory(), device)
     profile, bundle = convert(device, model, data, paths=paths, profile=board.profile,
                               progress=progress, force=force, input_shapes=input_shapes)
-    return deploy_bundle(board, profile, bundle, paths=paths, device=device, progress=progress)
+    return deploy_bundle(board, profile, bundle, paths=paths, device=device, progress=progress,
+                         ship=ship)
 
 
 def deploy_bundle(board: Board, profile: Profile, bundle: Any, *, paths: Paths, device: str,
-                  progress: Progress = _quiet) -> DeployOutcome:
+                  progress: Progress = _quiet, ship: ShipOptions = ShipOptions()) -> DeployOutcome:
     """Start (if simulated), provision, ship *bundle*, profile and report on one *board*."""
     from runtimes import SSHTransport, ensure_runtime, profile_release, ship_bundle
     from runtimes.health import check_health
 
     target = start_board(board, paths, progress)
-    with SSHTransport(target, paths.known_hosts) as ssh:
+    with SSHTransport(target, paths.known_hosts, compress=ship.compress) as ssh:
         progress(f"checking the runtime on {board.name!r}")
         target = target.model_copy(update={"python": ensure_runtime(ssh, target)})
         progress(f"shipping bundle {bundle.id} to {board.name!r}")
-        shipped = ship_bundle(ssh, target, bundle.path, progress=getattr(progress, "transfer", None))
+        shipped = ship_bundle(ssh, target, bundle.path, keep=ship.keep, retries=ship.retries,
+                              lock_wait_s=ship.lock_wait_s,
+                              progress=getattr(progress, "transfer", None))
         progress(f"health probe of release {shipped.release_id} on {board.name!r}")
         shipped, smoke = check_health(ssh, target, profile, shipped)
         if shipped.health and not shipped.health["ok"]:  # reported; the full profile is skipped

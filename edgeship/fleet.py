@@ -93,13 +93,14 @@ def _one_line(exc: BaseException) -> str:
 def deploy_fleet(device: str, model: str, data: str | None, *, paths: Paths | None = None,
                  inventory: Inventory | None = None, parallel: int = DEFAULT_PARALLEL,
                  progress: Progress = _quiet, force: bool = False,
-                 input_shapes: dict[str, tuple[int, ...]] | None = None) -> FleetOutcome:
+                 input_shapes: dict[str, tuple[int, ...]] | None = None,
+                 ship: Any = None) -> FleetOutcome:
     """Convert once per profile, then deploy to every board of group *device* in parallel.
 
     Saves each board's report as a single deploy would, and the fleet document under
     ``reports/<group>/<timestamp>/report.json``.
     """
-    from edgeship.deploy import convert, deploy_bundle
+    from edgeship.deploy import ShipOptions, convert, deploy_bundle
     from edgeship.report import build_fleet_report, save_report
 
     paths = paths or default_paths()
@@ -121,7 +122,7 @@ def deploy_fleet(device: str, model: str, data: str | None, *, paths: Paths | No
             raise ConfigError(got)
         say = _prefixed(progress, board.name)
         outcome = deploy_bundle(board, got[0], got[1], paths=paths, device=board.name,
-                                progress=say)
+                                progress=say, ship=ship or ShipOptions())
         say(f"done: verdict {outcome.report['verdict']}")
         return outcome
 

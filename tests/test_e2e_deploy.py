@@ -89,8 +89,9 @@ def test_deploy_demo_then_redeploy_reuses_everything(demo: Path, env: dict[str, 
     assert again["ship"]["reused"] and again["ship"]["bytes_sent"] == 0
 
 
-def test_table_output(demo: Path, env: dict[str, str], inventory: Path) -> None:
-    res = edgeship(env, "deploy", "--inventory", str(inventory), "--model", str(demo / "digits_cnn.pt2"), "--data", str(demo / "digits.npz"))
+def test_table_output_with_ship_options(demo: Path, env: dict[str, str], inventory: Path) -> None:
+    res = edgeship(env, "deploy", "--inventory", str(inventory), "--compress", "--keep", "2",
+                   "--retries", "1", "--lock-wait", "5", "--model", str(demo / "digits_cnn.pt2"), "--data", str(demo / "digits.npz"))
     assert res.returncode == 0, res.stderr
     for text in ("tflite-int8", "p99 ms", "peak RSS MB", "report: "):
         assert text in res.stdout
@@ -107,6 +108,11 @@ def _one_line_error(res: subprocess.CompletedProcess[str], code: int, *needles: 
 
 def test_unknown_device(env: dict[str, str]) -> None:
     _one_line_error(edgeship(env, "deploy", "--device", "jetsn"), 2, "did you mean 'jetson'")
+
+
+def test_bad_ship_option_is_a_usage_error(env: dict[str, str]) -> None:
+    res = edgeship(env, "deploy", "--keep", "0")
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "--keep" in res.stderr
 
 
 def test_missing_model(env: dict[str, str], tmp_path: Path) -> None:

@@ -50,7 +50,8 @@ def engine_options(engine: Engine, forks: int | None, serial: int | None,
 
 def deploy_group(device: str, model: str, data: str | None, inventory: Any, *, json_out: bool,
                  force: bool, parallel: int,
-                 input_shapes: dict[str, tuple[int, ...]] | None, ansible: Any = None) -> None:
+                 input_shapes: dict[str, tuple[int, ...]] | None, ansible: Any = None,
+                 ship: Any = None) -> None:
     """Deploy to every board of *device*; print one row (or JSON entry) per board.
 
     *ansible* (``AnsibleOptions``): run the ship and profile stages through ansible-playbook.
@@ -71,7 +72,7 @@ def deploy_group(device: str, model: str, data: str | None, inventory: Any, *, j
         else:
             outcome = deploy_fleet(device, model, data, inventory=inventory, parallel=parallel,
                                    progress=report_progress, force=force,
-                                   input_shapes=input_shapes)
+                                   input_shapes=input_shapes, ship=ship)
     report = outcome.report
     if json_out:
         print(json.dumps(report, indent=2))

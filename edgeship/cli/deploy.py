@@ -16,6 +16,10 @@ from ._fleet import Engine, EngineOpt, ForksOpt, MaxFailOpt, SerialOpt, engine_o
 
 __all__ = ["InputShapeOpt", "ParallelOpt", "convert", "deploy", "input_shapes"]
 
+KeepOpt = Annotated[int, typer.Option("--keep", min=1, help="Releases kept on the board (current and previous always).")]
+CompressOpt = Annotated[bool, typer.Option("--compress", help="Compress on the wire (slow links).")]
+RetriesOpt = Annotated[int, typer.Option("--retries", min=0, help="Reconnect-and-resume attempts after a dropped connection.")]
+LockWaitOpt = Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds to wait for another deploy's lock on the board.")]
 ParallelOpt = Annotated[int, typer.Option(
     "--parallel", "-j", min=1, help="For a group: boards deployed to at the same time.")]
 
@@ -35,7 +39,9 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
            data: DataOpt = None, json_out: JsonOpt = False, inventory: InventoryOpt = None,
            force: ForceOpt = False, input_shape: InputShapeOpt = None,
            parallel: ParallelOpt = 4, engine: EngineOpt = Engine.builtin, forks: ForksOpt = None,
-           serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = None) -> None:
+           serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = None,
+           keep: KeepOpt = 3, compress: CompressOpt = False, retries: RetriesOpt = 3,
+           lock_wait: LockWaitOpt = 0.0) -> None:
     """Convert MODEL for DEVICE's profile, ship it, profile it on the board, report.
 
     DEVICE may be a group of the inventory: every board is deployed to, PARALLEL at a time, with
@@ -45,9 +51,11 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
     Exit status: 0 when every artifact ran (on every board); 7 when the profile's budgets are
     hard limits and one was exceeded.
     """
+    from edgeship.deploy import ShipOptions
     from edgeship.deploy import deploy as run_deploy
     from edgeship.report import render_table
 
+    ship = ShipOptions(keep=keep, compress=compress, retries=retries, lock_wait_s=lock_wait)
     data = default_data(model, data)
     inv = open_inventory(inventory)
     ansible = engine_options(engine, forks, serial, max_fail_percentage, parallel)
@@ -56,11 +64,11 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
 
         return deploy_group(device, model, data, inv, json_out=json_out, force=force,
                             parallel=parallel, input_shapes=input_shapes(input_shape),
-                            ansible=ansible)
+                            ansible=ansible, ship=ship)
     with progress() as report_progress:
         outcome = run_deploy(device, model, data, inventory=inv,
                              progress=report_progress, force=force,
-                             input_shapes=input_shapes(input_shape))
+                             input_shapes=input_shapes(input_shape), ship=ship)
     report = outcome.report
     if json_out:
         print(json.dumps(report, indent=2))
