@@ -26,7 +26,7 @@ from typing import Any
 
 from devices import Board, Inventory, load_inventory
 from edgeship.errors import ConfigError, EdgeshipError, ShipError
-from edgeship.fleet import BoardResult, FleetOutcome
+from edgeship.fleet import BoardResult, FleetOutcome, save_fleet_report
 from edgeship.paths import Paths, default_paths
 
 __all__ = ["ANSIBLE_DIR", "PLAYBOOK", "AnsibleOptions", "ansible_playbook",
@@ -108,7 +108,7 @@ def deploy_fleet_ansible(device: str, model: str, data: str | None, *,
     Saves each board's report as a single deploy would, and the fleet document (with
     ``"engine": "ansible"``) under ``reports/<device>/<timestamp>/report.json``.
     """
-    from edgeship.report import build_fleet_report, save_report
+    from edgeship.report import build_fleet_report
 
     reason = ansible_unavailable_reason()
     if reason:
@@ -129,7 +129,7 @@ def deploy_fleet_ansible(device: str, model: str, data: str | None, *,
                                 parallel=options.forks, seconds=time.perf_counter() - started)
     report.update(engine="ansible", serial=options.serial,
                   max_fail_percentage=options.max_fail)
-    return FleetOutcome(report, save_report(report, paths.reports), results)
+    return FleetOutcome(report, save_fleet_report(report, results, paths.reports), results)
 
 
 def _convert_all(device: str, model: str, data: str | None, boards: list[Board], paths: Paths,

@@ -101,7 +101,7 @@ def deploy_fleet(device: str, model: str, data: str | None, *, paths: Paths | No
     ``reports/<group>/<timestamp>/report.json``.
     """
     from edgeship.deploy import ShipOptions, convert, deploy_bundle
-    from edgeship.report import build_fleet_report, save_report
+    from edgeship.report import build_fleet_report
 
     paths = paths or default_paths()
     boards = (inventory or load_inventory()).resolve(device)
@@ -132,7 +132,19 @@ def deploy_fleet(device: str, model: str, data: str | None, *, paths: Paths | No
     results = run_fleet(boards, one, parallel=parallel)
     report = build_fleet_report(device=device, boards=boards, results=results,
                                 parallel=parallel, seconds=time.perf_counter() - started)
-    return FleetOutcome(report, save_report(report, paths.reports), results)
+    return FleetOutcome(report, save_fleet_report(report, results, paths.reports), results)
+
+
+def save_fleet_report(report: dict[str, Any], results: list[BoardResult[Any]],
+                      reports_dir: Path) -> Path:
+    """Save the fleet document (``report.json``) and its page (``fleet.html``: boards side by
+    side with the unit-to-unit spread) under ``reports_dir/<group>/<timestamp>/``."""
+    from edgeship.html_report import write_fleet_html
+    from edgeship.report import save_report
+
+    path = save_report(report, reports_dir)
+    write_fleet_html(report, [r.value.report for r in results if r.ok], path.with_name("fleet.html"))
+    return path
 
 
 def _prefixed(progress: Progress, name: str) -> Progress:

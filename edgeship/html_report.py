@@ -16,7 +16,8 @@ from typing import Any
 
 from . import _plots
 
-__all__ = ["PLOTS", "fleet_spread", "render_fleet_section", "render_html", "write_html"]
+__all__ = ["PLOTS", "fleet_spread", "render_fleet_section", "render_html", "write_fleet_html",
+           "write_html"]
 
 PLOTS = ("latency", "ops", "tradeoff", "history", "thermal")
 _CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#222}
@@ -176,7 +177,8 @@ def fleet_spread(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for rep in reports:
         for a in rep.get("artifacts", []):
             p50 = (a.get("latency_ms") or {}).get("p50") if a.get("ok") else None
-            out.setdefault(a["key"], {"boards": {}})["boards"][rep["device"]] = p50
+            board = rep.get("device") or (rep.get("board") or {}).get("name", "?")
+            out.setdefault(a["key"], {"boards": {}})["boards"][board] = p50
     for entry in out.values():
         vals = [v for v in entry["boards"].values() if v is not None]
         mean = sum(vals) / len(vals) if vals else None
@@ -188,8 +190,31 @@ def fleet_spread(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def render_fleet_section(reports: Sequence[Mapping[str, Any]]) -> str:
     """An HTML section: artifacts × boards (p50 ms) with mean and unit-to-unit spread."""
     spread = fleet_spread(reports)
-    boards = [r["device"] for r in reports]
+    boards = [r.get("device") or (r.get("board") or {}).get("name", "?") for r in reports]
     rows = [[_e(k)] + [num(v["boards"].get(b)) for b in boards]
             + [num(v["mean_ms"]), num(v["spread_pct"], ".1f") + " %"] for k, v in spread.items()]
     return ('<section data-fleet="true"><h2>Fleet: p50 ms per board</h2>'
             + _table(("artifact", *boards, "mean", "spread"), rows, "fleet") + "</section>")
+
+
+def write_fleet_html(fleet: Mapping[str, Any], reports: Sequence[Mapping[str, Any]],
+                     path: Path) -> Path:
+    """The fleet page: one row per board (ok / failed with reason, link to its own page), then
+    p50 per board side by side with the unit-to-unit spread. Written atomically."""
+    rows = []
+    for e in fleet["fleet"]:
+        page = Path(e["report"]).with_name("report.html") if e.get("report") else None
+        link = f'<a href="{_e(page.as_uri())}">report</a>' if page and page.exists() else "—"
+        rows.append([_e(e["board"]), _e(e["profile"]), _e(e["verdict"]),
+                     _e(e.get("reason") or ""), link])
+    title = f"edgeship · fleet {fleet['device']} · {fleet['created']}"
+    body = (f"<h1>{_e(title)}</h1><p>{fleet['ok']} of {fleet['boards']} boards ok · "
+            f"{fleet['parallel']} at a time · {fleet['seconds']:.1f} s · verdict "
+            f'<span class="{_e(fleet["verdict"])}">{_e(fleet["verdict"])}</span></p>'
+            + _table(("board", "profile", "verdict", "reason", "page"), rows, "boards")
+            + (render_fleet_section(reports) if reports else ""))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
+                   f"<style>{_CSS}</style></head><body>{body}</body></html>\n")
+    tmp.rename(path)
+    return path

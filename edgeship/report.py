@@ -189,14 +189,18 @@ def build_fleet_report(*, device: str, boards: list[Any], results: list[Any], pa
     Verdict: ``pass`` when every board ran and passed its budgets, ``failed`` when a board could
     not be deployed to, else the worst board verdict (``error`` / ``fail``).
     """
+    from edgeship.html_report import fleet_spread
+
     fleet = [_fleet_entry(b, r) for b, r in zip(boards, results)]
     verdicts = {e["verdict"] for e in fleet}
+    ran = [r.value.report for r in results if r.ok]
     verdict = next((v for v in ("failed", "error", "fail") if v in verdicts), "pass")
     return {
         "schema": REPORT_SCHEMA, "edgeship": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device, "parallel": parallel, "seconds": round(seconds, 3),
         "boards": len(fleet), "ok": sum(e["ok"] for e in fleet), "fleet": fleet,
+        "spread": fleet_spread(ran),  # per artifact: p50 on each board, unit-to-unit spread
         "verdict": verdict,
     }
 

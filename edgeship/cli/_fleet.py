@@ -79,6 +79,12 @@ def deploy_group(device: str, model: str, data: str | None, inventory: Any, *, j
     else:
         out.print(render_fleet_table(report))
         out.print(f"fleet verdict [bold]{report['verdict']}[/]; report: {outcome.report_path}")
+        spread = {k: v["spread_pct"] for k, v in report.get("spread", {}).items()
+                  if v.get("spread_pct") is not None}
+        if spread:
+            out.print("unit-to-unit p50 spread: " + ", ".join(f"{k} {v:.1f}%"
+                                                              for k, v in spread.items()))
+        out.print(f"fleet page: {outcome.report_path.with_name('fleet.html')}")
     failed = [e for e in report["fleet"] if not e["ok"]]
     if failed:
         names = ", ".join(e["board"] for e in failed)

@@ -143,6 +143,10 @@ def test_group_deploy_with_one_board_down(fleet, group_inventory, models: Path,
     assert doc["verdict"] == "failed" and doc["ok"] == 2 and doc["parallel"] == 2
     assert "1 of 3 boards of 'nsfleet' failed (nb1)" in " ".join(proc.stderr.split())
     assert Path(by_board["nb2"]["report"]).is_file()
+    spread = doc["spread"]["onnx-fp32"]  # the boards that ran, side by side
+    assert set(spread["boards"]) == {"nb0", "nb2"} and spread["spread_pct"] >= 0
+    page = next((tmp_path / "reports" / "nsfleet").glob("*/fleet.html")).read_text()
+    assert "nb1" in page and "connection refused" in page and 'data-fleet="true"' in page
 
 
 def test_simulated_group_up_and_down_and_teardown_leaves_nothing(tmp_path: Path) -> None:
