@@ -16,7 +16,7 @@ DATA ?= $(DEMO_DIR)/digits.npz
 ARGS ?=
 ENGINE ?=
 
-.PHONY: help setup deploy convert compare fleet-up fleet-down profile rollback provision boards board-up board-down demo-model test test-slow test-arm64 bench clean
+.PHONY: help setup deploy convert compare fleet-up fleet-down profile rollback provision boards board-up board-down demo-model test test-slow test-arm64 test-arm64-vm bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -80,6 +80,11 @@ test-arm64: setup  ## the emulated Raspberry Pi (root; first run builds its arm6
 	@scripts/build-arm64-rootfs.sh >/dev/null
 	@mkdir -p build
 	@EDGESHIP_ARM64_REPORT=build/arm64-report.json $(BIN)/python -m pytest -m slow tests/runtimes/test_arm64_board.py $(ARGS)
+
+test-arm64-vm: setup  ## the arm64 board as a full qemu-system-aarch64 VM, 2 GB (root; real memory figures)
+	@scripts/build-arm64-vm.sh >/dev/null
+	@mkdir -p build
+	@EDGESHIP_ARM64_VM_REPORT=build/arm64-vm-report.json $(BIN)/python -m pytest -m slow tests/runtimes/test_arm64_vm.py $(ARGS)
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]' --config-settings editable_mode=compat $(PIPQ)
