@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgeship.errors import ConfigError
 
-__all__ = ["PassConfig", "TrainOptions", "accuracy", "count_params", "eval_split", "fit",
+__all__ = ["PassConfig", "TrainOptions", "accuracy", "count_params", "cross_entropy", "eval_split",
+           "fit",
            "predict", "require_module", "set_training", "train_split"]
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,13 @@ def accuracy(model: Any, split: tuple[list[Any], Any] | None) -> float | None:
         return None
     xs, y = split
     return round(float((predict(model, xs).argmax(1) == y).float().mean()), 4)
+
+
+def cross_entropy(model: Any, xb: list[Any], yb: Any) -> Any:
+    """The hard-label loss the fine-tunes share: cross-entropy of ``model(*xb)`` against *yb*."""
+    import torch
+
+    return torch.nn.functional.cross_entropy(model(*xb), yb)
 
 
 def fit(model: Any, loss_fn: LossFn, xs: list[Any], y: Any, *, epochs: int, options: TrainOptions,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from . import register_pass
-from ._common import (TrainOptions, accuracy, count_params, eval_split, fit, require_module,
+from ._common import (TrainOptions, accuracy, count_params, cross_entropy, eval_split, fit, require_module,
                       train_split)
 
 __all__ = ["LowRankConfig", "factorize", "lowrank"]
@@ -99,8 +99,6 @@ def _replace(model: Any, name: str, new: Any) -> None:
 @register_pass("lowrank", LowRankConfig)
 def lowrank(model: Any, config: LowRankConfig, dataset: Any) -> tuple[Any, dict[str, Any]]:
     """Factorize every eligible layer, then optionally fine-tune."""
-    import torch
-
     model = require_module(model, "lowrank", structural=True)
     train = train_split(dataset, "lowrank") if config.finetune_epochs else None
     evaluation = eval_split(dataset)
@@ -116,8 +114,7 @@ def lowrank(model: Any, config: LowRankConfig, dataset: Any) -> tuple[Any, dict[
     factorized_acc = accuracy(model, evaluation)
     losses = []
     if train is not None:
-        ce = lambda m, xb, yb: torch.nn.functional.cross_entropy(m(*xb), yb)  # noqa: E731
-        losses = fit(model, ce, *train, epochs=config.finetune_epochs, options=config,
+        losses = fit(model, cross_entropy, *train, epochs=config.finetune_epochs, options=config,
                      pass_name="lowrank")
     model.eval()
     log.info("lowrank: %d layers factorized, %d skipped (no saving); %d -> %d parameters",

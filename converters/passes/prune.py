@@ -18,7 +18,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from . import register_pass
-from ._common import TrainOptions, accuracy, count_params, eval_split, fit, require_module, train_split
+from ._common import (TrainOptions, accuracy, count_params, cross_entropy, eval_split, fit,
+                      require_module, train_split)
 
 __all__ = ["PruneConfig", "prune"]
 
@@ -85,8 +86,7 @@ def prune(model: Any, config: PruneConfig, dataset: Any) -> tuple[Any, dict[str,
     _mask(targets, config)
     losses = []
     if train is not None:
-        ce = lambda m, xb, yb: torch.nn.functional.cross_entropy(m(*xb), yb)  # noqa: E731
-        losses = fit(model, ce, *train, epochs=config.finetune_epochs, options=config,
+        losses = fit(model, cross_entropy, *train, epochs=config.finetune_epochs, options=config,
                      pass_name="prune")
     for _, mod in targets:
         tprune.remove(mod, "weight")

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field
 
 from . import register_pass
-from ._common import (TrainOptions, accuracy, count_params, eval_split, fit, require_module,
+from ._common import (TrainOptions, accuracy, count_params, cross_entropy, eval_split, fit, require_module,
                       train_split)
 
 __all__ = ["PruneChannelsConfig", "last_layer", "prune_channels", "shrink_channels"]
@@ -109,8 +109,7 @@ def prune_channels(model: Any, config: PruneChannelsConfig, dataset: Any) -> tup
     pruned_acc = accuracy(model, evaluation)
     losses = []
     if train is not None:
-        ce = lambda m, xb, yb: torch.nn.functional.cross_entropy(m(*xb), yb)  # noqa: E731
-        losses = fit(model, ce, *train, epochs=config.finetune_epochs, options=config,
+        losses = fit(model, cross_entropy, *train, epochs=config.finetune_epochs, options=config,
                      pass_name="prune_channels")
     model.eval()
     log.info("prune_channels: %d channels removed, %d -> %d parameters",

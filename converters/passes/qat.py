@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import Field
 
 from . import register_pass
-from ._common import TrainOptions, accuracy, eval_split, fit, require_module, train_split
+from ._common import (TrainOptions, accuracy, cross_entropy, eval_split, fit, require_module,
+                      train_split)
 
 __all__ = ["QatConfig", "qat"]
 
@@ -88,10 +89,9 @@ def qat(model: Any, config: QatConfig, dataset: Any) -> tuple[Any, dict[str, Any
         parametrize.register_parametrization(mod, "weight", _weight_fq(config.per_channel))
         if config.activations:
             hooks.append(mod.register_forward_hook(_act_hook({})))
-    ce = lambda m, xb, yb: torch.nn.functional.cross_entropy(m(*xb), yb)  # noqa: E731
     try:
         fake_acc = accuracy(model, evaluation)
-        losses = fit(model, ce, xs, y, epochs=config.epochs, options=config, pass_name="qat")
+        losses = fit(model, cross_entropy, xs, y, epochs=config.epochs, options=config, pass_name="qat")
         qat_acc = accuracy(model, evaluation)
     finally:
         for h in hooks:

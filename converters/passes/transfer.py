@@ -18,7 +18,8 @@ from pydantic import Field
 from edgeship.errors import ConfigError
 
 from . import register_pass
-from ._common import TrainOptions, accuracy, count_params, eval_split, fit, require_module, train_split
+from ._common import (TrainOptions, accuracy, count_params, cross_entropy, eval_split, fit,
+                      require_module, train_split)
 
 __all__ = ["TransferConfig", "transfer"]
 
@@ -95,8 +96,7 @@ def transfer(model: Any, config: TransferConfig, dataset: Any) -> tuple[Any, dic
     evaluation = eval_split(dataset)
     acc = None if replaced else accuracy(model, evaluation)
     frozen = _freeze(model, config)
-    ce = lambda m, xb, yb: torch.nn.functional.cross_entropy(m(*xb), yb)  # noqa: E731
-    losses = fit(model, ce, xs, y, epochs=config.epochs, options=config, pass_name="transfer")
+    losses = fit(model, cross_entropy, xs, y, epochs=config.epochs, options=config, pass_name="transfer")
     for p in model.parameters():
         p.requires_grad = True
     trainable = count_params(model) - sum(model.get_parameter(n).numel() for n in frozen)
