@@ -28,7 +28,7 @@ from edgeship.ansible_engine import (AnsibleOptions, ansible_unavailable_reason,
 from edgeship.fleet import deploy_fleet  # noqa: E402
 from edgeship.paths import Paths  # noqa: E402
 from runtimes import SSHTransport, ensure_runtime, netns  # noqa: E402
-from runtimes.netns_board import NetnsBoard  # noqa: E402
+from runtimes.netns_board import NetnsBoard, write_group_inventory  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BOARDS = 8
@@ -75,16 +75,8 @@ def start_fleet(base: Path, paths: Paths, subnet) -> Path:
     for sim in boards[1:]:
         (sim.root / "venv").symlink_to(boards[0].root / "venv")
     (base / "tiny.yaml").write_text(PROFILE)
-    lines = ["all:", "  children:", "    bench:", "      hosts:"]
-    for sim in boards:
-        b = sim.board()
-        lines += [f"        {b.name}:", f"          ansible_host: {b.host}",
-                  f"          ansible_user: {b.user}",
-                  f"          ansible_ssh_private_key_file: {b.key_file}",
-                  f"          edgeship_root: {b.root}", "          edgeship_python: /usr/bin/python3",
-                  f"          edgeship_profile: {base / 'tiny.yaml'}"]
-    (base / "inventory.yaml").write_text("\n".join(lines) + "\n")
-    return base / "inventory.yaml"
+    return write_group_inventory(boards, "bench", base / "tiny.yaml", base / "inventory.yaml",
+                                 python="/usr/bin/python3")
 
 
 def one_run(engine: str, base: Path, paths: Paths, inventory: Path, seed: int) -> dict:

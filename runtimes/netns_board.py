@@ -17,7 +17,8 @@ from edgeship.paths import Paths
 from .netns import PREFIX, Netns, leftovers, segment_down, unavailable_reason
 from .simboard import SimBoard
 
-__all__ = ["NetnsBoard", "is_netns_address", "start_sim_board", "stop_sim_board"]
+__all__ = ["NetnsBoard", "is_netns_address", "start_sim_board", "stop_sim_board",
+           "write_group_inventory"]
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +76,23 @@ def stop_sim_board(board: Board, paths: Paths) -> bool:
             segment_down(sim.netns.subnet)
         return running
     return SimBoard(paths, board.name, profile=board.profile).down()
+
+
+def write_group_inventory(boards: list[SimBoard], group: str, profile: Path, path: Path,
+                          python: str | None = None) -> Path:
+    """An inventory file with *boards* (running) as hosts of *group*, all on *profile*.
+
+    Each host gets its real connection settings (address, user, key, board root), so both the
+    built-in engine and Ansible reach it as a plain board; *python* pins ``edgeship_python``.
+    """
+    lines = ["all:", "  children:", f"    {group}:", "      hosts:"]
+    for sim in boards:
+        b = sim.board()
+        lines += [f"        {b.name}:", f"          ansible_host: {b.host}",
+                  f"          ansible_user: {b.user}",
+                  f"          ansible_ssh_private_key_file: {b.key_file}",
+                  f"          edgeship_root: {b.root}", f"          edgeship_profile: {profile}"]
+        if python:
+            lines.append(f"          edgeship_python: {python}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -22,7 +22,7 @@ from devices import load_inventory
 from edgeship.ansible_engine import AnsibleOptions, ansible_unavailable_reason, deploy_fleet_ansible
 from edgeship.paths import Paths
 from runtimes import netns
-from runtimes.netns_board import NetnsBoard
+from runtimes.netns_board import NetnsBoard, write_group_inventory
 
 _REASON = netns.unavailable_reason() or ansible_unavailable_reason()
 pytestmark = [pytest.mark.netns, pytest.mark.ssh,
@@ -74,15 +74,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Paths, lis
         for sim in boards[1:]:
             (sim.root / "venv").symlink_to(boards[0].root / "venv")
         (base / "tiny.yaml").write_text(_PROFILE)
-        lines = ["all:", "  children:", "    afleet:", "      hosts:"]
-        for sim in boards:
-            b = sim.board()
-            lines += [f"        {b.name}:", f"          ansible_host: {b.host}",
-                      f"          ansible_user: {b.user}",
-                      f"          ansible_ssh_private_key_file: {b.key_file}",
-                      f"          edgeship_root: {b.root}", "          edgeship_python: /usr/bin/python3",
-                      f"          edgeship_profile: {base / 'tiny.yaml'}"]
-        (base / "inventory.yaml").write_text("\n".join(lines) + "\n")
+        write_group_inventory(boards, "afleet", base / "tiny.yaml", base / "inventory.yaml",
+                              python="/usr/bin/python3")
         yield paths, boards, base
     finally:
         netns.segment_down(subnet)

@@ -21,7 +21,7 @@ from devices import Board
 from edgeship.paths import Paths
 from rt_kit import make_bundle, open_transport, sha256_file
 from runtimes import netns, ship_bundle
-from runtimes.netns_board import NetnsBoard
+from runtimes.netns_board import NetnsBoard, write_group_inventory
 
 _REASON = netns.unavailable_reason()
 pytestmark = [pytest.mark.netns, pytest.mark.ssh,
@@ -105,15 +105,7 @@ def group_inventory(fleet, tmp_path: Path) -> Callable[[], Path]:
     paths, _, boards = fleet
     profile = tmp_path / "tiny.yaml"
     profile.write_text(_PROFILE)
-    lines = ["all:", "  children:", "    nsfleet:", "      hosts:"]
-    for sim in boards:
-        b = sim.board()
-        lines += [f"        {b.name}:", f"          ansible_host: {b.host}",
-                  f"          ansible_user: {b.user}",
-                  f"          ansible_ssh_private_key_file: {b.key_file}",
-                  f"          edgeship_root: {b.root}", f"          edgeship_profile: {profile}"]
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text("\n".join(lines) + "\n")
+    inventory = write_group_inventory(boards, "nsfleet", profile, tmp_path / "inventory.yaml")
     return lambda: inventory
 
 
