@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 from devices import Board
 from edgeship.paths import Paths
