@@ -1,13 +1,21 @@
-"""The child side of :mod:`converters.export_tflite`: run onnx2tf once, write ``result.json``.
+"""The child side of :mod:`converters.export_tflite`: clean the ONNX up, then run onnx2tf once
+per job (float: fp32 + fp16; int8), each in a fresh state, and write ``result.json``.
 
 Runs with the network disabled (every socket connect raises) so nothing can be downloaded.
+onnx2tf's own onnxsim call is skipped (the clean-up has run onnxslim), and so is its search for a
+parameter-replacement JSON after a failure (an empty one is given): on a 1-node model that search
+took ~50 s and proposed an identity transpose that did not fix anything. Each
+job converts its own copy of the cleaned model (onnx2tf rewrites its input) into its own folder,
+with onnx2tf's log kept in ``<job>/onnx2tf.log``; between jobs the Keras session and the random
+seeds onnx2tf sets at import are reset, so a job converts exactly as in a process of its own.
+A failed job records onnx2tf's real one-line cause (:func:`converters._onnx2tf_log.cause`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
+import shutil
 import socket
 import sys
 import time
@@ -16,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ._onnx2tf_log import cause
 from ._util import one_line
 
 __all__ = ["main"]
@@ -26,29 +35,79 @@ def main(argv: list[str]) -> int:
     request = json.loads(Path(argv[0]).read_text())
     work = Path(argv[0]).parent
     _disable_network()
-    log = io.StringIO()
-    start = time.perf_counter()
     try:
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            _convert(request)
-        result = _collect(request, log.getvalue())
-    except BaseException as exc:  # onnx2tf reports errors with sys.exit(1)
-        result = {"ok": False, "error": _cause(log.getvalue(), exc)}
-    result["seconds"] = round(time.perf_counter() - start, 2)
-    (work / "onnx2tf.log").write_text(log.getvalue())
+        result = _run(request, work)
+    except Exception as exc:  # the source model itself cannot be read or cleaned
+        result = {"ok": False, "error": one_line(exc, limit=400)}
     (work / "result.json").write_text(json.dumps(result))
     if not result["ok"]:
         print(f"onnx2tf: {result['error']}", file=sys.stderr)
-        print(log.getvalue()[-4000:], file=sys.stderr)
     return 0 if result["ok"] else 1
 
 
-def _convert(request: dict[str, Any]) -> None:
+def _run(request: dict[str, Any], work: Path) -> dict[str, Any]:
+    from .onnx_cleanup import clean_onnx
+
+    start = time.perf_counter()
+    cleaned = clean_onnx(Path(request["source"]), work / "clean.onnx", **request["cleanup"])
+    calibration = [[cleaned.io_renamed.get(n, n), p] for n, p in request["calibration"]]
+    cleanup = {"steps": cleaned.steps, "route": cleaned.route(), "opset": cleaned.opset,
+               "io_renamed": cleaned.io_renamed, "seconds": round(time.perf_counter() - start, 2)}
+    jobs = {job["name"]: _job(job, cleaned.path, calibration, work) for job in request["jobs"]}
+    samples = int(np.load(request["calibration"][0][1], mmap_mode="r").shape[0])
+    return {"ok": True, "cleanup": cleanup, "jobs": jobs, "calibration_samples": samples}
+
+
+def _job(job: dict[str, Any], cleaned: Path, calibration: list[list[str]],
+         work: Path) -> dict[str, Any]:
+    folder = work / f"job-{job['name']}"
+    folder.mkdir()
+    onnx_path, log_path = folder / "model.onnx", folder / "onnx2tf.log"
+    shutil.copyfile(cleaned, onnx_path)
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                _fresh_state()
+                _convert(onnx_path, folder / "out", calibration, job["int8"])
+            error = None
+        except BaseException as exc:  # onnx2tf reports errors with sys.exit(1) or re-raises
+            error = exc
+    seconds = round(time.perf_counter() - start, 2)
+    text = log_path.read_text(errors="replace")
+    if error is not None:
+        return {"ok": False, "error": cause(text, error), "seconds": seconds, "log": str(log_path)}
+    files = _files(folder / "out", job["int8"])
+    missing = [p.name for p in files.values() if not p.exists()]
+    if missing:
+        why = cause(text, None) or "no error reported"
+        return {"ok": False, "error": f"onnx2tf did not write {', '.join(missing)} ({why})",
+                "seconds": seconds, "log": str(log_path)}
+    return {"ok": True, "files": {k: str(v) for k, v in files.items()}, "seconds": seconds}
+
+
+def _fresh_state() -> None:
+    """What onnx2tf sets once at import (seeds) and Keras accumulates (layer-name counters)."""
+    import random
+
+    import onnx2tf  # noqa: F401  (imports tensorflow, tf_keras and seeds them)
+    import tensorflow as tf
+    import tf_keras
+
+    tf_keras.backend.clear_session()
+    random.seed(0)
+    np.random.seed(0)
+    tf.random.set_seed(0)
+    tf_keras.utils.set_random_seed(0)
+
+
+def _convert(onnx_path: Path, out: Path, calibration: list[list[str]],
+             int8: dict[str, Any] | None) -> None:
     import onnx2tf
     import onnx2tf.onnx2tf as core
     import onnx2tf.utils.common_functions as common
 
-    first = request["calibration"][0][1]
+    first = calibration[0][1]
 
     def local_samples() -> np.ndarray:
         """Stand-in for onnx2tf's sample-image download: our own calibration data."""
@@ -56,10 +115,13 @@ def _convert(request: dict[str, Any]) -> None:
 
     core.download_test_image_data = local_samples
     common.download_test_image_data = local_samples
+    no_replacements = onnx_path.with_name("no_replacements.json")
+    no_replacements.write_text(json.dumps({"format_version": 1, "operations": []}))
     onnx2tf.convert(
-        input_onnx_file_path=request["onnx"], output_folder_path=request["out"],
-        custom_input_op_name_np_data_path=[[n, p, 0.0, 1.0] for n, p in request["calibration"]],
-        non_verbose=True, verbosity="error", **_int8_arguments(request["int8"]))
+        input_onnx_file_path=str(onnx_path), output_folder_path=str(out),
+        custom_input_op_name_np_data_path=[[n, p, 0.0, 1.0] for n, p in calibration],
+        not_use_onnxsim=True, param_replacement_file=str(no_replacements),
+        verbosity="info", **_int8_arguments(int8))
 
 
 def _int8_arguments(int8: dict[str, Any] | None) -> dict[str, Any]:
@@ -74,35 +136,10 @@ def _int8_arguments(int8: dict[str, Any] | None) -> dict[str, Any]:
             "input_quant_dtype": io, "output_quant_dtype": io}
 
 
-def _collect(request: dict[str, Any], log: str) -> dict[str, Any]:
-    out, stem = Path(request["out"]), Path(request["onnx"]).stem
-    files = {"fp32": out / f"{stem}_float32.tflite", "fp16": out / f"{stem}_float16.tflite"}
-    if request["int8"]:
-        files["int8"] = out / f"{stem}_{request['int8']['variant']}.tflite"
-    missing = [p.name for p in files.values() if not p.exists()]
-    if missing:
-        return {"ok": False, "error": f"onnx2tf did not write {', '.join(missing)} "
-                                      f"({_last_marked(log) or 'no error reported'})"}
-    samples = int(np.load(request["calibration"][0][1], mmap_mode="r").shape[0])
-    return {"ok": True, "files": {k: str(v) for k, v in files.items()},
-            "calibration_samples": samples}
-
-
-def _cause(log: str, exc: BaseException) -> str:
-    marked = _last_marked(log)
-    if isinstance(exc, SystemExit) and marked:
-        return marked
-    return one_line(exc) if not marked else f"{one_line(exc)} ({marked})"
-
-
-def _last_marked(log: str) -> str:
-    """The last ERROR (else WARNING) line onnx2tf printed, without colours."""
-    lines = [one_line(ln) for ln in log.splitlines() if ln.strip()]
-    for marker in ("ERROR", "WARNING"):
-        found = [ln for ln in lines if marker in ln and "flatc" not in ln]
-        if found:
-            return found[-1]
-    return ""
+def _files(out: Path, int8: dict[str, Any] | None) -> dict[str, Path]:
+    if int8:
+        return {"int8": out / f"model_{int8['variant']}.tflite"}
+    return {"fp32": out / "model_float32.tflite", "fp16": out / "model_float16.tflite"}
 
 
 def _disable_network() -> None:

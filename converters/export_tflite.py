@@ -67,34 +67,71 @@ def export_tflite(onnx_path: Path, out_dir: Path, precisions: list[str],
 
     *calibration* maps ONNX input name → samples in the source (channels-first) layout; it is
     used for int8 and for onnx2tf's own checks. *quantization* (``profiles.Quantization``) says
-    how int8 is made; *per_channel* overrides its ``per_channel``. Returns, per precision, how
-    the file was made.
+    how int8 is made; *per_channel* overrides its ``per_channel``. The ONNX model is cleaned up
+    first (:mod:`converters.onnx_cleanup`), then each precision is converted by its own onnx2tf
+    call (fp32 and fp16 share the float call; int8 in one call with fp32 drifted the fp32 file).
+    Returns, per precision, how the file was made; raises :class:`ConversionError` (``stage``,
+    ``tool``, ``cause``) when a precision could not be made.
     """
     bad = sorted(set(precisions) - set(VARIANTS))
     if bad:
         raise ConversionError(f"TFLite export cannot make {', '.join(bad)}; supported: fp32, fp16, int8")
+    int8 = int8_options(quantization, per_channel) if "int8" in precisions else None
+    jobs = _jobs(precisions, int8)
     with tempfile.TemporaryDirectory(prefix="edgeship-tflite-") as tmp:
         work = Path(tmp)
-        int8 = int8_options(quantization, per_channel) if "int8" in precisions else None
-        request = _write_request(work, onnx_path, int8, calibration)
-        result = _run_child(work, request)
+        result = _run_child(work, _write_request(work, onnx_path, jobs, calibration))
+        for precision in precisions:  # every precision checked before any file is moved
+            job = result["jobs"][_job_of(precision)]
+            if not job["ok"]:
+                raise _failed(precision, job["error"])
         infos = {}
         for precision in precisions:
-            produced = Path(result["files"][precision])
-            target = out_dir / f"model.{precision}.tflite"
-            shutil.move(str(produced), target)
-            infos[precision] = {"tool": "onnx2tf", "variant": VARIANTS[precision], "io": "float32",
-                                "calibration_samples": result["calibration_samples"],
-                                "seconds": result["seconds"]}
-            if precision == "int8" and int8 is not None:
-                options = {k: v for k, v in int8.items() if k != "variant"}
-                infos[precision].update(variant=int8["variant"], io=int8["io"], options=options)
+            job = result["jobs"][_job_of(precision)]
+            shutil.move(job["files"][precision], out_dir / f"model.{precision}.tflite")
+            infos[precision] = _info(precision, int8, job, result)
     return infos
 
 
-def _write_request(work: Path, onnx_path: Path, int8: dict[str, Any] | None,
+def _jobs(precisions: list[str], int8: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One onnx2tf call for the float files (fp32 and fp16 come out of the same call), one
+    for int8."""
+    jobs = []
+    if {"fp32", "fp16"} & set(precisions):
+        jobs.append({"name": "float", "int8": None})
+    if int8 is not None:
+        jobs.append({"name": "int8", "int8": int8})
+    return jobs
+
+
+def _job_of(precision: str) -> str:
+    return "int8" if precision == "int8" else "float"
+
+
+def _info(precision: str, int8: dict[str, Any] | None, job: dict[str, Any],
+          result: dict[str, Any]) -> dict[str, Any]:
+    cleanup = result["cleanup"]
+    info: dict[str, Any] = {
+        "tool": "onnx2tf", "variant": VARIANTS[precision], "io": "float32",
+        "route": [*cleanup["route"], f"onnx2tf ({_job_of(precision)} call)"],
+        "cleanup": cleanup["steps"], "calibration_samples": result["calibration_samples"],
+        "seconds": job["seconds"]}
+    if cleanup["io_renamed"]:
+        info["io_renamed"] = cleanup["io_renamed"]
+    if precision == "int8" and int8 is not None:
+        options = {k: v for k, v in int8.items() if k != "variant"}
+        info.update(variant=int8["variant"], io=int8["io"], options=options)
+    return info
+
+
+def _failed(precision: str, cause: str) -> ConversionError:
+    return ConversionError(f"TFLite export failed: onnx2tf ({precision}): {cause.rstrip('.')}; {_HINT}",
+                           stage="convert", tool="onnx2tf", cause=cause)
+
+
+def _write_request(work: Path, onnx_path: Path, jobs: list[dict[str, Any]],
                    calibration: dict[str, np.ndarray]) -> Path:
-    shutil.copyfile(onnx_path, work / "model.onnx")
+    shutil.copyfile(onnx_path, work / "source.onnx")
     calib = []
     for i, (name, arr) in enumerate(calibration.items()):
         perm = channels_last(arr.ndim)
@@ -102,8 +139,9 @@ def _write_request(work: Path, onnx_path: Path, int8: dict[str, Any] | None,
         np.save(work / f"calib_{i}.npy", np.ascontiguousarray(nhwc, dtype=np.float32))
         calib.append([name, str(work / f"calib_{i}.npy")])
     request = work / "request.json"
-    request.write_text(json.dumps({"onnx": str(work / "model.onnx"), "out": str(work / "out"),
-                                   "int8": int8, "calibration": calib}))
+    request.write_text(json.dumps({
+        "source": str(work / "source.onnx"), "calibration": calib, "jobs": jobs,
+        "cleanup": {"slim": True, "sanitize_names": True}}))
     return request
 
 
@@ -115,15 +153,19 @@ def _run_child(work: Path, request: Path) -> dict[str, Any]:
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True,
                               timeout=TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise ConversionError(f"TFLite export failed: onnx2tf ran over {TIMEOUT_S:.0f} s; "
-                              f"{_HINT}") from exc
+        cause = f"onnx2tf ran over {TIMEOUT_S:.0f} s"
+        raise ConversionError(f"TFLite export failed: {cause}; {_HINT}", stage="convert",
+                              tool="onnx2tf", cause=cause) from exc
     result_file = work / "result.json"
     result = json.loads(result_file.read_text()) if result_file.exists() else None
     if result is None or not result.get("ok"):
         cause = result["error"] if result else _last_line(proc.stderr, proc.returncode)
         log.debug("onnx2tf child output:\n%s", proc.stderr[-4000:])
-        raise ConversionError(f"TFLite export failed: {cause}; {_HINT}")
-    log.info("onnx2tf finished in %.1f s", result["seconds"])
+        raise ConversionError(f"TFLite export failed: {cause}; {_HINT}", stage="convert",
+                              tool="onnx2tf", cause=cause)
+    for name, job in result["jobs"].items():
+        log.info("onnx2tf %s call: %s in %.1f s", name, "ok" if job["ok"] else "failed",
+                 job["seconds"])
     return result
 
 

@@ -70,9 +70,21 @@ class ModelError(EdgeshipError):
 
 
 class ConversionError(EdgeshipError):
-    """A converter or compression pass failed."""
+    """A converter or compression pass failed.
+
+    Optional keyword attributes say which part failed, for an artifact left out of a bundle:
+    ``stage`` (``convert``, ``quantize``, ``load``, …), ``tool`` (``onnx2tf``,
+    ``onnxruntime``, …), ``cause`` (the tool's own one-line message, without our advice) and
+    ``tried`` (the variants tried before giving up). All default to ``None`` / ``[]``.
+    """
 
     exit_code = 4
+
+    def __init__(self, message: str = "", *, stage: str | None = None, tool: str | None = None,
+                 cause: str | None = None, tried: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.stage, self.tool, self.cause = stage, tool, cause
+        self.tried = list(tried or [])
 
 
 class VerificationError(ConversionError):

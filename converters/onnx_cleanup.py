@@ -1,0 +1,166 @@
+"""ONNX clean-up before a converter sees the graph: slim, opset upgrade, safe names.
+
+:func:`clean_onnx` writes a cleaned copy of a model and returns the steps it took, for the
+manifest (``converter.cleanup``). Each step is optional and recorded whether it changed the model
+or not; a step that fails is recorded with its one-line error and the model goes on without it:
+
+- ``onnxslim``: shape inference, constant folding, dead-code and common-subexpression removal,
+  Conv+BN-style fusions into standard ops (onnxslim only writes default-domain ops). onnxslim
+  lowers onnxruntime's process-wide log severity when imported, so run it in a converter child
+  process (the TFLite route does), not in the host.
+- ``opset``: ``onnx.version_converter`` up to *min_opset* when the model's default-domain opset is
+  below it (per-channel ``DequantizeLinear(axis=…)`` needs 13).
+- ``names``: node and tensor names reduced to what TensorFlow accepts as scope names
+  (``[A-Za-z0-9_./-]``; ``:`` is left to onnx2tf, which rewrites it itself). onnx2tf fails on
+  e.g. ``Softmax@0`` ("not a valid scope name"). Graph inputs/outputs are renamed only when they
+  must be; the map is returned (``io_renamed``) so callers can key data by the new names.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ._util import one_line
+
+__all__ = ["CleanupResult", "clean_onnx", "default_opset", "safe_name"]
+
+log = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_./:\-]")
+
+
+@dataclass
+class CleanupResult:
+    """What :func:`clean_onnx` did: the steps (manifest form), the opset, renamed graph IO."""
+
+    path: Path
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    opset: int | None = None
+    io_renamed: dict[str, str] = field(default_factory=dict)
+
+    def route(self) -> list[str]:
+        """The names of the steps that changed the model, in order."""
+        return [s["step"] for s in self.steps if s.get("changed")]
+
+
+def clean_onnx(src: Path, out: Path, *, slim: bool = True, min_opset: int | None = None,
+               sanitize_names: bool = False) -> CleanupResult:
+    """Write a cleaned copy of *src* to *out*; return what was done (see the module doc)."""
+    import onnx
+
+    model = onnx.load(str(src))
+    result = CleanupResult(out, opset=default_opset(model))
+    if min_opset is not None and (result.opset or 0) < min_opset:
+        model = _upgrade(model, min_opset, result)
+    if slim:
+        model = _slim(model, result)
+    if sanitize_names:
+        result.io_renamed = _sanitize(model, result)
+    onnx.save(model, str(out))
+    return result
+
+
+def default_opset(model: Any) -> int | None:
+    """The default-domain (``ai.onnx``) opset a ModelProto imports."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def safe_name(name: str) -> str:
+    """*name* with every character TensorFlow refuses in a scope name replaced by ``_``."""
+    return _UNSAFE.sub("_", name)
+
+
+def _upgrade(model: Any, target: int, result: CleanupResult) -> Any:
+    from onnx import version_converter
+
+    step = {"step": "opset", "tool": "onnx.version_converter", "from": result.opset, "to": target}
+    try:
+        upgraded = version_converter.convert_version(model, target)
+    except Exception as exc:  # the converter has gaps (ops without an adapter)
+        result.steps.append({**step, "changed": False, "error": one_line(exc)})
+        log.info("opset upgrade %s -> %d failed: %s", result.opset, target, one_line(exc))
+        return model
+    result.steps.append({**step, "changed": True})
+    result.opset = target
+    return upgraded
+
+
+def _slim(model: Any, result: CleanupResult) -> Any:
+    step: dict[str, Any] = {"step": "onnxslim", "tool": "onnxslim",
+                            "version": _version("onnxslim"), "nodes_before": len(model.graph.node)}
+    try:
+        import onnxslim
+
+        slimmed = onnxslim.slim(model)
+        if slimmed is None:
+            raise RuntimeError("onnxslim returned no model")
+    except Exception as exc:  # optional step: the unslimmed model still converts
+        result.steps.append({**step, "changed": False, "error": one_line(exc)})
+        log.info("onnxslim failed (%s); converting the model as it is", one_line(exc))
+        return model
+    after = len(slimmed.graph.node)
+    result.steps.append({**step, "nodes_after": after, "changed": True})
+    result.opset = default_opset(slimmed)
+    return slimmed
+
+
+def _sanitize(model: Any, result: CleanupResult) -> dict[str, str]:
+    graphs = list(_graphs(model.graph))
+    taken = {n for g in graphs for n in _names(g)}
+    mapping: dict[str, str] = {}
+    for name in sorted(taken):
+        new = safe_name(name)
+        if new != name:
+            base, i = new, 1
+            while new in taken or new in mapping.values():
+                new, i = f"{base}_{i}", i + 1
+            mapping[name] = new
+    renamed_nodes = sum(1 for g in graphs for n in g.node if n.name in mapping)
+    for graph in graphs:
+        _rename(graph, mapping)
+    io = {n.name for n in model.graph.input} | {n.name for n in model.graph.output}
+    result.steps.append({"step": "names", "changed": bool(mapping), "renamed": len(mapping),
+                         "nodes": renamed_nodes, "examples": dict(list(mapping.items())[:3])})
+    return {old: new for old, new in mapping.items() if new in io}
+
+
+def _graphs(graph: Any) -> Any:
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from _graphs(attr.g)
+            for sub in attr.graphs:
+                yield from _graphs(sub)
+
+
+def _names(graph: Any) -> set[str]:
+    names = {n.name for n in graph.node if n.name}
+    for node in graph.node:
+        names.update(x for x in (*node.input, *node.output) if x)
+    for seq in (graph.input, graph.output, graph.value_info, graph.initializer):
+        names.update(x.name for x in seq)
+    return names
+
+
+def _rename(graph: Any, mapping: dict[str, str]) -> None:
+    for node in graph.node:
+        node.name = mapping.get(node.name, node.name)
+        for seq in (node.input, node.output):
+            for i, name in enumerate(seq):
+                seq[i] = mapping.get(name, name)
+    for seq in (graph.input, graph.output, graph.value_info, graph.initializer):
+        for item in seq:
+            item.name = mapping.get(item.name, item.name)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
