@@ -104,9 +104,16 @@ def _slim(model: Any, result: CleanupResult) -> Any:
         log.info("onnxslim failed (%s); converting the model as it is", one_line(exc))
         return model
     after = len(slimmed.graph.node)
-    result.steps.append({**step, "nodes_after": after, "changed": True})
+    changed = _census(slimmed) != _census(model)
+    result.steps.append({**step, "nodes_after": after, "changed": changed})
     result.opset = default_opset(slimmed)
     return slimmed
+
+
+def _census(model: Any) -> tuple[int, ...]:
+    """Counts that any slimming step changes (nodes, shapes known, constants)."""
+    g = model.graph
+    return len(g.node), len(g.value_info), len(g.initializer), sum(len(n.input) for n in g.node)
 
 
 def _sanitize(model: Any, result: CleanupResult) -> dict[str, str]:

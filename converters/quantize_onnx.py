@@ -8,6 +8,12 @@ re-quantize the same graph. Static int8 is calibrated on real samples (``quantiz
 cached per calibration method, so a re-quantization does not calibrate again. Dynamic int8 uses
 ``quantize_dynamic`` (int8 weights, activations quantized at run time). fp16 uses
 ``onnxruntime.transformers.float16`` with float32 inputs/outputs kept (``keep_io_types``).
+
+Every quantized graph is loaded in onnxruntime right after quantizing (cheap, and before any
+expensive verification or conversion): models below opset 13 are upgraded first (per-channel QDQ
+needs ``DequantizeLinear(axis=…)``), and when a graph still does not load the next variant is
+tried — per-tensor, QOperator, the op types onnxruntime refused kept in float — each recorded in
+the info's ``tried`` and the one taken in ``variant``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from edgeship.errors import ConversionError
 
 from ._util import one_line
 
-__all__ = ["ACTIVATION_TYPE", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer", "convert_fp16",
+__all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer", "convert_fp16",
            "quantize_int8"]
 
 log = logging.getLogger(__name__)
@@ -35,9 +41,16 @@ ACTIVATION_TYPE = "QInt8"
 """Default activation type of the QDQ int8 artifact. Measured on the demo CNN: QInt8 and QUInt8
 gave the same accuracy; QInt8 (S8S8) is onnxruntime's recommended QDQ default and the fast path on
 ARM64 boards, so it is used."""
+KEEP_FAILING = "keep-failing-types-float"
+"""The last variant: as configured, with the op types onnxruntime refused to load kept float."""
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Attention", "LSTM", "GRU")
 """Node types the sensitivity measurement (and ``exclude: auto``) considers: those with weights."""
+MIN_PER_CHANNEL_OPSET = 13
+"""``DequantizeLinear`` takes ``axis`` (per-channel weights) from this opset on."""
 _QTYPES = {"int8": "QInt8", "uint8": "QUInt8"}
+_INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
+             "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul",
+             "QGemm", "QAttention", "DynamicQuantizeLSTM"}
 _METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 
@@ -51,6 +64,8 @@ class OnnxQuantOptions:
     percentile: float = 99.999
     activations: str = "int8"
     exclude: tuple[str, ...] = ()
+    format: str = "QDQ"
+    """``QDQ`` (Quantize/DequantizeLinear pairs) or ``QOperator`` (QLinearConv, …)."""
 
     @classmethod
     def from_profile(cls, q: Any) -> OnnxQuantOptions:
@@ -77,11 +92,16 @@ class OnnxQuantOptions:
 
 
 class OnnxQuantizer:
-    """Quantize one fp32 ONNX model repeatedly; temp files live in *workdir*."""
+    """Quantize one fp32 ONNX model repeatedly; temp files live in *workdir*.
+
+    A model below opset 13 is upgraded first (``onnx.version_converter``): per-channel QDQ
+    writes ``DequantizeLinear(axis=…)``, which onnxruntime only loads from opset 13.
+    """
 
     def __init__(self, fp32: Path, calibration: dict[str, np.ndarray], workdir: Path) -> None:
         self.fp32, self.calibration, self.workdir = fp32, calibration, workdir
-        self.source = _preprocess(fp32, workdir / "pre.onnx")
+        upgraded, self.cleanup = _upgrade(fp32, workdir / "opset.onnx")
+        self.source = _preprocess(upgraded, workdir / "pre.onnx")
         self.samples = len(next(iter(calibration.values())))
 
     def weight_nodes(self) -> list[str]:
@@ -93,22 +113,72 @@ class OnnxQuantizer:
 
     def quantize(self, options: OnnxQuantOptions, out: Path,
                  only: list[str] | None = None) -> dict[str, Any]:
-        """Write the int8 model to *out* (only the nodes *only*, when given); return how."""
+        """Write an int8 model that onnxruntime loads to *out* (only the nodes *only*, when
+        given); return how. Variants are tried in order until one loads (:func:`variants`);
+        each try is recorded in ``tried``. Raises :class:`ConversionError` (``tool``
+        ``onnxruntime``, the last real error as ``cause``) when none does."""
+        tried: list[dict[str, Any]] = []
+        failing: tuple[str, ...] = ()  # nodes of the op types load errors named
+        for name, variant in _variants(options):
+            if name == KEEP_FAILING:
+                if not failing:
+                    continue
+                variant = variant.with_(exclude=tuple(dict.fromkeys((*variant.exclude,
+                                                                     *failing))))
+            problem = self._try(variant, out, only)
+            if problem is None:
+                return self._info(variant, name, tried)
+            if problem["stage"] == "load":
+                failing = (*failing, *self._failing(out, problem))
+            tried.append({"variant": name, **problem})
+        raise self._error(tried)
+
+    def _try(self, options: OnnxQuantOptions, out: Path,
+             only: list[str] | None) -> dict[str, str] | None:
+        """``None`` when *options* made a graph that loads, else ``{stage, error}``."""
         try:
             if options.mode == "dynamic":
                 self._dynamic(options, out, only)
             else:
                 self._static(options, out, only)
         except Exception as exc:  # onnxruntime raises many types for unsupported graphs
-            raise ConversionError(f"ONNX int8 quantization failed{_op_hint(exc, self.source)}: "
-                                  f"{one_line(exc)}; drop onnx-int8 from the profile or use "
-                                  "precision fp16") from exc
-        method = ("quantize_dynamic" if options.mode == "dynamic" else "quantize_static QDQ") + (
+            return {"stage": "quantize", "error": one_line(exc, limit=400)}
+        return _load_problem(out)
+
+    def _info(self, options: OnnxQuantOptions, variant: str,
+              tried: list[dict[str, Any]]) -> dict[str, Any]:
+        method = ("quantize_dynamic" if options.mode == "dynamic" else
+                  f"quantize_static {options.format}") + (
             " per-channel" if options.per_channel else " per-tensor")
-        return {"tool": "onnxruntime.quantization", "method": method, "weights": "QInt8",
+        info = {"tool": "onnxruntime.quantization", "method": method, "weights": "QInt8",
                 "activations": _QTYPES.get(options.activations, options.activations),
                 "calibration_samples": self.samples if options.mode == "static" else 0,
-                "preprocessed": self.source != self.fp32, "options": options.to_dict()}
+                "preprocessed": self.source != self.fp32, "options": options.to_dict(),
+                "variant": variant, "tried": tried}
+        if self.cleanup:
+            info["cleanup"] = self.cleanup
+        return info
+
+    def _failing(self, out: Path, problem: dict[str, str]) -> tuple[str, ...]:
+        """Source nodes of the op types next to the node a load error names."""
+        types = _types_at(out, problem["error"]) - {"QuantizeLinear", "DequantizeLinear"}
+        if not types:
+            return ()
+        import onnx
+
+        nodes = onnx.load(str(self.source)).graph.node
+        problem["op_types"] = ", ".join(sorted(types))
+        return tuple(n.name for n in nodes if n.op_type in types and n.name)
+
+    def _error(self, tried: list[dict[str, Any]]) -> ConversionError:
+        last = tried[-1]["error"]
+        names = ", ".join(t["variant"] for t in tried)
+        stage = "load" if any(t["stage"] == "load" for t in tried) else "quantize"
+        what = "would not load in onnxruntime" if stage == "load" else "quantization failed"
+        return ConversionError(
+            f"ONNX int8 {what}{_op_hint(last, self.source)} ({names} tried): {last}; drop "
+            "onnx-int8 from the profile or use precision fp16", stage=stage, tool="onnxruntime",
+            cause=last, tried=[t["variant"] for t in tried])
 
     def _static(self, options: OnnxQuantOptions, out: Path, only: list[str] | None) -> None:
         from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
@@ -118,8 +188,8 @@ class OnnxQuantizer:
         extra = {"CalibPercentile": options.percentile} if percentile else {}
         cache = self.workdir / f"calib-{options.calibration}-{options.percentile}.json"
         quantize_static(str(self.source), str(out), _Reader(self.calibration),
-                        quant_format=QuantFormat.QDQ, per_channel=options.per_channel,
-                        weight_type=QuantType.QInt8,
+                        quant_format=getattr(QuantFormat, options.format),
+                        per_channel=options.per_channel, weight_type=QuantType.QInt8,
                         activation_type=getattr(QuantType, _QTYPES[options.activations]),
                         calibrate_method=getattr(CalibrationMethod, _METHODS[options.calibration]),
                         nodes_to_exclude=list(options.exclude) or None, nodes_to_quantize=only,
@@ -133,7 +203,6 @@ class OnnxQuantizer:
                          nodes_to_exclude=list(options.exclude) or None,
                          nodes_to_quantize=only)
 
-
     def _without_value_info(self) -> Path:
         """The source without intermediate shapes: ``quantize_dynamic`` turns ``Gemm(transB=1)``
         into ``MatMulInteger`` and then trips over the stale shapes (measured: ORT 1.31)."""
@@ -145,6 +214,19 @@ class OnnxQuantizer:
             del model.graph.value_info[:]
             onnx.save(model, str(path))
         return path
+
+
+def _variants(options: OnnxQuantOptions) -> list[tuple[str, OnnxQuantOptions]]:
+    """The variants tried in order: as configured, per-tensor (when per-channel), QOperator
+    (static only), then as configured with the op types a load error named kept in float
+    (the exclusion is added by :meth:`OnnxQuantizer.quantize` after a load failure)."""
+    out = [("as configured", options)]
+    if options.per_channel:
+        out.append(("per-tensor", options.with_(per_channel=False)))
+    if options.mode == "static" and options.format == "QDQ":
+        out.append(("QOperator", options.with_(format="QOperator")))
+    out.append((KEEP_FAILING, options))
+    return out
 
 
 def quantize_int8(fp32: Path, out: Path, calibration: dict[str, np.ndarray],
@@ -200,7 +282,64 @@ def _preprocess(fp32: Path, out: Path) -> Path:
         return fp32
 
 
-def _op_hint(exc: BaseException, model_path: Path) -> str:
+def _upgrade(fp32: Path, out: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """*fp32* at opset ≥ 13 (written to *out*) and the clean-up steps; unchanged when it is
+    already, or when the upgrade fails (then per-tensor is the variant that loads)."""
+    import onnx
+
+    from .onnx_cleanup import clean_onnx, default_opset
+
+    opset = default_opset(onnx.load(str(fp32), load_external_data=False))
+    if opset is None or opset >= MIN_PER_CHANNEL_OPSET:
+        return fp32, []
+    result = clean_onnx(fp32, out, slim=False, min_opset=MIN_PER_CHANNEL_OPSET)
+    return (out if result.route() else fp32), result.steps
+
+
+def _load_problem(path: Path) -> dict[str, str] | None:
+    """``None`` when onnxruntime loads *path* and it holds int8 nodes, else ``{stage, error}``."""
+    import onnx
+    import onnxruntime as ort
+
+    ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
+    if not ops & _INT8_OPS:
+        return {"stage": "quantize", "error": "no node was quantized (the graph stayed float)"}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's InvalidGraph, NotImplemented, Fail, ...
+        return {"stage": "load", "error": one_line(exc, limit=400)}
+    return None
+
+
+def _types_at(path: Path, error: str) -> set[str]:
+    """Op types at the node a load error names (``In Node, ("name", Op…``), looking through
+    Q/DQ nodes to the operators they feed."""
+    import onnx
+
+    found = re.search(r'[Nn]ode[,:]? \(?"?([^",)]+)"?', error)
+    if not found:
+        return set()
+    nodes = onnx.load(str(path), load_external_data=False).graph.node
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    start = [n for n in nodes if n.name == found.group(1)]
+    types, seen = set(), set()
+    while start:
+        node = start.pop()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        types.add(node.op_type)
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            start.extend(c for o in node.output for c in consumers.get(o, []))
+    return types
+
+
+def _op_hint(exc: BaseException | str, model_path: Path) -> str:
     """`` at node N (op T)`` when the error names a node or op type of the model, else ``""``."""
     try:
         import onnx
