@@ -220,3 +220,57 @@ def test_unsupported_op_is_named(tmp_path: Path) -> None:
         OnnxQuantizer(tmp_path / "m.onnx", {"x": x}, tmp_path).quantize(
             OnnxQuantOptions(), tmp_path / "q.onnx")
     assert "\n" not in str(err.value)
+
+
+def _conv11(tmp: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    from route_models import conv_pool
+
+    x = np.random.default_rng(1).normal(0, 1, (16, 3, 16, 16)).astype(np.float32)
+    return conv_pool(tmp / "conv11.onnx", opset=11), {"x": x}
+
+
+def _loads(path: Path) -> None:
+    import onnxruntime as ort
+
+    ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_opset11_per_channel_int8_loads(tmp_path: Path) -> None:
+    """Per-channel QDQ writes DequantizeLinear(axis=…) (opset ≥ 13): the model is upgraded."""
+    src, calib = _conv11(tmp_path)
+    info = OnnxQuantizer(src, calib, tmp_path).quantize(OnnxQuantOptions(), tmp_path / "q.onnx")
+    _loads(tmp_path / "q.onnx")
+    assert info["variant"] == "as configured" and info["options"]["per_channel"] is True
+    assert info["cleanup"][0]["from"] == 11 and info["cleanup"][0]["to"] == 13
+
+
+def test_int8_that_will_not_load_tries_the_next_variant(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the opset upgrade per-channel does not load; per-tensor does, and both tries
+    are recorded with onnxruntime's own message."""
+    import converters.quantize_onnx as qo
+
+    monkeypatch.setattr(qo, "_upgrade", lambda fp32, out: (fp32, []))
+    src, calib = _conv11(tmp_path)
+    info = OnnxQuantizer(src, calib, tmp_path).quantize(OnnxQuantOptions(), tmp_path / "q.onnx")
+    _loads(tmp_path / "q.onnx")
+    assert info["variant"] == "per-tensor" and info["options"]["per_channel"] is False
+    first = info["tried"][0]
+    assert first["variant"] == "as configured" and first["stage"] == "load"
+    assert "Unrecognized attribute: axis" in first["error"] and first["op_types"] == "Conv"
+
+
+def test_no_variant_loads_raises_with_every_try(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import converters.quantize_onnx as qo
+
+    def refuse(path: Path) -> dict[str, str]:
+        return {"stage": "load", "error": "Fail: simulated refusal"}
+
+    monkeypatch.setattr(qo, "_load_problem", refuse)
+    src, calib = _conv11(tmp_path)
+    with pytest.raises(ConversionError, match="would not load in onnxruntime") as err:
+        OnnxQuantizer(src, calib, tmp_path).quantize(OnnxQuantOptions(), tmp_path / "q.onnx")
+    assert err.value.tool == "onnxruntime" and err.value.stage == "load"
+    assert err.value.tried == ["as configured", "per-tensor", "QOperator"]
+    assert err.value.cause == "Fail: simulated refusal"
