@@ -18,7 +18,7 @@ __all__ = [
     "tool_versions",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever the converters change what they write, so old cached bundles are not reused."""
 
 _DISTRIBUTIONS = {
@@ -29,7 +29,8 @@ _DISTRIBUTIONS = {
     "tensorflow": ("tensorflow-cpu", "tensorflow"),
     "onnx2tf": ("onnx2tf",),
 }
-_HASH_ONLY = {"onnxscript": ("onnxscript",), "ai_edge_litert": ("ai-edge-litert",)}
+_HASH_ONLY = {"onnxscript": ("onnxscript",), "ai_edge_litert": ("ai-edge-litert",),
+              "onnxslim": ("onnxslim",)}
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LAYOUTS = {2: "NC", 3: "NCW", 4: "NCHW", 5: "NCDHW"}
 
