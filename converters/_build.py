@@ -19,7 +19,7 @@ from edgeship.errors import ConfigError, ModelError
 from profiles import Profile
 
 from ._runners import OnnxRunner, open_runner
-from ._util import file_sha256, one_line
+from ._util import file_sha256, one_line, ort_cause
 from .data import Dataset, save_board_samples
 from .feeds import sample_feed, with_batch_axes
 from .export_onnx import export_onnx, output_names_for, run_torch
@@ -117,12 +117,12 @@ def _reference_onnx(loaded: LoadedModel, inputs: dict[str, np.ndarray],
     try:
         runner = OnnxRunner(loaded.model, shapes, threads)
     except Exception as exc:  # onnxruntime refusing the source model itself
-        raise ModelError(f"onnxruntime cannot run {name} ({one_line(exc)}); check that the model "
+        raise ModelError(f"onnxruntime cannot run {name} ({ort_cause(exc)}); check that the model "
                          "runs in onnxruntime as it is") from exc
     try:
         return collect_outputs(runner.run, inputs, shapes=shapes)
     except Exception as exc:  # the data's values or dtypes are not what the model accepts
-        raise ConfigError(f"{name} fails on the data's inputs ({one_line(exc)}); give inputs it "
+        raise ConfigError(f"{name} fails on the data's inputs ({ort_cause(exc)}); give inputs it "
                           "accepts with --data (synthetic inputs are floats in [0, 1) and integers "
                           "1)") from exc
 
