@@ -306,7 +306,7 @@ def feed_batch(specs, batch):
     """The batch the artifact can be fed (1 when an input has no batch axis) and why not more."""
     whole = [s.get("name") for s in specs if s.get("batch_axis", 0) is None]
     if batch > 1 and whole:
-        return 1, "input %s has no batch axis (each sample is fed whole)" % ", ".join(whole)
+        return 1, "no batch axis in input %s (each sample is fed whole)" % ", ".join(whole)
     return batch, None
 
 
