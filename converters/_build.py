@@ -42,8 +42,9 @@ def align_data(loaded: LoadedModel, data: Dataset) -> Dataset:
     """Key *data* by the model's input names (``input`` for a one-input torch model) and fix how
     each input's samples feed the model (:mod:`converters.feeds`); one-line ConfigError if not."""
     if loaded.is_torch:
-        data = data.renamed({data.names[0]: "input"}) if len(data.names) == 1 else data
-        return data.aligned(loaded.declared_shapes)
+        if len(data.names) == 1:
+            return data.renamed({data.names[0]: "input"}).aligned(loaded.declared_shapes)
+        return data.aligned(dict(loaded.input_shapes))
     names = list(loaded.input_names)
     if len(names) == 1 and len(data.names) == 1:
         data = data.renamed({data.names[0]: names[0]})

@@ -19,7 +19,7 @@ __all__ = [
     "tool_versions",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever the converters change what they write, so old cached bundles are not reused."""
 
 _DISTRIBUTIONS = {

@@ -71,9 +71,8 @@ class LoadedModel:
 
     @property
     def declared_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Each input's shape as the model declares it (``-1`` = dynamic), by the name the data
-        is keyed by: a one-input torch model's input is ``input``; torch sources declare only
-        what ``--input-shape`` gave."""
+        """Each input's shape as the model declares it (``-1`` = dynamic), keyed as synthetic
+        data is: a torch source declares only what ``--input-shape`` gave, one shape = ``input``."""
         if self.is_torch and len(self.input_shapes) == 1:
             return {"input": next(iter(self.input_shapes.values()))}
         return dict(self.input_shapes)

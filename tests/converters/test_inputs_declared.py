@@ -43,10 +43,15 @@ class Vad(nn.Module):
         return torch.sigmoid(self.out(h2)), torch.stack([h1, h2])
 
 
-def _export(path: Path, dynamic_state: bool = False) -> Path:
+def vad_factory() -> nn.Module:
+    """Seeded ``module:factory`` source."""
     torch.manual_seed(0)
+    return Vad().eval()
+
+
+def _export(path: Path, dynamic_state: bool = False) -> Path:
     args = (torch.rand(1, 1, 8, 8), torch.zeros(2, 1, 128), torch.tensor(16000))
-    torch.onnx.export(Vad().eval(), args, str(path), dynamo=False, opset_version=17,
+    torch.onnx.export(vad_factory(), args, str(path), dynamo=False, opset_version=17,
                       input_names=["image", "state", "sr"], output_names=["prob", "state_out"],
                       dynamic_axes={"state": {1: "batch"}} if dynamic_state else None)
     return path
@@ -137,6 +142,18 @@ def test_a_bad_data_file_is_one_line(vad_onnx: Path, home, tmp_path: Path,
     with pytest.raises(ConfigError, match=message) as err:
         build_bundle(str(vad_onnx), ONNX_ONLY, _vad_data(tmp_path / "bad.npz", **override), home)
     assert "\n" not in str(err.value)
+
+
+def test_torch_source_with_a_declared_state_input(home, tmp_path: Path, monkeypatch) -> None:
+    """Torch declares no shapes: ``--input-shape state=2x1x128`` says the state is fed whole."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    bundle = build_bundle("test_inputs_declared:vad_factory", FP32_ONLY,
+                          _vad_data(tmp_path / "vad.npz"), home,
+                          input_shapes=parse_input_shapes(["state=2x1x128"]))
+    art = bundle.manifest["artifacts"][0]
+    assert art["verification"]["passed"] and art["verification"]["max_abs_drift"] < 1e-5
+    assert [(i["name"], i["shape"], i["batch_axis"]) for i in art["inputs"]] == [
+        ("image", [1, 1, 8, 8], 0), ("state", [2, 1, 128], None), ("sr", [1], 0)]
 
 
 def test_input_shape_fixes_a_second_input(tmp_path: Path, home) -> None:
