@@ -19,8 +19,9 @@ from edgeship.errors import ConfigError, ModelError
 from profiles import Profile
 
 from ._runners import OnnxRunner, open_runner
-from ._util import file_sha256
-from .data import Dataset
+from ._util import file_sha256, one_line, ort_cause
+from .data import Dataset, save_board_samples
+from .feeds import sample_feed, with_batch_axes
 from .export_onnx import export_onnx, output_names_for, run_torch
 from .export_tflite import export_tflite
 from .load import LoadedModel
@@ -30,27 +31,27 @@ from .quantize_onnx import convert_fp16
 from .verify import (Verification, check_verifications, collect_outputs, compare,
                      flag_slower_than_fp32, host_latency, reference_accuracy)
 
-__all__ = ["MAX_BUNDLE_SAMPLES", "align_data", "build_artifacts"]
+__all__ = ["align_data", "build_artifacts"]
 
 log = logging.getLogger(__name__)
 
-MAX_BUNDLE_SAMPLES = 32
 Progress = Callable[[str], None]
 
 
 def align_data(loaded: LoadedModel, data: Dataset) -> Dataset:
-    """Key *data* by the model's input names (``input`` for a one-input torch model); check shapes."""
+    """Key *data* by the model's input names (``input`` for a one-input torch model) and fix how
+    each input's samples feed the model (:mod:`converters.feeds`); one-line ConfigError if not."""
     if loaded.is_torch:
-        return data.renamed({data.names[0]: "input"}) if len(data.names) == 1 else data
+        if len(data.names) == 1:
+            return data.renamed({data.names[0]: "input"}).aligned(loaded.declared_shapes)
+        return data.aligned(dict(loaded.input_shapes))
     names = list(loaded.input_names)
     if len(names) == 1 and len(data.names) == 1:
         data = data.renamed({data.names[0]: names[0]})
     if sorted(data.names) != sorted(names):
         raise ConfigError(f"data inputs {data.names} do not match the model inputs {names}; "
                           "key each array by the model's input name")
-    for name in names:
-        _check_shape(name, loaded.input_shapes[name], data.inputs[name].shape)
-    return data
+    return data.aligned(loaded.input_shapes, loaded.input_dtypes)
 
 
 def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Profile,
@@ -61,7 +62,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
 
         return build_tflite_artifacts(work, loaded, data, profile, progress)
     inputs = {k: data.inputs[k] for k in _input_order(loaded, data)}
-    shapes = {k: (1, *v.shape[1:]) for k, v in inputs.items()}
+    shapes = {k: v for k, v in data.sample_shapes().items() if k in inputs}
     progress(f"running the original model on {min(len(v) for v in inputs.values())} samples")
     ref, out_names = _reference(loaded, inputs, shapes, profile.runtime.threads)
     model, recipe = loaded.model, []  # recipe: each step's options and what it changed
@@ -70,7 +71,8 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
         model = apply_recipe(model, profile.recipe, data, recipe)
     calib, calib_desc = data.calibration_set()
     calib = {k: calib[k] for k in inputs}
-    makers = _make_artifacts(work, loaded, model, inputs, calib, out_names, profile, progress)
+    makers = _make_artifacts(work, loaded, model, inputs, shapes, calib, out_names, profile,
+                             progress)
     artifacts, results = [], {}
     for art in profile.artifacts:
         progress(f"verifying {art.key}")
@@ -87,7 +89,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     check_verifications(results, profile.budgets.max_accuracy_drop)
     if "onnx-fp32" not in {a.key for a in profile.artifacts}:  # only the others' source
         (work / "model.fp32.onnx").unlink(missing_ok=True)
-    np.savez(work / "samples.npz", **{k: v[:MAX_BUNDLE_SAMPLES] for k, v in inputs.items()})
+    save_board_samples(work / "samples.npz", inputs)
     return {"data": _data_part(data, calib_desc), "reference": {
         "accuracy": reference_accuracy(ref, data.labels)}, "artifacts": artifacts,
         "recipe": recipe}
@@ -97,22 +99,12 @@ def _input_order(loaded: LoadedModel, data: Dataset) -> list[str]:
     return list(loaded.input_names) if not loaded.is_torch else data.names
 
 
-def _check_shape(name: str, model_shape: tuple[int, ...], data_shape: tuple[int, ...]) -> None:
-    expected = tuple(model_shape[1:])
-    got = tuple(data_shape[1:])
-    ok = len(expected) == len(got) and all(e in (-1, g) for e, g in zip(expected, got))
-    if not ok:
-        raise ConfigError(f"data input {name!r} has per-sample shape {got} but the model "
-                          f"expects {list(model_shape)}; check the data file's layout")
-
-
 def _reference(loaded: LoadedModel, inputs: dict[str, np.ndarray],
                shapes: dict[str, tuple[int, ...]], threads: int) -> tuple[list[np.ndarray], list[str]]:
     if not loaded.is_torch:
-        runner = OnnxRunner(loaded.model, shapes, threads)
-        return collect_outputs(runner.run, inputs), list(loaded.output_names)
+        return _reference_onnx(loaded, inputs, shapes, threads), list(loaded.output_names)
     try:
-        ref = collect_outputs(lambda feed: run_torch(loaded.model, feed), inputs)
+        ref = collect_outputs(lambda feed: run_torch(loaded.model, feed), inputs, shapes=shapes)
     except Exception as exc:  # user model failing on the data: wrong shapes, dtypes, ...
         raise ModelError(f"the model fails on the data's inputs ({type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:200]}); check input shapes and "
@@ -120,13 +112,30 @@ def _reference(loaded: LoadedModel, inputs: dict[str, np.ndarray],
     return ref, output_names_for(ref)
 
 
+def _reference_onnx(loaded: LoadedModel, inputs: dict[str, np.ndarray],
+                    shapes: dict[str, tuple[int, ...]], threads: int) -> list[np.ndarray]:
+    name = Path(loaded.ref).name
+    try:
+        runner = OnnxRunner(loaded.model, shapes, threads)
+    except Exception as exc:  # onnxruntime refusing the source model itself
+        raise ModelError(f"onnxruntime cannot run {name} ({ort_cause(exc)}); check that the model "
+                         "runs in onnxruntime as it is") from exc
+    try:
+        return collect_outputs(runner.run, inputs, shapes=shapes)
+    except Exception as exc:  # the data's values or dtypes are not what the model accepts
+        raise ConfigError(f"{name} fails on the data's inputs ({ort_cause(exc)}); give inputs it "
+                          "accepts with --data (synthetic inputs are floats in [0, 1) and integers "
+                          "1)") from exc
+
+
 def _make_artifacts(work: Path, loaded: LoadedModel, model: Any, inputs: dict[str, np.ndarray],
-                    calib: dict[str, np.ndarray], out_names: list[str], profile: Profile,
+                    shapes: dict[str, tuple[int, ...]], calib: dict[str, np.ndarray],
+                    out_names: list[str], profile: Profile,
                     progress: Progress) -> dict[str, dict[str, Any]]:
     """Export fp32 ONNX, then every other artifact from it; return how each was made."""
     fp32 = work / "model.fp32.onnx"
     progress("exporting ONNX fp32")
-    example = {k: v[:1] for k, v in inputs.items()}
+    example = sample_feed(inputs, 0, shapes)
     made = {"onnx-fp32": export_onnx(replace(loaded, model=model), example, fp32, profile.opset,
                                      out_names)}
     if loaded.fixed_shapes:  # --input-shape: static dims for runtimes/converters that need them
@@ -157,14 +166,14 @@ def _verify(work: Path, key: str, converter: dict[str, Any], inputs: dict[str, n
     fmt, precision = key.split("-")
     path = work / f"model.{precision}.{fmt}"
     runner = open_runner(fmt, path, shapes, profile.runtime.threads)
-    result = compare(collect_outputs(runner.run, inputs), ref, labels,
+    result = compare(collect_outputs(runner.run, inputs, shapes=shapes), ref, labels,
                      profile.budgets.max_accuracy_drop)
-    native = runner.prepare({k: v[:1] for k, v in inputs.items()})
+    native = runner.prepare(sample_feed(inputs, 0, shapes))
     latency = host_latency(lambda: runner.invoke(native))
     log.info("%s: %s, host p50 %.3f ms", key, result.reason, latency["p50"])
     entry = {"key": key, "format": fmt, "precision": precision, "file": path.name,
              "size_bytes": path.stat().st_size, "sha256": file_sha256(path),
-             "inputs": runner.inputs, "outputs": runner.outputs,
+             "inputs": with_batch_axes(runner.inputs, inputs, shapes), "outputs": runner.outputs,
              "verification": result.to_dict(), "host_latency_ms": latency, "converter": converter}
     return entry, result
 

@@ -51,7 +51,7 @@ class OnnxRunner:
 
     def prepare(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Native feed for :meth:`invoke` from source-layout arrays."""
-        return {i["name"]: np.ascontiguousarray(feeds[i["source_name"]], dtype=i["dtype"])
+        return {i["name"]: np.require(feeds[i["source_name"]], i["dtype"], "C")  # keeps scalars 0-d
                 for i in self.inputs}
 
     def invoke(self, native: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -90,7 +90,7 @@ class TfliteRunner:
         for (d, perm), spec in zip(self._in, self.inputs):
             x = feeds[spec["source_name"]]
             x = x.transpose(perm) if perm else x
-            prepared.append(np.ascontiguousarray(_quantize(x, d)))
+            prepared.append(np.require(_quantize(x, d), requirements="C"))  # keeps scalars 0-d
         return prepared
 
     def invoke(self, native: list[np.ndarray]) -> list[np.ndarray]:

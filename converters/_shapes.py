@@ -14,7 +14,7 @@ from edgeship.errors import ModelError
 
 from ._util import one_line
 
-__all__ = ["fix_onnx_input_shapes"]
+__all__ = ["fix_onnx_input_shapes", "onnx_input_shapes"]
 
 log = logging.getLogger(__name__)
 
@@ -44,3 +44,14 @@ def fix_onnx_input_shapes(path: Path, shapes: dict[str, tuple[int, ...]]) -> dic
     onnx.save(model, str(path))
     log.info("fixed ONNX input shapes %s", shapes)
     return {k: list(v) for k, v in shapes.items()}
+
+
+def onnx_input_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The graph inputs of an ONNX file (initializers excluded) and their declared shapes
+    (``-1`` = dynamic, ``()`` = scalar), in graph order."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    return {i.name: tuple(d.dim_value or -1 for d in i.type.tensor_type.shape.dim)
+            for i in graph.input if i.name not in inits}

@@ -15,6 +15,7 @@ __all__ = [
     "file_sha256",
     "layout_name",
     "one_line",
+    "ort_cause",
     "tool_versions",
 ]
 
@@ -32,6 +33,8 @@ _DISTRIBUTIONS = {
 _HASH_ONLY = {"onnxscript": ("onnxscript",), "ai_edge_litert": ("ai-edge-litert",),
               "onnxslim": ("onnxslim",)}
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ORT_NOISE = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : |/onnxruntime_src/\S+ |"
+                        r"onnxruntime::[\w:~]+\([^)]*\)(?: const)? ")
 _LAYOUTS = {2: "NC", 3: "NCW", 4: "NCHW", 5: "NCDHW"}
 
 
@@ -71,6 +74,11 @@ def one_line(exc: BaseException | str, limit: int = 300) -> str:
         text = exc
     text = " ".join(_ANSI.sub("", text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def ort_cause(exc: BaseException) -> str:
+    """:func:`one_line` of an onnxruntime error without its source paths and C++ signatures."""
+    return one_line(_ORT_NOISE.sub("", f"{type(exc).__name__}: {exc}"))
 
 
 def layout_name(ndim: int) -> str:

@@ -105,21 +105,12 @@ def build_bundle(source: str, profile: Profile, data: str | Path | None = None,
     if loaded is None:
         say("loading model")
         loaded = load_model(source, input_shapes)
-    dataset = align_data(loaded, dataset) if dataset else _synthetic(loaded, input_shapes)
+    dataset = align_data(loaded, dataset) if dataset else _synthetic(loaded)
     return _build(bid, final, loaded, dataset, profile, agent, paths, say)
 
 
-def _synthetic(loaded: LoadedModel, input_shapes: dict[str, tuple[int, ...]] | None) -> Dataset:
-    shapes = dict(loaded.input_shapes) if not loaded.is_torch else {}
-    if loaded.is_torch:
-        given = input_shapes or {}
-        shapes = {"input": next(iter(given.values()))} if len(given) == 1 else dict(given)
-    for name, shape in shapes.items():
-        if any(d < 1 for d in shape[1:]):
-            raise ConfigError(f"input {name!r} has dynamic dimensions {list(shape)}; pass "
-                              f"--data, or --input-shape {name}=1x... with static sizes")
-    data = synthetic_dataset({k: (1, *v[1:]) for k, v in shapes.items()},
-                             dtypes=loaded.input_dtypes)
+def _synthetic(loaded: LoadedModel) -> Dataset:
+    data = synthetic_dataset(loaded.declared_shapes, dtypes=loaded.input_dtypes)
     msg = (f"no data file for {loaded.ref}: verifying on {data.samples} synthetic random inputs "
            "(drift only, no accuracy); int8 calibration will not be representative")
     log.warning(msg)

@@ -6,6 +6,8 @@ returning a dict of arrays with the same keys. One array per model input (first 
 samples, source layout; integer inputs such as token ids keep their dtype), optional ``labels``
 (int, ``[N]``), optional ``calibration.<input name>`` arrays. Every problem is a one-line
 :class:`~edgeship.errors.ConfigError` that names the source and what to change.
+
+How one sample feeds the model (whole, or batch axis added) is the rule of :mod:`converters.feeds`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import numpy as np
 from edgeship.errors import ConfigError
 
 from ._util import file_sha256, import_callable, one_line
+from .feeds import feed_shapes
 
-__all__ = ["CALIBRATION_PREFIX", "DEFAULT_CALIBRATION", "TRAIN_PREFIX", "Dataset", "load_dataset", "synthetic_dataset"]
+__all__ = ["BOARD_SAMPLES", "CALIBRATION_PREFIX", "DEFAULT_CALIBRATION", "TRAIN_PREFIX", "Dataset",
+           "load_dataset", "save_board_samples", "synthetic_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,9 @@ TRAIN_PREFIX = "train."
 """``train.<input name>`` arrays + ``train.labels``: the training split of fine-tuning passes."""
 DEFAULT_CALIBRATION = 200
 """How many evaluation samples calibrate int8 when the file has no ``calibration.*`` arrays."""
+BOARD_SAMPLES = 4
+"""Samples shipped to the board in ``samples.npz``: the agent's smoke run and timing feeds. The
+evaluation set (and its labels) stays on the host, where every artifact is verified."""
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
@@ -50,6 +57,8 @@ class Dataset:
     train: dict[str, np.ndarray] | None = None
     """Training split (``train.<input>`` arrays) by input name, for fine-tuning passes."""
     train_labels: np.ndarray | None = None
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """Input name → the shape one sample is fed in (:mod:`converters.feeds`), once aligned."""
 
     @property
     def samples(self) -> int:
@@ -62,8 +71,20 @@ class Dataset:
         return list(self.inputs)
 
     def sample_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Static batch-1 shape of each input, e.g. ``(1, 1, 28, 28)``."""
-        return {k: (1, *v.shape[1:]) for k, v in self.inputs.items()}
+        """The static shape each input is fed in, e.g. ``(1, 1, 28, 28)`` or ``(2, 1, 128)``."""
+        return feed_shapes(self.inputs, self.shapes)
+
+    def aligned(self, declared: dict[str, tuple[int, ...]],
+                dtypes: dict[str, str] | None = None) -> "Dataset":
+        """The same data with each input's feed shape fixed against the model's *declared* shapes
+        (``-1`` = dynamic; inputs not declared are fed batch-first) and dtypes checked; a
+        one-line ConfigError when an array cannot feed its input."""
+        for name, want in (dtypes or {}).items():
+            got = self.inputs[name].dtype if name in self.inputs else None
+            if got is not None and got.kind == "f" and np.dtype(want).kind in "iub":
+                raise ConfigError(f"data input {name!r} holds {got} values but the model takes "
+                                  f"{want}; save that array as {want}")
+        return replace(self, shapes=feed_shapes(self.inputs, declared))
 
     def renamed(self, mapping: dict[str, str]) -> "Dataset":
         """The same data with inputs (and calibration arrays) renamed ``old -> new``."""
@@ -73,7 +94,9 @@ class Dataset:
             calib = {mapping.get(k, k): v for k, v in self.calibration.items()}
         aliases = {mapping.get(k, k): self.aliases.get(k, k) for k in self.inputs}
         train = None if self.train is None else {mapping.get(k, k): v for k, v in self.train.items()}
-        return replace(self, inputs=inputs, calibration=calib, aliases=aliases, train=train)
+        shapes = {mapping.get(k, k): v for k, v in self.shapes.items()}
+        return replace(self, inputs=inputs, calibration=calib, aliases=aliases, train=train,
+                       shapes=shapes)
 
     def train_set(self) -> tuple[dict[str, np.ndarray], np.ndarray | None] | None:
         """The training split (arrays by input name, labels or ``None``); ``None`` without one."""
@@ -137,17 +160,36 @@ def synthetic_dataset(shapes: dict[str, tuple[int, ...]], samples: int = 32, see
                       dtypes: dict[str, str] | None = None) -> Dataset:
     """Seeded inputs for models given without data (verification is drift-only, no accuracy).
 
-    Float inputs are uniform [0, 1); integer inputs (token ids, masks) are ones, valid for any
-    embedding table and a full attention mask.
+    *shapes* are the model's declared input shapes (``-1`` = dynamic). An input whose axis 0 is
+    1 or dynamic gets batch-first samples fed with a batch of 1; any other input (state
+    ``[2, 1, 128]``, a scalar ``[]``) gets whole samples of its declared shape. Other dynamic
+    dimensions cannot be guessed: a one-line ConfigError asks for ``--input-shape`` or data.
+    Float inputs are uniform [0, 1); integer and bool inputs (token ids, masks, flags, and
+    scalars such as a sample rate, whose valid values no file declares) are ones — valid for
+    any embedding table, a full attention mask, a true flag; give real values with ``--data``.
     """
     rng = np.random.default_rng(seed)
-    inputs = {}
+    inputs, feeds = {}, {}
     for name, shape in shapes.items():
+        batch = len(shape) > 0 and shape[0] in (1, -1)
+        per = tuple(shape[1:]) if batch else tuple(shape)
+        if any(d < 1 for d in per):
+            spec = "x".join(str(d) if d > 0 else "?" for d in ((1, *per) if batch else per))
+            raise ConfigError(f"input {name!r} has dynamic dimensions {list(shape)}; pass --data, "
+                              f"or --input-shape {name}={spec} with static sizes for the ?s")
         dtype = np.dtype((dtypes or {}).get(name, "float32"))
-        size = (samples, *shape[1:])
+        size = (samples, *per)
         inputs[name] = (rng.random(size, dtype=np.float32).astype(dtype, copy=False)
                         if dtype.kind == "f" else np.ones(size, dtype=dtype))
-    return Dataset(inputs, ref="synthetic", synthetic=True)
+        feeds[name] = (1, *per) if batch else per
+    return Dataset(inputs, ref="synthetic", synthetic=True, shapes=feeds)
+
+
+def save_board_samples(path: Path, inputs: dict[str, np.ndarray],
+                       count: int = BOARD_SAMPLES) -> None:
+    """Write ``samples.npz``: the first *count* samples of each input, in the data's layout
+    (first axis = samples; the manifest's ``batch_axis`` says how each feeds the model)."""
+    np.savez_compressed(path, **{k: np.ascontiguousarray(v[:count]) for k, v in inputs.items()})
 
 
 def _read_npy_dir(path: Path) -> tuple[dict[str, np.ndarray], str]:

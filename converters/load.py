@@ -69,6 +69,14 @@ class LoadedModel:
         """True for every source but ONNX and TFLite."""
         return self.kind not in _NOT_TORCH
 
+    @property
+    def declared_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each input's shape as the model declares it (``-1`` = dynamic), keyed as synthetic
+        data is: a torch source declares only what ``--input-shape`` gave, one shape = ``input``."""
+        if self.is_torch and len(self.input_shapes) == 1:
+            return {"input": next(iter(self.input_shapes.values()))}
+        return dict(self.input_shapes)
+
 
 def identify_source(source: str) -> SourceRef:
     """Classify *source* by suffix or ``module:factory`` form; a missing file is a ModelError."""

@@ -187,7 +187,7 @@ class OnnxQuantizer:
         percentile = options.calibration == "percentile"
         extra = {"CalibPercentile": options.percentile} if percentile else {}
         cache = self.workdir / f"calib-{options.calibration}-{options.percentile}.json"
-        quantize_static(str(self.source), str(out), _Reader(self.calibration),
+        quantize_static(str(self.source), str(out), _Reader(self.calibration, self.source),
                         quant_format=getattr(QuantFormat, options.format),
                         per_channel=options.per_channel, weight_type=QuantType.QInt8,
                         activation_type=getattr(QuantType, _QTYPES[options.activations]),
@@ -255,16 +255,22 @@ def convert_fp16(fp32: Path, out: Path) -> dict[str, Any]:
 
 
 class _Reader:
-    """Calibration samples, one batch-1 feed at a time (onnxruntime's CalibrationDataReader)."""
+    """Calibration samples, one feed at a time as the model declares its inputs
+    (:func:`converters.feeds.sample_feed`; onnxruntime's CalibrationDataReader)."""
 
-    def __init__(self, calibration: dict[str, np.ndarray]) -> None:
-        self._feeds = self._iter(calibration)
+    def __init__(self, calibration: dict[str, np.ndarray], model: Path) -> None:
+        from ._shapes import onnx_input_shapes
+
+        self._feeds = self._iter(calibration, onnx_input_shapes(model))
 
     @staticmethod
-    def _iter(calibration: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    def _iter(calibration: dict[str, np.ndarray],
+              shapes: dict[str, tuple[int, ...]]) -> Iterator[dict[str, np.ndarray]]:
+        from .feeds import sample_feed
+
         n = len(next(iter(calibration.values())))
         for i in range(n):
-            yield {k: np.ascontiguousarray(v[i:i + 1]) for k, v in calibration.items()}
+            yield sample_feed(calibration, i, shapes)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         """The next feed, or ``None`` when done."""

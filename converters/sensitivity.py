@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from ._runners import OnnxRunner
+from ._shapes import onnx_input_shapes
+from .feeds import feed_shapes
 from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
 from .verify import collect_outputs
 
@@ -36,7 +38,7 @@ def measure_sensitivity(quantizer: OnnxQuantizer, options: OnnxQuantOptions,
                         inputs: dict[str, np.ndarray], threads: int = 1,
                         limit: int = MAX_SAMPLES) -> list[dict[str, Any]]:
     """Score every weight node of *quantizer*'s model, worst first (``node``, ``op``, ``nmse``)."""
-    shapes = {k: (1, *v.shape[1:]) for k, v in inputs.items()}
+    shapes = feed_shapes(inputs, onnx_input_shapes(quantizer.source))
     ref = _outputs(quantizer.source, shapes, inputs, threads, limit)
     ops = _op_types(quantizer.source)
     probe = quantizer.workdir / "sensitivity.onnx"
@@ -59,7 +61,7 @@ def most_sensitive(scores: list[dict[str, Any]], k: int) -> tuple[str, ...]:
 def _outputs(path: Path, shapes: dict[str, tuple[int, ...]], inputs: dict[str, np.ndarray],
              threads: int, limit: int) -> list[np.ndarray]:
     runner = OnnxRunner(path, shapes, threads)
-    return collect_outputs(runner.run, inputs, limit)
+    return collect_outputs(runner.run, inputs, limit, shapes)
 
 
 def _nmse(outs: list[np.ndarray], ref: list[np.ndarray]) -> float:

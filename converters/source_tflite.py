@@ -58,18 +58,20 @@ def tflite_precision(path: Path) -> str:
 def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Profile,
                            progress: Any) -> dict[str, Any]:
     """Copy the source as ``model.<precision>.tflite``, verify it; return manifest parts."""
-    from ._build import MAX_BUNDLE_SAMPLES, _data_part, _verify
+    from ._build import _data_part, _verify
+    from .data import save_board_samples
     from .verify import check_verifications, collect_outputs, reference_accuracy
 
     precision = tflite_precision(Path(loaded.ref))
     key = f"tflite-{precision}"
     shutil.copyfile(loaded.ref, work / f"model.{precision}.tflite")
     inputs = {k: data.inputs[k] for k in loaded.input_names}
-    shapes = {k: (1, *v.shape[1:]) for k, v in inputs.items()}
+    shapes = {k: v for k, v in data.sample_shapes().items() if k in inputs}
     progress(f"running the source TFLite model on {len(next(iter(inputs.values())))} samples")
     from ._runners import TfliteRunner
 
-    ref = collect_outputs(TfliteRunner(Path(loaded.ref), shapes, profile.runtime.threads).run, inputs)
+    ref = collect_outputs(TfliteRunner(Path(loaded.ref), shapes, profile.runtime.threads).run, inputs,
+                          shapes=shapes)
     skipped = [a.key for a in profile.artifacts if a.key != key]
     if skipped:
         log.warning("a .tflite source ships as %s only; skipped %s", key, ", ".join(skipped))
@@ -77,7 +79,7 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
     progress(f"verifying {key}")
     entry, result = _verify(work, key, made, inputs, shapes, ref, data.labels, profile)
     check_verifications({key: result}, profile.budgets.max_accuracy_drop)
-    np.savez(work / "samples.npz", **{k: v[:MAX_BUNDLE_SAMPLES] for k, v in inputs.items()})
+    save_board_samples(work / "samples.npz", inputs)
     desc = "none (TFLite source shipped as is, not re-quantized)"
     return {"data": _data_part(data, desc), "artifacts": [entry],
             "reference": {"accuracy": reference_accuracy(ref, data.labels)}}

@@ -29,6 +29,7 @@ from profiles import Profile, RecipeStep
 from ._sweep_recipes import SweepRecipe, default_recipes, load_recipes
 from ._util import one_line
 from .data import Dataset
+from .feeds import sample_feed
 from .load import LoadedModel
 from .verify import collect_outputs, compare
 
@@ -64,7 +65,7 @@ def prepare(source: str, data: str | Path | None,
         raise ConfigError(f"{source}: a torch model without --data needs --input-shape "
                           "NAME=1x3x224x224; or pass --data")
     loaded = load_model(source, input_shapes)
-    return loaded, align_data(loaded, dataset) if dataset else _synthetic(loaded, input_shapes)
+    return loaded, align_data(loaded, dataset) if dataset else _synthetic(loaded)
 
 
 def run_sweep(loaded: LoadedModel, data: Dataset, profile: Profile, recipes: Sequence[SweepRecipe],
@@ -80,7 +81,7 @@ def run_sweep(loaded: LoadedModel, data: Dataset, profile: Profile, recipes: Seq
     runs = max(runs, MIN_RUNS)
     out_dir.mkdir(parents=True, exist_ok=True)
     inputs = {k: data.inputs[k] for k in _input_order(loaded, data)}
-    shapes = {k: (1, *v.shape[1:]) for k, v in inputs.items()}
+    shapes = {k: v for k, v in data.sample_shapes().items() if k in inputs}
     say(f"running the original model on {min(len(v) for v in inputs.values())} samples")
     ref, out_names = _reference(loaded, inputs, shapes, profile.runtime.threads)
     calib = {k: v for k, v in data.calibration_set()[0].items() if k in inputs}
@@ -88,7 +89,7 @@ def run_sweep(loaded: LoadedModel, data: Dataset, profile: Profile, recipes: Seq
     rows = [_verify_row(r, b, inputs, shapes, ref, data, profile) for r, b in built]
     live = [row for row in rows if row.get("_runner") is not None]
     say(f"timing {len(live)} artifacts side by side ({runs} runs each, {rounds} rounds)")
-    native = {row["name"]: row["_runner"].prepare({k: v[:1] for k, v in inputs.items()})
+    native = {row["name"]: row["_runner"].prepare(sample_feed(inputs, 0, shapes))
               for row in live}
     times = measure_side_by_side({row["name"]: (lambda r=row: r["_runner"].invoke(
         native[r["name"]])) for row in live}, runs, rounds)
@@ -164,7 +165,7 @@ def _export_group(loaded: LoadedModel, data: Dataset, profile: Profile,
         model = apply_recipe(copy.deepcopy(model), passes, data)
     fp32 = work / "model.fp32.onnx"
     say(f"exporting ONNX fp32{' after ' + '+'.join(s.name for s in passes) if passes else ''}")
-    export_onnx(replace(loaded, model=model), {k: v[:1] for k, v in inputs.items()}, fp32,
+    export_onnx(replace(loaded, model=model), sample_feed(inputs, 0, data.sample_shapes()), fp32,
                 profile.opset, out_names)
     if loaded.fixed_shapes:
         from ._shapes import fix_onnx_input_shapes
@@ -222,7 +223,7 @@ def _verify_row(r: SweepRecipe, built: Path | str, inputs: dict[str, np.ndarray]
         return {**row, "error": built, "passed": False}
     try:
         runner = open_runner(r.format, built, shapes, profile.runtime.threads)
-        result = compare(collect_outputs(runner.run, inputs), ref, data.labels,
+        result = compare(collect_outputs(runner.run, inputs, shapes=shapes), ref, data.labels,
                          profile.budgets.max_accuracy_drop)
     except EdgeshipError as exc:
         return {**row, "error": str(exc), "passed": False}

@@ -66,11 +66,17 @@ class Verification:
 
 
 def collect_outputs(run: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
-                    inputs: dict[str, np.ndarray], limit: int = MAX_EVAL_SAMPLES) -> Outputs:
-    """Run *run* on each sample of *inputs* (batch 1) and stack the outputs."""
+                    inputs: dict[str, np.ndarray], limit: int = MAX_EVAL_SAMPLES,
+                    shapes: dict[str, tuple[int, ...]] | None = None) -> Outputs:
+    """Run *run* on each sample of *inputs*, fed as the model takes it (*shapes*, see
+    :func:`converters.feeds.sample_feed`), and stack the outputs, first axis = samples: an output
+    with a leading axis of 1 is concatenated along it, any other (state, scalar) stacked."""
+    from .feeds import sample_feed
+
     n = min(limit, len(next(iter(inputs.values()))))
-    per_sample = [run({k: v[i:i + 1] for k, v in inputs.items()}) for i in range(n)]
-    return [np.concatenate([s[j] for s in per_sample]) for j in range(len(per_sample[0]))]
+    per_sample = [run(sample_feed(inputs, i, shapes)) for i in range(n)]
+    outs = [[np.asarray(s[j]) for s in per_sample] for j in range(len(per_sample[0]))]
+    return [np.concatenate(o) if o[0].ndim and o[0].shape[0] == 1 else np.stack(o) for o in outs]
 
 
 def compare(outs: Outputs, ref: Outputs, labels: np.ndarray | None,

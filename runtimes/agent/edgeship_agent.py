@@ -278,7 +278,12 @@ def _sample_array(samples, spec):
 
 
 def prepare_feeds(samples, specs, limit=32, batch=1):
-    """Per feed, one list of source-layout arrays of *batch* stacked samples, transposed."""
+    """Per feed, one list of arrays shaped as the artifact takes them, transposed.
+
+    samples.npz holds samples on its first axis (docs/architecture.md). An input whose manifest
+    ``batch_axis`` is 0 (or absent) gets *batch* samples stacked along axis 0; one whose
+    ``batch_axis`` is null takes each sample whole (recurrent state, scalars): no batch to stack.
+    """
     import numpy as np
     arrays = [_sample_array(samples, spec) for spec in specs]
     count = min(min(len(a) for a in arrays), limit)
@@ -289,12 +294,20 @@ def prepare_feeds(samples, specs, limit=32, batch=1):
         rows = [(i + j) % count for j in range(batch)]
         row = []
         for arr, spec in zip(arrays, specs):
-            x = np.asarray(arr[rows])
+            x = np.asarray(arr[i] if spec.get("batch_axis", 0) is None else arr[rows])
             if spec.get("transpose"):
                 x = np.transpose(x, spec["transpose"])
-            row.append(np.ascontiguousarray(x))
+            row.append(np.require(x, requirements="C"))  # np.ascontiguousarray makes 0-d 1-d
         feeds.append(row)
     return feeds
+
+
+def feed_batch(specs, batch):
+    """The batch the artifact can be fed (1 when an input has no batch axis) and why not more."""
+    whole = [s.get("name") for s in specs if s.get("batch_axis", 0) is None]
+    if batch > 1 and whole:
+        return 1, "no batch axis in input %s (each sample is fed whole)" % ", ".join(whole)
+    return batch, None
 
 
 def _quantize(x, dtype, scale, zero_point):
@@ -580,11 +593,12 @@ def _load(release, artifact, args):
     cls.import_runtime()
     import_ms = (time.perf_counter() - start) * 1000.0
     rss_before = _rss_mb()
-    start = time.perf_counter()
-    runner = cls(os.path.join(release, artifact["file"]), args.threads, args.providers,
-                 args.batch)
-    load_ms = (time.perf_counter() - start) * 1000.0
     specs = artifact.get("inputs") or [{}]
+    batch, note = feed_batch(specs, args.batch)
+    start = time.perf_counter()
+    runner = cls(os.path.join(release, artifact["file"]), args.threads, args.providers, batch)
+    load_ms = (time.perf_counter() - start) * 1000.0
+    runner.batch_note = runner.batch_note or note
     feeds = [runner.prepare(r) for r in prepare_feeds(samples, specs, batch=runner.batch)]
     raw = prepare_feeds(samples, specs, limit=8, batch=runner.batch)
     return runner, feeds, raw, {"import_ms": round(import_ms, 3), "load_ms": round(load_ms, 3),

@@ -13,6 +13,7 @@ import pytest
 import converters
 from converters import build_bundle, bundle_id
 from converters._util import file_sha256
+from converters.data import BOARD_SAMPLES
 from edgeship.errors import ConfigError, VerificationError
 from edgeship.paths import Paths
 from profiles import Artifact, Profile, load_profile
@@ -66,7 +67,8 @@ def test_files_and_hashes_match(sim_bundle) -> None:
     for art in bundle.manifest["artifacts"]:
         assert art["sha256"] == bundle.manifest["files"][art["file"]]["sha256"]
     samples = np.load(bundle.path / "samples.npz")
-    assert samples.files == ["input"] and samples["input"].shape == (32, 1, 28, 28)
+    assert samples.files == ["input"] and samples["input"].shape == (BOARD_SAMPLES, 1, 28, 28)
+    assert "labels" not in samples.files  # the evaluation set stays on the host
 
 
 def test_progress_names_each_stage(sim_bundle) -> None:
