@@ -59,7 +59,8 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
                            progress: Any) -> dict[str, Any]:
     """Copy the source as ``model.<precision>.tflite``, verify it; return manifest parts."""
     from ._build import MAX_BUNDLE_SAMPLES, _data_part, _verify
-    from .verify import check_verifications, collect_outputs, reference_accuracy
+    from .verify import (Reference, check_verifications, collect_outputs, host_threads,
+                         reference_accuracy)
 
     precision = tflite_precision(Path(loaded.ref))
     key = f"tflite-{precision}"
@@ -69,7 +70,9 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
     progress(f"running the source TFLite model on {len(next(iter(inputs.values())))} samples")
     from ._runners import TfliteRunner
 
-    ref = collect_outputs(TfliteRunner(Path(loaded.ref), shapes, profile.runtime.threads).run, inputs)
+    source = TfliteRunner(Path(loaded.ref), shapes, host_threads(profile.runtime.threads))
+    ref = Reference.of(collect_outputs(source.run, inputs), [o["name"] for o in source.outputs],
+                       profile.fidelity, {k: v[:1] for k, v in inputs.items()})
     skipped = [a.key for a in profile.artifacts if a.key != key]
     if skipped:
         log.warning("a .tflite source ships as %s only; skipped %s", key, ", ".join(skipped))
