@@ -234,10 +234,10 @@ def _reason(judged: list[OutputJudgement], precision: str, labels: bool, ref: Re
     failures = [f for j in judged for f in j.failures()]
     if failures:
         return "; ".join(failures)
-    head = "fp32 tolerance" if precision == "fp32" else (
-        "labels" if labels and ref.labelled is not None else "no labels, drift only")
-    if precision == "fp32" and ref.conversion:
-        head += " (against the recipe's model as exported)"
+    head = "labels" if labels and ref.labelled is not None else "no labels, drift only"
+    if precision == "fp32":
+        head += "; fp32 tolerance" + (" (against the recipe's model as exported)"
+                                      if ref.conversion else "")
     worst = [c.describe(j.name, j.kind) for j in judged for c in j.checks]
     return f"{head}: {'; '.join(worst)}"
 
