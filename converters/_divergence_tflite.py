@@ -11,13 +11,14 @@ __all__ = ["first_tflite"]
 
 
 def first_tflite(artifact: Path, feeds: list[dict[str, Any]], ref: dict[str, np.ndarray],
-                 order: list[tuple[str, str, str]], threshold: float) -> dict[str, Any]:
+                 order: list[tuple[str, str, str, list[str]]], threshold: float
+                 ) -> dict[str, Any]:
     """The first TFLite op (execution order) whose output matches no float ONNX tensor within
     *threshold*; ``ref``/``order`` as made by ``divergence._onnx_tensors``."""
     from .divergence import METRIC
 
     ops, tensors = _tflite_tensors(artifact, feeds)
-    nodes = {t: (op, name) for op, name, t in order}
+    nodes = {t: (op, name) for op, name, t, _ in order}
     compared = 0
     for op in ops:
         for index in op["outputs"]:

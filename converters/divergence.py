@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 METRIC = "relative RMS error"
 _DQ = "_DequantizeLinear_Output"
 _FLOAT = (1, 10, 11, 16)  # onnx TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
+Node = tuple[str, str, str, list[str]]
+"""``(op type, node name, output tensor, input tensors)`` of a float graph node."""
 
 
 def diagnose(result: Any, fmt: str, artifact: Path, float_onnx: Path,
@@ -55,6 +57,10 @@ def diagnose(result: Any, fmt: str, artifact: Path, float_onnx: Path,
     if found.get("op"):
         note = (f"first diverging op: {found['op']} {found['name']!r} ({METRIC} "
                 f"{found['value']:.3g} > {threshold:g}, {field})")
+        hidden = found.get("not_compared_before")
+        if hidden:
+            note += (", after " + ", ".join(f"{h['op']} {h['name']!r}" for h in hidden)
+                     + " (not comparable on their own)")
     elif "error" in found:
         note = found["error"]
     else:
@@ -91,28 +97,43 @@ def relative_rms(got: np.ndarray, want: np.ndarray) -> float:
     return num / den if den > 0 else (0.0 if num == 0 else float("inf"))
 
 
-def _first_onnx(ref: dict[str, np.ndarray], order: list[tuple[str, str, str]],
-                got: dict[str, np.ndarray], threshold: float) -> dict[str, Any] | None:
-    compared = 0
-    for op, name, tensor in order:
+def _first_onnx(ref: dict[str, np.ndarray], order: list[Node], got: dict[str, np.ndarray],
+                threshold: float) -> dict[str, Any]:
+    compared: set[str] = set()
+    for op, name, tensor, _ in order:
         other = got.get(tensor + _DQ, got.get(tensor))
         if other is None or other.shape != ref[tensor].shape:
             continue
-        compared += 1
+        compared.add(tensor)
         value = relative_rms(other, ref[tensor])
         if value > threshold:
             return {"op": op, "name": name, "tensor": tensor, "metric": METRIC,
                     "value": float(f"{value:.4g}"), "threshold": threshold,
-                    "matched_by": "name", "layers_compared": compared}
+                    "matched_by": "name", "layers_compared": len(compared),
+                    "not_compared_before": _hidden(tensor, order, compared)}
     log.info("no layer beyond %g relative RMS error (%d compared)", threshold, compared)
     return {"op": None, "metric": METRIC, "threshold": threshold, "matched_by": "name",
-            "layers_compared": compared}
+            "layers_compared": len(compared)}
+
+
+def _hidden(tensor: str, order: list[Node], compared: set[str]) -> list[dict[str, str]]:
+    """The operators feeding *tensor* whose own outputs could not be compared (fused or
+    renamed in the artifact): the divergence may have started in any of them."""
+    producer = {t: (op, name, ins) for op, name, t, ins in order}
+    found, stack, seen = [], [tensor], {tensor}
+    while stack:
+        for t in producer[stack.pop()][2]:
+            if t in producer and t not in compared and t not in seen:
+                seen.add(t)
+                stack.append(t)
+                found.append({"op": producer[t][0], "name": producer[t][1]})
+    return found[::-1]
 
 
 def _onnx_tensors(path: Path, feeds: list[dict[str, Any]], scratch: Path
-                  ) -> tuple[dict[str, np.ndarray], list[tuple[str, str, str]]]:
-    """Every float node output of *path* on *feeds* (stacked), and ``(op, node, tensor)`` in
-    topological order."""
+                  ) -> tuple[dict[str, np.ndarray], list[Node]]:
+    """Every float node output of *path* on *feeds* (stacked), and ``(op, node, tensor,
+    inputs)`` in topological order."""
     import onnx
     import onnxruntime as ort
 
@@ -120,9 +141,9 @@ def _onnx_tensors(path: Path, feeds: list[dict[str, Any]], scratch: Path
     types = {v.name: v.type.tensor_type.elem_type for v in
              (*model.graph.value_info, *model.graph.output, *model.graph.input)}
     present = {o.name for o in model.graph.output}
-    order = [(n.op_type, n.name, t) for n in model.graph.node for t in n.output
+    order = [(n.op_type, n.name, t, list(n.input)) for n in model.graph.node for t in n.output
              if n.op_type != "Constant" and types.get(t) in _FLOAT]
-    for _, _, t in order:
+    for _, _, t, _ in order:
         if t not in present:
             model.graph.output.append(onnx.helper.make_tensor_value_info(t, types[t], None))
             present.add(t)
