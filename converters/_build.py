@@ -28,8 +28,9 @@ from .load import LoadedModel
 from .passes import apply_recipe
 from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
 from .quantize_onnx import convert_fp16
-from .verify import (Verification, check_verifications, collect_outputs, compare,
-                     flag_slower_than_fp32, host_latency, reference_accuracy)
+from .divergence import diagnose
+from .verify import (Reference, Verification, check_verifications, collect_outputs, compare,
+                     flag_slower_than_fp32, host_latency_record, host_threads, reference_accuracy)
 
 __all__ = ["align_data", "build_artifacts"]
 
@@ -64,15 +65,20 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     inputs = {k: data.inputs[k] for k in _input_order(loaded, data)}
     shapes = {k: v for k, v in data.sample_shapes().items() if k in inputs}
     progress(f"running the original model on {min(len(v) for v in inputs.values())} samples")
-    ref, out_names = _reference(loaded, inputs, shapes, profile.runtime.threads)
+    ref = Reference.of(*_reference(loaded, inputs, shapes, host_threads(profile.runtime.threads)),
+                       fidelity=profile.fidelity, feed=sample_feed(inputs, 0, shapes))
     model, recipe = loaded.model, []  # recipe: each step's options and what it changed
     if profile.recipe:
         progress(f"applying recipe: {', '.join(s.name for s in profile.recipe)}")
         model = apply_recipe(model, profile.recipe, data, recipe)
     calib, calib_desc = data.calibration_set()
     calib = {k: calib[k] for k in inputs}
-    makers = _make_artifacts(work, loaded, model, inputs, shapes, calib, out_names, profile,
+    makers = _make_artifacts(work, loaded, model, inputs, shapes, calib, ref.names, profile,
                              progress)
+    if profile.recipe:  # fp32 artifacts are held to the model they were converted from
+        ref = ref.with_conversion(collect_outputs(OnnxRunner(
+            work / "model.fp32.onnx", shapes, host_threads(profile.runtime.threads),
+            ref.source()).run, inputs, shapes=shapes))
     artifacts, results = [], {}
     for art in profile.artifacts:
         progress(f"verifying {art.key}")
@@ -80,7 +86,8 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
                                           data.labels, profile)
         if art.precision == "int8":  # over budget: per-channel, keep layers float, fp16
             entry, results[art.key] = gate_int8(
-                Int8Job.for_artifact(work, art, calib, inputs, profile.runtime.threads, progress),
+                Int8Job.for_artifact(work, art, calib, inputs, host_threads(profile.runtime.threads),
+                                     progress),
                 entry, results[art.key], lambda conv, key=art.key: _verify(
                     work, key, conv, inputs, shapes, ref, data.labels, profile))
         artifacts.append(entry)
@@ -161,15 +168,20 @@ def _make_artifacts(work: Path, loaded: LoadedModel, model: Any, inputs: dict[st
 
 
 def _verify(work: Path, key: str, converter: dict[str, Any], inputs: dict[str, np.ndarray],
-            shapes: dict[str, tuple[int, ...]], ref: list[np.ndarray], labels: np.ndarray | None,
+            shapes: dict[str, tuple[int, ...]], ref: Reference, labels: np.ndarray | None,
             profile: Profile) -> tuple[dict[str, Any], Verification]:
     fmt, precision = key.split("-")
     path = work / f"model.{precision}.{fmt}"
-    runner = open_runner(fmt, path, shapes, profile.runtime.threads)
+    threads = host_threads(profile.runtime.threads)
+    runner = open_runner(fmt, path, shapes, threads, ref.source())
     result = compare(collect_outputs(runner.run, inputs, shapes=shapes), ref, labels,
-                     profile.budgets.max_accuracy_drop)
+                     profile.budgets.max_accuracy_drop,
+                     precision=converter.get("precision", precision), fidelity=profile.fidelity)
+    if not result.passed:
+        result = diagnose(result, fmt, path, work / "model.fp32.onnx", inputs,
+                          converter.get("precision", precision), profile.fidelity, shapes)
     native = runner.prepare(sample_feed(inputs, 0, shapes))
-    latency = host_latency(lambda: runner.invoke(native))
+    latency = host_latency_record(lambda: runner.invoke(native), threads, profile.runtime.threads)
     log.info("%s: %s, host p50 %.3f ms", key, result.reason, latency["p50"])
     entry = {"key": key, "format": fmt, "precision": precision, "file": path.name,
              "size_bytes": path.stat().st_size, "sha256": file_sha256(path),

@@ -2,8 +2,10 @@
 
 :class:`OnnxRunner` uses onnxruntime; :class:`TfliteRunner` uses ``ai_edge_litert``'s
 interpreter and applies the input ``transpose`` (onnx2tf's NHWC) and int8 quantize / dequantize
-with each tensor's own scale and zero point, exactly as the on-board agent does. Both describe
-their inputs/outputs in the manifest's form.
+with each tensor's own scale and zero point, exactly as the on-board agent does. Given the
+source's outputs (:class:`SourceOutputs`), ``run`` returns the artifact's outputs in the source's
+order and layout, matched by name, index, shape or values (:mod:`converters._outputs`). Both
+describe their inputs/outputs in the manifest's form.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from edgeship.errors import ConversionError
 
+from ._outputs import OutputMatch, inverse, match_outputs
 from ._util import layout_name
 from .export_tflite import channels_last
 
-__all__ = ["OnnxRunner", "TfliteRunner", "open_runner"]
+__all__ = ["OnnxRunner", "SourceOutputs", "TfliteRunner", "open_runner"]
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +35,27 @@ _CHANNELS_LAST = {3: "NWC", 4: "NHWC", 5: "NDHWC"}
 _TFLITE_NAME = re.compile(r"^(serving_default_)?(.*?)(:\d+)?$")
 
 
+@dataclass(frozen=True)
+class SourceOutputs:
+    """The source model's outputs: names and batch-1 shapes in order, and optionally one sample's
+    feed and outputs (to tell outputs or layouts apart by their values when nothing else can)."""
+
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+    feed: dict[str, np.ndarray] | None = None
+    expected: list[np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def specs(self) -> list[tuple[str, tuple[int, ...]]]:
+        """``(name, shape)`` per output."""
+        return list(zip(self.names, self.shapes))
+
+
 class OnnxRunner:
     """An onnxruntime CPU session over one ONNX file."""
 
-    def __init__(self, path: Path, source_shapes: dict[str, tuple[int, ...]], threads: int) -> None:
+    def __init__(self, path: Path, source_shapes: dict[str, tuple[int, ...]], threads: int,
+                 source: SourceOutputs | None = None) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -46,8 +67,11 @@ class OnnxRunner:
                         "dtype": _ORT_TYPES.get(i.type, i.type), "layout": layout_name(
                             len(source_shapes[i.name])), "source_name": i.name, "transpose": None}
                        for i in self.session.get_inputs()]
-        self.outputs = _describe_outputs([o.name for o in self.session.get_outputs()],
-                                         self.run(_zeros(self.inputs)), None)
+        names = [o.name for o in self.session.get_outputs()]
+        raw = self.invoke(self.prepare(_zeros(self.inputs)))
+        self._map = _match(source, [[n] for n in names], raw, lambda: self.invoke(
+            self.prepare(source.feed)) if source and source.feed else None)
+        self.outputs = _describe_outputs(names, raw, self._map, source, None)
 
     def prepare(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Native feed for :meth:`invoke` from source-layout arrays."""
@@ -59,14 +83,15 @@ class OnnxRunner:
         return self.session.run(None, native)
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """One inference from source-layout arrays; float32 outputs."""
-        return [np.asarray(o, dtype=np.float32) for o in self.invoke(self.prepare(feeds))]
+        """One inference from source-layout arrays; float32 outputs in the source's order."""
+        return _to_source(self.invoke(self.prepare(feeds)), self._map)
 
 
 class TfliteRunner:
     """An ``ai_edge_litert`` interpreter over one .tflite file."""
 
-    def __init__(self, path: Path, source_shapes: dict[str, tuple[int, ...]], threads: int) -> None:
+    def __init__(self, path: Path, source_shapes: dict[str, tuple[int, ...]], threads: int,
+                 source: SourceOutputs | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
@@ -80,8 +105,11 @@ class TfliteRunner:
                         "source_name": n, "transpose": perm}
                        for (d, perm), n in zip(self._in, names)]
         self._out = self.interpreter.get_output_details()
-        self.outputs = _describe_outputs([d["name"] for d in self._out],
-                                         [self.interpreter.get_tensor(d["index"]) for d in self._out],
+        names = _signature_names(self.interpreter, self._out)
+        raw = [self.interpreter.get_tensor(d["index"]) for d in self._out]
+        self._map = _match(source, names, raw, lambda: self._dequantized(
+            self.invoke(self.prepare(source.feed))) if source and source.feed else None)
+        self.outputs = _describe_outputs([d["name"] for d in self._out], raw, self._map, source,
                                          [np.dtype(d["dtype"]).name for d in self._out])
 
     def prepare(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -101,16 +129,21 @@ class TfliteRunner:
         return [self.interpreter.get_tensor(d["index"]) for d in self._out]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """One inference from source-layout arrays; dequantized float32 outputs."""
-        return [_dequantize(o, d) for o, d in zip(self.invoke(self.prepare(feeds)), self._out)]
+        """One inference from source-layout arrays; dequantized float32 outputs in the source's
+        order and layout."""
+        return _to_source(self._dequantized(self.invoke(self.prepare(feeds))), self._map)
+
+    def _dequantized(self, raw: list[np.ndarray]) -> list[np.ndarray]:
+        return [_dequantize(o, d) for o, d in zip(raw, self._out)]
 
 
 def open_runner(fmt: str, path: Path, source_shapes: dict[str, tuple[int, ...]],
-                threads: int) -> OnnxRunner | TfliteRunner:
-    """The runner for an artifact of format ``onnx`` or ``tflite``."""
+                threads: int, source: SourceOutputs | None = None) -> OnnxRunner | TfliteRunner:
+    """The runner for an artifact of format ``onnx`` or ``tflite``; *source* describes the
+    outputs to match (``None``: the artifact's own, as listed)."""
     cls = OnnxRunner if fmt == "onnx" else TfliteRunner
     try:
-        return cls(path, source_shapes, threads)
+        return cls(path, source_shapes, threads, source)
     except ConversionError:
         raise
     except Exception as exc:  # a runtime refusing the file is a conversion failure
@@ -122,11 +155,48 @@ def _zeros(inputs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     return {i["source_name"]: np.zeros(i["shape"], dtype=i["dtype"]) for i in inputs}
 
 
-def _describe_outputs(names: list[str], values: list[np.ndarray],
-                      dtypes: list[str] | None) -> list[dict[str, Any]]:
-    return [{"name": n, "shape": [int(s) for s in np.shape(v)],
-             "dtype": dtypes[i] if dtypes else "float32"}
-            for i, (n, v) in enumerate(zip(names, values))]
+def _signature_names(interpreter: Any, details: list[dict[str, Any]]) -> list[list[str]]:
+    """Per output detail: its signature key (when the file has one signature) and tensor name."""
+    known = [[d["name"]] for d in details]
+    signatures = interpreter.get_signature_list()
+    if len(signatures) == 1:
+        runner = interpreter.get_signature_runner(next(iter(signatures)))
+        by_index = {v["index"]: k for k, v in runner.get_output_details().items()}
+        known = [[by_index[d["index"]], d["name"]] if d["index"] in by_index else [d["name"]]
+                 for d in details]
+    return known
+
+
+def _match(source: SourceOutputs | None, names: list[list[str]], raw: list[np.ndarray],
+           probe: Any) -> list[OutputMatch]:
+    shapes = [tuple(int(x) for x in np.shape(v)) for v in raw]
+    if source is None:
+        return [OutputMatch(i, i, None, "as listed") for i in range(len(raw))]
+    return match_outputs(names, shapes, source.specs, probe, source.expected)
+
+
+def _to_source(raw: list[np.ndarray], matches: list[OutputMatch]) -> list[np.ndarray]:
+    """Artifact outputs → the source's order and layout, float32."""
+    out = []
+    for m in matches:
+        y = np.asarray(raw[m.index], dtype=np.float32)
+        out.append(np.ascontiguousarray(y.transpose(inverse(m.transpose))) if m.transpose else y)
+    return out
+
+
+def _describe_outputs(names: list[str], values: list[np.ndarray], matches: list[OutputMatch],
+                      source: SourceOutputs | None, dtypes: list[str] | None) -> list[dict[str, Any]]:
+    """Manifest ``outputs``, in the source's order: each with the artifact tensor it is."""
+    described = []
+    for m in matches:
+        shape = [int(s) for s in np.shape(values[m.index])]
+        described.append({
+            "name": names[m.index], "source_name": source.names[m.source] if source else
+            names[m.index], "shape": shape, "dtype": dtypes[m.index] if dtypes else
+            np.asarray(values[m.index]).dtype.name,
+            "layout": _CHANNELS_LAST[len(shape)] if m.transpose else layout_name(len(shape)),
+            "transpose": m.transpose, "matched_by": m.matched_by})
+    return described
 
 
 def _match_sources(tensor_names: list[str], sources: list[str]) -> list[str]:

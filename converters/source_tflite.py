@@ -60,7 +60,9 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
     """Copy the source as ``model.<precision>.tflite``, verify it; return manifest parts."""
     from ._build import _data_part, _verify
     from .data import save_board_samples
-    from .verify import check_verifications, collect_outputs, reference_accuracy
+    from .feeds import sample_feed
+    from .verify import (Reference, check_verifications, collect_outputs, host_threads,
+                         reference_accuracy)
 
     precision = tflite_precision(Path(loaded.ref))
     key = f"tflite-{precision}"
@@ -70,8 +72,10 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
     progress(f"running the source TFLite model on {len(next(iter(inputs.values())))} samples")
     from ._runners import TfliteRunner
 
-    ref = collect_outputs(TfliteRunner(Path(loaded.ref), shapes, profile.runtime.threads).run, inputs,
-                          shapes=shapes)
+    source = TfliteRunner(Path(loaded.ref), shapes, host_threads(profile.runtime.threads))
+    ref = Reference.of(collect_outputs(source.run, inputs, shapes=shapes),
+                       [o["name"] for o in source.outputs], profile.fidelity,
+                       sample_feed(inputs, 0, shapes))
     skipped = [a.key for a in profile.artifacts if a.key != key]
     if skipped:
         log.warning("a .tflite source ships as %s only; skipped %s", key, ", ".join(skipped))

@@ -1,38 +1,49 @@
 """Verify artifacts against the original model and measure host latency.
 
-Each artifact runs with its real runtime, one evaluation sample at a time (batch 1), and its
-outputs are compared with the original's (torch for torch sources, onnxruntime fp32 for ONNX
-sources): accuracy and its drop (with labels), top-1 agreement, max abs drift, mean cosine.
-The gate: ``accuracy_drop <= budgets.max_accuracy_drop`` with labels; without labels
-``top1_agreement >= 0.99`` and ``cosine >= 0.99``.
+Each artifact runs with its real runtime, one evaluation sample at a time (batch 1); its outputs,
+matched to the source's by name and mapped back to the source's layout (:mod:`converters._runners`),
+are compared with the original's (torch for torch sources, onnxruntime fp32 for ONNX sources)
+output by output, each judged by its kind (:mod:`converters.fidelity`): class scores by top-1
+agreement (accuracy drop against ``budgets.max_accuracy_drop`` with labels), boxes / regression by
+their max error against the output's range, maps / embeddings / others by cosine (and mean error).
+An fp32 artifact must match within ``fidelity.fp32_tolerance`` of each output's range.
+Thresholds live in the profile's ``fidelity`` section; a failed gate names the output, the metric,
+the value, the threshold and the field.
 
-Host latency is the median of :data:`HOST_RUNS` runs with the profile's threads; an int8 artifact
-whose median is above the fp32 artifact's of the same format gets ``slower_than_fp32: true``
+Host latency is the median of :data:`HOST_RUNS` runs with at most this host's cores
+(:func:`host_threads`): a host figure, not the board's. An int8 artifact whose median is above
+the fp32 artifact's of the same format gets ``slower_than_fp32: true``
 (:func:`flag_slower_than_fp32`; onnxruntime int8 on x86 can be slower than fp32).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from edgeship.errors import VerificationError
 
+from ._runners import SourceOutputs
+from .fidelity import OutputJudgement, infer_kind, judge_output
+
 __all__ = [
     "HOST_RUNS",
     "MAX_EVAL_SAMPLES",
-    "MIN_AGREEMENT",
-    "MIN_COSINE",
+    "Reference",
     "Verification",
     "check_verifications",
     "collect_outputs",
     "compare",
     "flag_slower_than_fp32",
     "host_latency",
+    "host_latency_record",
+    "host_threads",
     "reference_accuracy",
 ]
 
@@ -40,11 +51,48 @@ log = logging.getLogger(__name__)
 
 MAX_EVAL_SAMPLES = 1000
 HOST_RUNS = 100
-MIN_AGREEMENT = 0.99
-MIN_COSINE = 0.99
 
 Outputs = list[np.ndarray]
-"""One stacked array per model output, first axis = samples."""
+"""One stacked array per model output, first axis = samples, in the source's order."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The source model's outputs on the evaluation samples, their names and kinds.
+
+    ``conversion``: the outputs of the model the artifacts were converted from, when a recipe
+    made it differ from the source (fp32 artifacts are held to it); ``feed``: the first sample,
+    used to tell artifact outputs apart by their values when names and shapes cannot.
+    """
+
+    outputs: Outputs
+    names: list[str]
+    kinds: list[tuple[str, str]]
+    feed: dict[str, np.ndarray] | None = None
+    conversion: Outputs | None = None
+
+    @classmethod
+    def of(cls, outputs: Outputs, names: list[str] | None = None, fidelity: Any = None,
+           feed: dict[str, np.ndarray] | None = None) -> Reference:
+        """Name (``output_<i>`` by default) and infer the kind of each output."""
+        names = list(names) if names else [f"output_{i}" for i in range(len(outputs))]
+        overrides = dict(fidelity.outputs) if fidelity is not None else None
+        kinds = [infer_kind(n, o, len(outputs), overrides) for n, o in zip(names, outputs)]
+        return cls(list(outputs), names, kinds, feed)
+
+    def source(self) -> SourceOutputs:
+        """What a runner needs to match and lay out an artifact's outputs."""
+        return SourceOutputs(self.names, [(1, *o.shape[1:]) for o in self.outputs], self.feed,
+                             [o[:1] for o in self.outputs] if self.feed else None)
+
+    @property
+    def labelled(self) -> int | None:
+        """Index of the class-scores output the labels are judged on (the first), if any."""
+        return next((i for i, (k, _) in enumerate(self.kinds) if k == "classes"), None)
+
+    def with_conversion(self, outputs: Outputs) -> Reference:
+        """This reference, with the converted-from model's outputs for the fp32 tolerance."""
+        return replace(self, conversion=outputs)
 
 
 @dataclass(frozen=True)
@@ -59,6 +107,8 @@ class Verification:
     cosine: float
     passed: bool
     reason: str
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    first_divergence: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The manifest form."""
@@ -79,30 +129,48 @@ def collect_outputs(run: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
     return [np.concatenate(o) if o[0].ndim and o[0].shape[0] == 1 else np.stack(o) for o in outs]
 
 
-def compare(outs: Outputs, ref: Outputs, labels: np.ndarray | None,
-            max_drop: float) -> Verification:
-    """Figures of *outs* against the reference *ref*, and the gate's verdict."""
-    n = len(ref[0])
-    a = np.concatenate([o.reshape(n, -1) for o in outs], axis=1).astype(np.float64)
-    b = np.concatenate([o.reshape(n, -1) for o in ref], axis=1).astype(np.float64)
-    drift = float(np.max(np.abs(a - b))) if a.size else 0.0
-    cosine = _mean_cosine(a, b)
-    classifier = ref[0].ndim == 2 and ref[0].shape[1] > 1
-    top1 = float(np.mean(outs[0].argmax(1) == ref[0].argmax(1))) if classifier else None
+def compare(outs: Outputs, ref: Reference | Outputs, labels: np.ndarray | None,
+            max_drop: float, *, precision: str = "int8", fidelity: Any = None) -> Verification:
+    """Figures of *outs* against the reference *ref*, output by output, and the gate's verdict.
+
+    *precision* ``fp32`` holds every output to ``fidelity.fp32_tolerance``; other precisions
+    are judged by each output's kind. *fidelity* is the profile's section (defaults if None).
+    """
+    from profiles import Fidelity
+
+    fid = fidelity if fidelity is not None else Fidelity()
+    ref = ref if isinstance(ref, Reference) else Reference.of(ref, fidelity=fid)
+    n = len(ref.outputs[0])
     acc = drop = None
-    if labels is not None and classifier:
-        acc = float(np.mean(outs[0].argmax(1) == labels[:n]))
-        drop = float(np.mean(ref[0].argmax(1) == labels[:n])) - acc
-    passed, reason = _gate(drop, max_drop, top1, cosine)
+    if labels is not None and ref.labelled is not None:
+        i = ref.labelled
+        acc = float(np.mean(outs[i].reshape(n, -1).argmax(1) == labels[:n]))
+        drop = float(np.mean(ref.outputs[i].reshape(n, -1).argmax(1) == labels[:n])) - acc
+    judged = _judge(outs, ref, precision, fid, None if drop is None else (drop, max_drop))
+    a = np.concatenate([o.reshape(n, -1) for o in outs], axis=1).astype(np.float64)
+    b = np.concatenate([o.reshape(n, -1) for o in ref.outputs], axis=1).astype(np.float64)
+    drift = float(np.max(np.abs(a - b))) if a.size else 0.0
+    top1 = next((j.figures["top1_agreement"] for j in judged
+                 if j.figures["top1_agreement"] is not None), None)
+    passed = all(j.passed for j in judged)
     return Verification(n, _r(acc), _r(drop), _r(top1), float(f"{drift:.6g}"),
-                        float(f"{cosine:.6f}"), passed, reason)
+                        float(f"{_mean_cosine(a, b):.6f}"), passed,
+                        _reason(judged, precision, labels is not None, ref),
+                        [j.to_dict() for j in judged])
 
 
-def reference_accuracy(ref: Outputs, labels: np.ndarray | None) -> float | None:
+def reference_accuracy(ref: Reference | Outputs, labels: np.ndarray | None) -> float | None:
     """Accuracy of the original model (``manifest`` ``reference.accuracy``)."""
-    if labels is None or ref[0].ndim != 2 or ref[0].shape[1] < 2:
+    ref = ref if isinstance(ref, Reference) else Reference.of(ref)
+    if labels is None or ref.labelled is None:
         return None
-    return _r(float(np.mean(ref[0].argmax(1) == labels[: len(ref[0])])))
+    out = ref.outputs[ref.labelled]
+    return _r(float(np.mean(out.reshape(len(out), -1).argmax(1) == labels[: len(out)])))
+
+
+def host_threads(threads: int) -> int:
+    """Threads for host timing: the profile's, at most this host's cores."""
+    return max(1, min(threads, os.cpu_count() or 1))
 
 
 def host_latency(invoke: Callable[[], object], runs: int = HOST_RUNS,
@@ -116,6 +184,14 @@ def host_latency(invoke: Callable[[], object], runs: int = HOST_RUNS,
         invoke()
         times.append(time.perf_counter() - start)
     return {"p50": round(float(np.median(times)) * 1e3, 4), "runs": runs}
+
+
+def host_latency_record(invoke: Callable[[], object], threads: int, board_threads: int,
+                        runs: int = HOST_RUNS) -> dict[str, Any]:
+    """:func:`host_latency` labelled as this host's figure (``manifest`` ``host_latency_ms``)."""
+    return {**host_latency(invoke, runs), "host": True, "threads": threads,
+            "board_threads": board_threads, "note": "measured on the build host with at most "
+            "its cores; the board's figure (deploy) is the one that counts"}
 
 
 def flag_slower_than_fp32(artifacts: list[dict[str, object]]) -> list[str]:
@@ -137,29 +213,39 @@ def flag_slower_than_fp32(artifacts: list[dict[str, object]]) -> list[str]:
     return slower
 
 
-def check_verifications(results: dict[str, Verification], max_drop: float) -> None:
-    """Raise :class:`VerificationError` naming every artifact that failed its gate."""
+def check_verifications(results: dict[str, Verification], max_drop: float | None = None) -> None:
+    """Raise :class:`VerificationError` naming every artifact that failed its gate (each reason
+    names the output, metric, value, threshold and the profile field that sets it)."""
     failed = {k: v for k, v in results.items() if not v.passed}
     if not failed:
         return
     parts = "; ".join(f"{k}: {v.reason}" for k, v in failed.items())
     raise VerificationError(
         f"verification failed for {', '.join(failed)} ({parts}); the bundle was not written — "
-        f"drop those artifacts from the profile, use a higher precision, or raise "
-        f"budgets.max_accuracy_drop (now {max_drop})")
+        "drop those artifacts from the profile, use a higher precision, or change the profile "
+        "field named above if the threshold is too strict for this model")
 
 
-def _gate(drop: float | None, max_drop: float, top1: float | None,
-          cosine: float) -> tuple[bool, str]:
-    if drop is not None:
-        ok = drop <= max_drop + 1e-9
-        return ok, f"accuracy drop {drop:.4f} {'<=' if ok else '>'} budget {max_drop}"
-    ok_top1 = top1 is None or top1 >= MIN_AGREEMENT
-    ok = ok_top1 and cosine >= MIN_COSINE
-    figures = f"cosine {cosine:.4f} (min {MIN_COSINE})"
-    if top1 is not None:
-        figures = f"top-1 agreement {top1:.4f} (min {MIN_AGREEMENT}), " + figures
-    return ok, f"no labels, drift only: {figures}"
+def _judge(outs: Outputs, ref: Reference, precision: str, fid: Any,
+           drop: tuple[float, float] | None) -> list[OutputJudgement]:
+    judged = []
+    for i, (name, (kind, why)) in enumerate(zip(ref.names, ref.kinds)):
+        want = ref.conversion[i] if precision == "fp32" and ref.conversion else ref.outputs[i]
+        judged.append(judge_output(name, kind, why, outs[i], want, precision, fid,
+                                   drop if i == ref.labelled else None))
+    return judged
+
+
+def _reason(judged: list[OutputJudgement], precision: str, labels: bool, ref: Reference) -> str:
+    failures = [f for j in judged for f in j.failures()]
+    if failures:
+        return "; ".join(failures)
+    head = "labels" if labels and ref.labelled is not None else "no labels, drift only"
+    if precision == "fp32":
+        head += "; fp32 tolerance" + (" (against the recipe's model as exported)"
+                                      if ref.conversion else "")
+    worst = [c.describe(j.name, j.kind) for j in judged for c in j.checks]
+    return f"{head}: {'; '.join(worst)}"
 
 
 def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,7 +1,7 @@
 """Device profiles: one YAML per board class, validated by :mod:`profiles.schema`."""
 
 from ._load import PROFILE_DIR, available_profiles, load_profile, load_profile_file
-from .schema import FORMATS, PRECISIONS, Artifact, Budgets, Profile, ProfilingOptions, RecipeStep, RuntimeOptions
+from .schema import FORMATS, PRECISIONS, Artifact, Budgets, Fidelity, Profile, ProfilingOptions, RecipeStep, RuntimeOptions
 
 __all__ = [
     "FORMATS",
@@ -9,6 +9,7 @@ __all__ = [
     "PROFILE_DIR",
     "Artifact",
     "Budgets",
+    "Fidelity",
     "Profile",
     "ProfilingOptions",
     "RecipeStep",

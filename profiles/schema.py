@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "Artifact",
     "Budgets",
+    "Fidelity",
+    "OUTPUT_KINDS",
     "Profile",
     "ProfilingOptions",
     "Quantization",
@@ -25,6 +27,7 @@ __all__ = [
 
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8")
+OUTPUT_KINDS = ("classes", "boxes", "regression", "map", "embedding", "other")
 
 
 class _Strict(BaseModel):
@@ -150,6 +153,38 @@ class Budgets(_Strict):
         default=10.0, gt=0, description="flag p50 slower than the previous run by more than this")
 
 
+class Fidelity(_Strict):
+    """How closely each artifact must match the source model, per output kind.
+
+    Every output is judged by what it is: ``classes`` (class scores: top-1 agreement, or the
+    accuracy drop against ``budgets.max_accuracy_drop`` when the data has labels), ``boxes`` /
+    ``regression`` (coordinates, landmarks, offsets: max abs error relative to the output's
+    range), ``map`` (feature / heat / segmentation maps) and ``other`` (cosine and mean error
+    relative to the range), ``embedding`` (cosine). The kind is inferred from the output's name,
+    shape and values; ``outputs`` overrides it per source output name. An fp32 artifact must
+    match the source within ``fp32_tolerance`` of each output's range: drift there is a
+    conversion bug. ``divergence*`` are the per-layer thresholds used to name the first
+    diverging operator of an artifact that fails.
+    """
+
+    fp32_tolerance: float = Field(default=1e-3, gt=0, le=1,
+                                  description="fp32: max abs error / output range")
+    min_top1_agreement: float = Field(default=0.99, ge=0, le=1, description="classes")
+    max_box_error: float = Field(default=0.05, gt=0, le=1,
+                                 description="boxes/regression: max abs error / output range")
+    min_cosine: float = Field(default=0.99, ge=-1, le=1, description="map, embedding, other")
+    max_mean_error: float = Field(default=0.02, gt=0, le=1,
+                                  description="map, other: mean abs error / output range")
+    outputs: dict[str, Literal[OUTPUT_KINDS]] = Field(  # type: ignore[valid-type]
+        default_factory=dict, description="output kind by source output name")
+    divergence: float = Field(default=0.1, gt=0, le=10,
+                              description="int8/fp16 layer: relative RMS error to call diverged")
+    divergence_fp32: float = Field(default=1e-3, gt=0, le=10,
+                                   description="fp32 layer: relative RMS error to call diverged")
+    divergence_samples: int = Field(default=4, ge=1, le=64,
+                                    description="samples run layer by layer on a failure")
+
+
 class Profile(_Strict):
     """A device class: target, artifacts to build, recipe, runtime, profiling and budgets."""
 
@@ -162,6 +197,7 @@ class Profile(_Strict):
     runtime: RuntimeOptions = RuntimeOptions()
     profiling: ProfilingOptions = ProfilingOptions()
     budgets: Budgets = Budgets()
+    fidelity: Fidelity = Fidelity()
     opset: int = Field(default=18, ge=13, le=23)
 
     @model_validator(mode="after")

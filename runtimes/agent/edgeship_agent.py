@@ -310,6 +310,48 @@ def feed_batch(specs, batch):
     return batch, None
 
 
+# -- outputs -----------------------------------------------------------------------------------
+def output_order(names, specs):
+    """Runtime output indices in the manifest's (the source's) order, matched by tensor name.
+
+    A converter may list outputs in another order than the source (a full-int8 TFLite file:
+    ``PartitionedCall:1, :0, :2``); the manifest's ``outputs`` are in source order and name the
+    artifact tensor each one is. Without usable names, the runtime's own order.
+    """
+    wanted = [s.get("name") for s in specs or []]
+    if not wanted or len(wanted) != len(names) or sorted(wanted) != sorted(names):
+        return list(range(len(names)))
+    return [names.index(n) for n in wanted]
+
+
+def source_outputs(raw, runner, specs):
+    """``(source name, array)`` per output in the source's order and layout, dequantized: the
+    inverse of each output's ``transpose`` (onnx2tf's NHWC back to NCHW)."""
+    import numpy as np
+    specs = specs or []
+    order = output_order(runner.output_names, specs)
+    out = []
+    for pos, i in enumerate(order):
+        y = np.asarray(raw[i])
+        quant = runner.output_quant[i]
+        if quant and quant[0] and y.dtype.kind in "iu":
+            y = (y.astype(np.float32) - quant[1]) * np.float32(quant[0])
+        spec = specs[pos] if len(specs) == len(order) else {}
+        perm = spec.get("transpose")
+        if perm:
+            y = np.transpose(y, [int(k) for k in np.argsort(perm)])
+        out.append((spec.get("source_name") or runner.output_names[i], y))
+    return out
+
+
+def describe_outputs(raw, runner, specs):
+    """The first inference's outputs as the source has them: name, shape, all finite."""
+    import numpy as np
+    return [{"name": name, "shape": [int(d) for d in y.shape],
+             "finite": bool(np.isfinite(np.asarray(y, dtype=np.float64)).all())}
+            for name, y in source_outputs(raw, runner, specs)]
+
+
 def _quantize(x, dtype, scale, zero_point):
     """Float input → the interpreter's integer type with its own scale and zero point."""
     import numpy as np
@@ -352,6 +394,8 @@ class OnnxRunner(object):
         self.sess = ort.InferenceSession(path, sess_options=opts, providers=wanted)
         self.providers = self.sess.get_providers()
         self.inputs = self.sess.get_inputs()
+        self.output_names = [o.name for o in self.sess.get_outputs()]
+        self.output_quant = [None] * len(self.output_names)
         fixed = [m.shape[0] for m in self.inputs if m.shape and isinstance(m.shape[0], int)]
         self.batch, self.batch_note = batch, None
         if batch > 1 and fixed and fixed[0] != batch:
@@ -457,6 +501,8 @@ class TFLiteRunner(object):
         self.providers = None
         self.inputs = self.interp.get_input_details()
         self.outputs = self.interp.get_output_details()
+        self.output_names = [o["name"] for o in self.outputs]
+        self.output_quant = [o.get("quantization") for o in self.outputs]
 
     def _resize(self, batch):
         try:
@@ -610,8 +656,9 @@ def measure(release, artifact, args):
     pinned = _pin(args)
     runner, feeds, raw_feeds, loaded = _load(release, artifact, args)
     start = time.perf_counter()
-    runner(feeds[0])
+    first = runner(feeds[0])
     first_ms = (time.perf_counter() - start) * 1000.0
+    outputs = describe_outputs(first, runner, artifact.get("outputs"))
     before = thermal_snapshot()
     sampler = Sampler(args.sample_interval).start()
     tegra = Tegrastats(args.tegrastats_ms, sampler.t0) if shutil.which("tegrastats") else None
@@ -645,7 +692,7 @@ def measure(release, artifact, args):
         "thermal": {"before": before, "after": thermal_snapshot(), "timeline": timeline,
                     "measure_started_s": round(t_measure, 3),
                     "measure_ended_s": round(t_measure + wall_s, 3)},
-        "tegrastats": tegra_out,
+        "tegrastats": tegra_out, "outputs": outputs,
     })
     result["op_profile"] = _op_profile(runner, raw_feeds, args)
     return result

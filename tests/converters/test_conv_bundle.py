@@ -22,7 +22,8 @@ ARTIFACT_KEYS = {"key", "format", "precision", "file", "size_bytes", "sha256", "
                  "verification", "host_latency_ms", "converter"}
 OPTIONAL_ARTIFACT_KEYS = {"quantization", "slower_than_fp32", "fallback"}
 VERIFICATION_KEYS = {"samples", "accuracy", "accuracy_drop", "top1_agreement", "max_abs_drift",
-                     "cosine", "passed", "reason"}
+                     "cosine", "passed", "reason", "outputs", "first_divergence"}
+OUTPUT_KEYS = {"name", "source_name", "shape", "dtype", "layout", "transpose", "matched_by"}
 
 
 def _onnx_only(*precisions: str, **budgets: float) -> Profile:
@@ -52,6 +53,9 @@ def test_manifest_contract(sim_bundle, tiny) -> None:
         assert ARTIFACT_KEYS <= set(art) <= ARTIFACT_KEYS | OPTIONAL_ARTIFACT_KEYS
         assert set(art["verification"]) == VERIFICATION_KEYS
         assert art["outputs"][0]["shape"] == [1, 10]
+        assert set(art["outputs"][0]) == OUTPUT_KEYS and art["outputs"][0]["source_name"] == "logits"
+        judged = art["verification"]["outputs"]
+        assert [(o["name"], o["kind"]) for o in judged] == [("logits", "classes")]
     assert json.loads((bundle.path / "manifest.json").read_text()) == m
 
 
@@ -126,7 +130,8 @@ def test_failed_verification_leaves_nothing(tiny, tmp_path: Path,
     no_rescue = Artifact(format="onnx", precision="int8", quantization=Quantization(fallback=False))
     profile = _onnx_only("fp32").model_copy(
         update={"artifacts": (Artifact(format="onnx", precision="fp32"), no_rescue)})
-    with pytest.raises(VerificationError, match=r"onnx-int8.*accuracy drop 0\.\d+ > budget 0\.01"):
+    with pytest.raises(VerificationError, match=r"onnx-int8.*accuracy drop 0\.\d+ > 0\.01 "
+                       r"\(budgets\.max_accuracy_drop\); first diverging op: Gemm 'node_linear'"):
         build_bundle(str(tiny.pt2), profile, tiny.data, paths)
     assert list(paths.bundles.iterdir()) == []
 

@@ -26,7 +26,8 @@ def test_accuracy_drop_over_budget_fails() -> None:
     outs[0][:3] = np.eye(4, dtype=np.float32)[:3]  # one of four predictions changes
     v = compare(outs, ref, np.arange(4), max_drop=0.1)
     assert v.accuracy_drop == 0.25 and not v.passed
-    assert v.reason == "accuracy drop 0.2500 > budget 0.1"
+    assert v.reason == ("output 'output_0' (classes): accuracy drop 0.25 > 0.1 "
+                        "(budgets.max_accuracy_drop)")
 
 
 def test_without_labels_gate_is_drift() -> None:
@@ -57,7 +58,8 @@ def test_corrupted_weights_fail_the_gate(sim_bundle, tiny, tmp_path: Path) -> No
     result = compare(collect_outputs(bad.run, inputs), ref, data["labels"], max_drop=0.01)
     assert not result.passed and result.accuracy_drop > 0.3
     with pytest.raises(VerificationError, match=r"verification failed for onnx-fp32 \(onnx-fp32: "
-                                                r"accuracy drop 0\.\d+ > budget 0\.01\)"):
+                                                r"output 'output_0' \(classes\): accuracy drop "
+                                                r"0\.\d+ > 0\.01 \(budgets\.max_accuracy_drop\)\)"):
         check_verifications({"onnx-fp32": result}, 0.01)
 
 

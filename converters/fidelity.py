@@ -1,0 +1,172 @@
+"""Judge each output of an artifact by what it is: class scores, boxes, maps, embeddings.
+
+:func:`infer_kind` names an output's kind — from the profile (``fidelity.outputs``), else its
+name (``boxes``, ``logits``, ``embedding``…), else its shape and values (probability rows are
+class scores, unit-norm rows embeddings, 4-D and up maps, ``[…, 4]`` boxes; the one 2-D output
+of a model is class scores, a 2-D output beside others regression). :func:`judge_output` measures
+the artifact's output against the source's and applies the profile's threshold for that kind;
+an fp32 artifact must instead match within ``fidelity.fp32_tolerance`` of the output's range.
+Every failed check names the output, the metric, the value, the threshold and the profile field
+that sets it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Check", "OutputJudgement", "infer_kind", "judge_output"]
+
+_HINTS = (
+    ("boxes", ("box", "bbox", "loc", "anchor")),
+    ("regression", ("landmark", "coord", "offset", "delta", "regress", "keypoint", "kps", "reg")),
+    ("classes", ("logit", "score", "prob", "class", "cls", "conf", "label")),
+    ("embedding", ("embed", "emb", "pooler", "vector")),
+    ("map", ("map", "mask", "heat", "seg", "depth")),
+)
+_TOKEN = re.compile(r"[a-z]+")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One metric of one output against its threshold and the profile field that sets it."""
+
+    metric: str
+    value: float
+    op: str  # ">=" or "<="
+    threshold: float
+    field: str
+
+    @property
+    def passed(self) -> bool:
+        """Whether the value is on the right side of the threshold."""
+        slack = 1e-9
+        return (self.value >= self.threshold - slack if self.op == ">=" else
+                self.value <= self.threshold + slack)
+
+    def describe(self, output: str, kind: str) -> str:
+        """``output 'boxes' (boxes): max abs error / range 0.21 > 0.05 (fidelity.max_box_error)``."""
+        sign = self.op[0] if self.passed else {">=": "<", "<=": ">"}[self.op]
+        sign = sign + "=" if self.passed else sign
+        return (f"output {output!r} ({kind}): {self.metric} {self.value:.4g} {sign} "
+                f"{self.threshold:g} ({self.field})")
+
+
+@dataclass(frozen=True)
+class OutputJudgement:
+    """The figures and verdict of one output (``verification.outputs[]`` in the manifest)."""
+
+    name: str
+    kind: str
+    kind_from: str
+    figures: dict[str, float | None]
+    checks: tuple[Check, ...]
+
+    @property
+    def passed(self) -> bool:
+        """All checks passed."""
+        return all(c.passed for c in self.checks)
+
+    def failures(self) -> list[str]:
+        """One line per failed check."""
+        return [c.describe(self.name, self.kind) for c in self.checks if not c.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest form."""
+        return {"name": self.name, "kind": self.kind, "kind_from": self.kind_from,
+                **self.figures, "passed": self.passed,
+                "checks": [{"metric": c.metric, "value": c.value, "op": c.op,
+                            "threshold": c.threshold, "field": c.field, "passed": c.passed}
+                           for c in self.checks]}
+
+
+def infer_kind(name: str, ref: np.ndarray, outputs: int,
+               overrides: dict[str, str] | None = None) -> tuple[str, str]:
+    """``(kind, why)`` of the source output *name* with stacked reference values *ref*."""
+    if overrides and name in overrides:
+        return overrides[name], "profile"
+    for token in reversed(_TOKEN.findall(name.lower())):  # the head noun: box_scores → scores
+        for kind, hints in _HINTS:
+            if any(token.startswith(h) for h in hints):
+                return kind, "name"
+    return _kind_from_values(ref, outputs)
+
+
+def _kind_from_values(ref: np.ndarray, outputs: int) -> tuple[str, str]:
+    if ref.ndim >= 4:
+        return "map", "shape"
+    if ref.ndim == 3:
+        return ("boxes", "shape") if ref.shape[-1] == 4 else ("other", "shape")
+    if ref.ndim < 2 or ref.shape[1] < 2:
+        return "regression", "shape"
+    rows = ref.astype(np.float64)
+    if (rows >= -1e-6).all() and np.allclose(rows.sum(1), 1.0, atol=1e-3):
+        return "classes", "values"
+    if np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-3):
+        return "embedding", "values"
+    return ("classes", "shape") if outputs == 1 else ("regression", "shape")
+
+
+def judge_output(name: str, kind: str, kind_from: str, got: np.ndarray, want: np.ndarray,
+                 precision: str, fidelity: Any, accuracy_drop: tuple[float, float] | None = None
+                 ) -> OutputJudgement:
+    """Figures of *got* against *want* (stacked, source layout) and the checks for *kind*.
+
+    *accuracy_drop* is ``(drop, budget)`` for the output the labels are judged on.
+    """
+    a, b = got.astype(np.float64), want.astype(np.float64)
+    span = _range(b)
+    err = np.abs(a - b)
+    figures: dict[str, float | None] = {
+        "max_abs_error": _r(float(err.max()) if err.size else 0.0),
+        "max_error_of_range": _r(float(err.max()) / span if err.size else 0.0),
+        "mean_error_of_range": _r(float(err.mean()) / span if err.size else 0.0),
+        "range": _r(span), "cosine": _r(_cosine(a, b)), "top1_agreement": None}
+    if kind == "classes" and b.ndim >= 2 and b.shape[-1] > 1:
+        figures["top1_agreement"] = _r(float(np.mean(a.argmax(-1) == b.argmax(-1))))
+    checks = _checks(kind, figures, precision, fidelity, accuracy_drop)
+    return OutputJudgement(name, kind, kind_from, figures, checks)
+
+
+def _checks(kind: str, f: dict[str, float | None], precision: str, fid: Any,
+            drop: tuple[float, float] | None) -> tuple[Check, ...]:
+    if precision == "fp32":
+        return (Check("max abs error / range", f["max_error_of_range"], "<=",  # type: ignore[arg-type]
+                      fid.fp32_tolerance, "fidelity.fp32_tolerance"),)
+    if kind == "classes":
+        if drop is not None:
+            return (Check("accuracy drop", drop[0], "<=", drop[1], "budgets.max_accuracy_drop"),)
+        if f["top1_agreement"] is not None:
+            return (Check("top-1 agreement", f["top1_agreement"], ">=", fid.min_top1_agreement,
+                          "fidelity.min_top1_agreement"),)
+    if kind in ("boxes", "regression"):
+        return (Check("max abs error / range", f["max_error_of_range"], "<=",  # type: ignore[arg-type]
+                      fid.max_box_error, "fidelity.max_box_error"),)
+    cosine = Check("cosine", f["cosine"], ">=", fid.min_cosine, "fidelity.min_cosine")  # type: ignore[arg-type]
+    if kind == "embedding":
+        return (cosine,)
+    return (cosine, Check("mean abs error / range", f["mean_error_of_range"], "<=",  # type: ignore[arg-type]
+                          fid.max_mean_error, "fidelity.max_mean_error"))
+
+
+def _range(b: np.ndarray) -> float:
+    if not b.size:
+        return 1.0
+    span = float(b.max() - b.min())
+    return span if span > 0 else max(float(np.abs(b).max()), 1e-12)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    n = len(b)
+    a, b = a.reshape(n, -1), b.reshape(n, -1)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    both_zero = (na == 0) & (nb == 0)
+    cos = np.where(both_zero, 1.0, np.sum(a * b, axis=1) / np.maximum(na * nb, 1e-30))
+    return float(np.mean(cos))
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.6g}")
