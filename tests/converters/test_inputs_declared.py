@@ -26,7 +26,7 @@ FP32_ONLY = load_profile("sim").model_copy(update={"artifacts": load_profile("si
 
 
 class Vad(nn.Module):
-    """image [1,1,8,8] + state [2,1,128] + sr [] int64 → speech prob [1,1], new state [2,1,128]."""
+    """image [1,1,8,8] + state [2,1,128] + sr [] int64 → speech prob [1,1], next state."""
 
     def __init__(self) -> None:
         super().__init__()
