@@ -56,9 +56,9 @@ def feed_shapes(arrays: dict[str, np.ndarray],
 def sample_feed(arrays: dict[str, np.ndarray], i: int,
                 shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
     """Sample *i* of every input, shaped as the model takes it (*shapes*: feed or declared shapes;
-    an input without one is fed batch-first, ``[1, ...]``)."""
-    return {k: np.asarray(v[i]) if batch_axis(v, (shapes or {}).get(k)) is None else v[i:i + 1]
-            for k, v in arrays.items()}
+    an input without one is fed batch-first, ``[1, ...]``); C-contiguous, scalars stay 0-d."""
+    return {k: np.require(v[i] if batch_axis(v, (shapes or {}).get(k)) is None else v[i:i + 1],
+                          requirements="C") for k, v in arrays.items()}
 
 
 def batch_axis(array: np.ndarray, shape: tuple[int, ...] | None) -> int | None:

@@ -14,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from converters import build_bundle, load_model
+from converters import build_bundle, load_model, synthetic_dataset
+from converters.data import BOARD_SAMPLES, save_board_samples
 from converters.feeds import batch_axis, feed_shape, sample_feed
 from converters.load import parse_input_shapes
 from edgeship.errors import ConfigError
@@ -25,7 +26,7 @@ FP32_ONLY = load_profile("sim").model_copy(update={"artifacts": load_profile("si
 
 
 class Vad(nn.Module):
-    """image [1,1,8,8] + state [2,1,128] + sr [] int64 → speech prob [1,1], new state [2,1,128]."""
+    """image [1,1,8,8] + state [2,1,128] + sr [] int64 → speech prob [1,1], next state."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -221,3 +222,13 @@ def test_a_model_refusing_the_inputs_values_is_one_line(tmp_path: Path, home) ->
                                r"it accepts with --data") as err:
         build_bundle(str(tmp_path / "reshape.onnx"), FP32_ONLY, None, home)
     assert "\n" not in str(err.value)
+
+
+def test_the_board_gets_a_few_samples_not_the_evaluation_set(tmp_path: Path) -> None:
+    """A landmark-sized input (3×192×192 float32): 32 samples were 14 MB on every release."""
+    data = synthetic_dataset({"input": (1, 3, 192, 192)})
+    save_board_samples(tmp_path / "samples.npz", data.inputs)
+    samples = np.load(tmp_path / "samples.npz")
+    assert samples.files == ["input"] and samples["input"].shape == (BOARD_SAMPLES, 3, 192, 192)
+    assert BOARD_SAMPLES == 4 and (tmp_path / "samples.npz").stat().st_size < 2_000_000
+
