@@ -74,9 +74,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     calib = {k: calib[k] for k in inputs}
     makers = _make_artifacts(work, loaded, model, inputs, calib, ref.names, profile, progress)
     if profile.recipe:  # fp32 artifacts are held to the model they were converted from
-        ref = ref.with_conversion(collect_outputs(OnnxRunner(
-            work / "model.fp32.onnx", shapes, host_threads(profile.runtime.threads),
-            ref.source()).run, inputs))
+        ref = ref.with_conversion(collect_outputs(lambda feed: run_torch(model, feed), inputs))
     artifacts, results = [], {}
     for art in profile.artifacts:
         progress(f"verifying {art.key}")
