@@ -76,9 +76,8 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     makers = _make_artifacts(work, loaded, model, inputs, shapes, calib, ref.names, profile,
                              progress)
     if profile.recipe:  # fp32 artifacts are held to the model they were converted from
-        ref = ref.with_conversion(collect_outputs(OnnxRunner(
-            work / "model.fp32.onnx", shapes, host_threads(profile.runtime.threads),
-            ref.source()).run, inputs, shapes=shapes))
+        ref = ref.with_conversion(collect_outputs(lambda feed: run_torch(model, feed), inputs,
+                                                  shapes=shapes))
     artifacts, results = [], {}
     for art in profile.artifacts:
         progress(f"verifying {art.key}")

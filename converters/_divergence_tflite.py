@@ -44,8 +44,8 @@ def first_tflite(artifact: Path, feeds: list[dict[str, Any]], ref: dict[str, np.
 
 def _tflite_tensors(path: Path, feeds: list[dict[str, Any]]
                     ) -> tuple[list[dict[str, Any]], dict[int, tuple[str, np.ndarray]]]:
-    """Op list (execution order, delegates left out) and every dequantized float-valued tensor,
-    stacked over *feeds*."""
+    """Op list (execution order, delegates left out) and every op output, dequantized to float
+    and stacked over *feeds* (weights are left out)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from ._runners import TfliteRunner
@@ -55,7 +55,9 @@ def _tflite_tensors(path: Path, feeds: list[dict[str, Any]]
                          experimental_op_resolver_type=(
                              OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
     interp.allocate_tensors()
-    details = {d["index"]: d for d in interp.get_tensor_details()}
+    ops = [o for o in interp._get_ops_details() if o["op_name"] != "DELEGATE"]  # noqa: SLF001
+    produced = {int(i) for o in ops for i in o["outputs"]}
+    details = {d["index"]: d for d in interp.get_tensor_details() if d["index"] in produced}
     runs: dict[int, list[np.ndarray]] = {}
     for feed in feeds:
         for (d, _), x in zip(runner._in, runner.prepare(feed)):  # noqa: SLF001 - same layout
@@ -66,7 +68,6 @@ def _tflite_tensors(path: Path, feeds: list[dict[str, Any]]
             if value is not None:
                 runs.setdefault(index, []).append(value)
     tensors = {i: (details[i]["name"], np.stack(v)) for i, v in runs.items()}
-    ops = [o for o in interp._get_ops_details() if o["op_name"] != "DELEGATE"]  # noqa: SLF001
     return ops, tensors
 
 

@@ -154,7 +154,8 @@ def _pair(s: int, a: int, shapes: list[tuple[int, ...]],
 
 
 def _layouts(shape: tuple[int, ...], source: tuple[int, ...]) -> list[list[int] | None]:
-    """Permutations *p* with ``source.transpose(p).shape == shape`` (None: as is), likeliest first."""
+    """Permutations *p* with ``source.transpose(p).shape == shape`` (None: as is), likeliest
+    first."""
     shape, source = tuple(shape), tuple(source)
     found: list[list[int] | None] = [None] if shape == source else []
     n = len(source)

@@ -185,7 +185,8 @@ def _to_source(raw: list[np.ndarray], matches: list[OutputMatch]) -> list[np.nda
 
 
 def _describe_outputs(names: list[str], values: list[np.ndarray], matches: list[OutputMatch],
-                      source: SourceOutputs | None, dtypes: list[str] | None) -> list[dict[str, Any]]:
+                      source: SourceOutputs | None,
+                      dtypes: list[str] | None) -> list[dict[str, Any]]:
     """Manifest ``outputs``, in the source's order: each with the artifact tensor it is."""
     described = []
     for m in matches:

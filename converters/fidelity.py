@@ -48,7 +48,8 @@ class Check:
                 self.value <= self.threshold + slack)
 
     def describe(self, output: str, kind: str) -> str:
-        """``output 'boxes' (boxes): max abs error / range 0.21 > 0.05 (fidelity.max_box_error)``."""
+        """E.g. ``output 'boxes' (boxes): max abs error / range 0.21 > 0.05
+        (fidelity.max_box_error)``."""
         sign = self.op[0] if self.passed else {">=": "<", "<=": ">"}[self.op]
         sign = sign + "=" if self.passed else sign
         return (f"output {output!r} ({kind}): {self.metric} {self.value:.4g} {sign} "
@@ -133,22 +134,26 @@ def judge_output(name: str, kind: str, kind_from: str, got: np.ndarray, want: np
 
 def _checks(kind: str, f: dict[str, float | None], precision: str, fid: Any,
             drop: tuple[float, float] | None) -> tuple[Check, ...]:
+    def value(key: str) -> float:
+        return float(f[key] or 0.0)
+
+    max_error = "max abs error / range"
     if precision == "fp32":
-        return (Check("max abs error / range", f["max_error_of_range"], "<=",  # type: ignore[arg-type]
-                      fid.fp32_tolerance, "fidelity.fp32_tolerance"),)
+        return (Check(max_error, value("max_error_of_range"), "<=", fid.fp32_tolerance,
+                      "fidelity.fp32_tolerance"),)
     if kind == "classes":
         if drop is not None:
             return (Check("accuracy drop", drop[0], "<=", drop[1], "budgets.max_accuracy_drop"),)
         if f["top1_agreement"] is not None:
-            return (Check("top-1 agreement", f["top1_agreement"], ">=", fid.min_top1_agreement,
-                          "fidelity.min_top1_agreement"),)
+            return (Check("top-1 agreement", value("top1_agreement"), ">=",
+                          fid.min_top1_agreement, "fidelity.min_top1_agreement"),)
     if kind in ("boxes", "regression"):
-        return (Check("max abs error / range", f["max_error_of_range"], "<=",  # type: ignore[arg-type]
-                      fid.max_box_error, "fidelity.max_box_error"),)
-    cosine = Check("cosine", f["cosine"], ">=", fid.min_cosine, "fidelity.min_cosine")  # type: ignore[arg-type]
+        return (Check(max_error, value("max_error_of_range"), "<=", fid.max_box_error,
+                      "fidelity.max_box_error"),)
+    cosine = Check("cosine", value("cosine"), ">=", fid.min_cosine, "fidelity.min_cosine")
     if kind == "embedding":
         return (cosine,)
-    return (cosine, Check("mean abs error / range", f["mean_error_of_range"], "<=",  # type: ignore[arg-type]
+    return (cosine, Check("mean abs error / range", value("mean_error_of_range"), "<=",
                           fid.max_mean_error, "fidelity.max_mean_error"))
 
 

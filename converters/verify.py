@@ -242,7 +242,7 @@ def _reason(judged: list[OutputJudgement], precision: str, labels: bool, ref: Re
         return "; ".join(failures)
     head = "labels" if labels and ref.labelled is not None else "no labels, drift only"
     if precision == "fp32":
-        head += "; fp32 tolerance" + (" (against the recipe's model as exported)"
+        head += "; fp32 tolerance" + (" (against the model after the recipe)"
                                       if ref.conversion else "")
     worst = [c.describe(j.name, j.kind) for j in judged for c in j.checks]
     return f"{head}: {'; '.join(worst)}"

@@ -53,7 +53,8 @@ def test_tflite_outputs_are_mapped_to_the_source(multi) -> None:
     fp32 = _art(multi, "tflite-fp32")
     the_map = fp32["outputs"][1]
     assert the_map["shape"] == [1, 10, 12, 4] and the_map["transpose"] == [0, 2, 3, 1]
-    assert the_map["layout"] == "NHWC" and _art(multi, "onnx-fp32")["outputs"][1]["layout"] == "NCHW"
+    assert the_map["layout"] == "NHWC"
+    assert _art(multi, "onnx-fp32")["outputs"][1]["layout"] == "NCHW"
     for out in fp32["verification"]["outputs"]:  # exact, not "cosine 0.50"
         assert out["max_error_of_range"] < 1e-5 and out["passed"]
     for out in _art(multi, "tflite-int8")["verification"]["outputs"]:

@@ -64,6 +64,8 @@ def test_yaml_recipe_end_to_end(source: tuple[str, Path], home, tmp_path: Path) 
     shapes = _initializers(fp32)
     assert all(s[0] <= 16 for s in shapes)  # the 32-channel conv is gone
     assert all(a["verification"]["passed"] for a in bundle.manifest["artifacts"])
+    fp32_reason = bundle.manifest["artifacts"][0]["verification"]["reason"]
+    assert "fp32 tolerance (against the model after the recipe)" in fp32_reason
 
 
 def test_qat_artifact_passes_the_int8_gate(source: tuple[str, Path], home, tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ def test_agent_measures_onnx_and_tflite(
         )
         rss = result["rss_mb"]
         assert 0 < rss["before_load"] <= rss["after_load"] <= rss["peak"]
+        assert [(o["shape"], o["finite"]) for o in result["outputs"]] == [([1, 8], True)]
     assert by_key["onnx-fp32"]["runtime"] == "onnxruntime"
     assert by_key["onnx-fp32"]["runtime_version"] == "1.31.1"
     assert by_key["onnx-fp32"]["providers"] == ["CPUExecutionProvider"]
