@@ -135,9 +135,29 @@ def test_sensitivity_ranks_the_fragile_layer_first(mlps: dict, tmp_path: Path) -
 
     model, _, x = mlps["weight"]
     quantizer = OnnxQuantizer(model, {"x": x[:100]}, tmp_path)
-    ranking = measure_sensitivity(quantizer, OnnxQuantOptions(per_channel=False), {"x": x})
+    ranking, bound = measure_sensitivity(quantizer, OnnxQuantOptions(per_channel=False),
+                                         {"x": x})
     assert [r["node"] for r in ranking][0] == "fc2"
     assert ranking[0]["nmse"] > 100 * ranking[1]["nmse"]
+    assert bound["nodes"] == bound["scanned"] == 3 and bound["stopped"] is None
+    assert bound["samples_used"] == bound["samples"] < len(x)  # bounded, not all 300 samples
+
+
+def test_sensitivity_scan_is_bounded_by_layers_and_time(mlps: dict, tmp_path: Path) -> None:
+    from converters.sensitivity import ScanBound, measure_sensitivity
+
+    model, _, x = mlps["weight"]
+    quantizer = OnnxQuantizer(model, {"x": x[:100]}, tmp_path)
+    options = OnnxQuantOptions(per_channel=False)
+    ranking, bound = measure_sensitivity(quantizer, options, {"x": x}, bound=ScanBound(
+        max_layers=2, samples=8))
+    nodes = quantizer.weight_nodes()
+    assert {r["node"] for r in ranking} == {nodes[0], nodes[-1]}  # first and last always kept
+    assert bound["scanned"] == 2 and bound["nodes"] == 3 and bound["stopped"] == "max_layers"
+    assert bound["samples_used"] == 8
+    ranking, bound = measure_sensitivity(quantizer, options, {"x": x},
+                                         bound=ScanBound(max_seconds=1e-6))
+    assert ranking == [] and bound["stopped"] == "max_seconds" and bound["seconds"] < 30
 
 
 def test_exclude_auto_keeps_the_worst_layers_in_float(mlps: dict, tmp_path: Path) -> None:
@@ -152,6 +172,7 @@ def test_exclude_auto_keeps_the_worst_layers_in_float(mlps: dict, tmp_path: Path
     kept = set(info["options"]["exclude"])
     assert len(kept) == 2 and "fc3" not in kept
     assert [r["node"] for r in info["sensitivity"]][2] == "fc3"
+    assert info["sensitivity_bound"]["scanned"] == 3  # the bound is recorded with the artifact
     consumers = {n.name: n.input for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
     assert "w3" not in consumers["fc3"]  # fc3 is quantized: it reads a dequantized weight
     assert any("sensitivity" in s for s in steps)
