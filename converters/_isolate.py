@@ -53,10 +53,15 @@ class LeftOut:
     @classmethod
     def from_error(cls, key: str, stage: Stage, tool: str, exc: BaseException,
                    tried: list[str] | None = None, required: bool = False) -> LeftOut:
-        """From the exception a maker, runtime or gate raised: its message, on one line."""
+        """From the exception a maker, runtime or gate raised: its message, on one line.
+
+        *tried* defaults to the routes the error carries (``exc.tried``), else, for a stage that
+        makes the file, the one tool that was tried.
+        """
         cause = str(exc) if isinstance(exc, ConversionError) and str(exc) else one_line(exc)
+        made_by = [tool] if stage in ("export", "quantize", "convert") else []
         return cls(key, stage, tool, one_line(cause, limit=400),
-                   list(tried or getattr(exc, "tried", None) or []), required)
+                   list(tried or getattr(exc, "tried", None) or made_by), required)
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest form."""
