@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 Verify = Callable[[str, dict[str, Any]], "tuple[dict[str, Any], Verification]"]
-"""``verify(key, converter_info)``: verify ``model.<precision>.<format>`` of *key* in the work dir."""
+"""``verify(key, converter_info)``: verify *key*'s ``model.<precision>.<format>`` in the work dir."""
 Remedy = tuple[str, str, Callable[[Path], dict[str, Any]]]
 """(name, precision it delivers, make(out_path) → converter info)."""
 

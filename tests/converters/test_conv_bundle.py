@@ -37,7 +37,8 @@ def test_manifest_contract(sim_bundle, tiny) -> None:
     m = bundle.manifest
     assert set(m) == {"schema", "bundle_id", "created", "source", "profile", "recipe", "tools",
                       "data", "reference", "files", "artifacts", "left_out"}
-    assert m["schema"] == 2 and m["left_out"] == [] and m["bundle_id"] == bundle.id == bundle.path.name
+    assert m["schema"] == 2 and m["left_out"] == []
+    assert m["bundle_id"] == bundle.id == bundle.path.name
     assert m["source"] == {"kind": "pt2", "ref": str(tiny.pt2), "sha256": file_sha256(tiny.pt2)}
     assert m["profile"] == load_profile("sim").model_dump(mode="json") and m["recipe"] == []
     assert set(m["tools"]) == {"edgeship", "torch", "onnx", "onnxruntime", "tensorflow", "onnx2tf"}

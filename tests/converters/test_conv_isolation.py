@@ -72,8 +72,8 @@ def test_failed_tflite_leaves_the_onnx_and_tflite_fp32_artifacts_in(
     assert report["verdict"] == "partial" and report["left_out"] == m["left_out"]
     assert [r["verdict"] for r in report["artifacts"]] == ["pass"] * 3
     assert render_table(report).row_count == 4
-    assert "| tflite-int8 | — | — | — | — | — | left out: convert (onnx2tf): TFLite export " \
-           "failed: Dimensions must be equal" in render_markdown(report)
+    assert ("| tflite-int8 | — | — | — | — | — | left out: convert (onnx2tf): TFLite export "
+            "failed: Dimensions must be equal") in render_markdown(report)
     report.update(created="2026-12-01T00:00:00+00:00", schema=3)
     assert 'data-left-out="tflite-int8"' in render_html(report)
 
