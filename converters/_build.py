@@ -77,6 +77,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     calib, calib_desc = data.calibration_set()
     calib = {k: calib[k] for k in inputs}
     made, left = _make_artifacts(work, loaded, model, inputs, calib, out_names, profile, progress)
+    check_survivors(len(made), left)  # before the expensive part: verification, remedies
     check = _Check(work, inputs, shapes, ref, data.labels, profile)
     artifacts = []
     for art in profile.artifacts:
@@ -86,7 +87,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
             left += lost
     for item in left:
         progress(f"left out {item.line()}")
-    check_survivors(artifacts, left)
+    check_survivors(len(artifacts), left)
     for key in flag_slower_than_fp32(artifacts):
         progress(f"warning: {key} is slower than fp32 on this host (see host_latency_ms)")
     _drop_unshipped(work, artifacts)

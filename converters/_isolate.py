@@ -74,19 +74,22 @@ class LeftOut:
         return f"{self.key} ({self.stage}, {self.tool}): {self.cause}{tried}{instead}"
 
 
-def check_survivors(artifacts: list[dict[str, Any]], left_out: list[LeftOut]) -> None:
-    """Raise when no artifact survived, or a ``required`` one was left out; else return.
+def check_survivors(survivors: int, left_out: list[LeftOut]) -> None:
+    """Raise when no artifact survived (*survivors* is 0), or a ``required`` one was left out.
+
+    Called after the artifacts are made (a required one failing stops the build before the
+    expensive verification) and again after verification.
 
     The error is a :class:`VerificationError` when every fatal artifact failed its gate, else a
     :class:`ConversionError`; one line naming each fatal artifact, its stage, tool and cause.
     """
-    fatal = [lo for lo in left_out if lo.required] if artifacts else list(left_out)
+    fatal = [lo for lo in left_out if lo.required] if survivors else list(left_out)
     if not fatal:
         return
-    what = ("no artifact survived" if not artifacts else
+    what = ("no artifact survived" if not survivors else
             f"required artifact{'s' if len(fatal) > 1 else ''} left out")
     error = VerificationError if all(lo.stage == "verify" for lo in fatal) else ConversionError
     hint = ("mark only the artifacts you cannot do without `required: true`, or fix the causes"
-            if artifacts else "fix the causes, or ask the profile for other formats/precisions")
+            if survivors else "fix the causes, or ask the profile for other formats/precisions")
     raise error(f"{what}: {'; '.join(lo.line() for lo in fatal)}; the bundle was not written — "
                 f"{hint}")

@@ -84,7 +84,7 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
     required = any(a.key == key and a.required for a in profile.artifacts)
     if not result.passed:
         left.insert(0, LeftOut(key, "verify", "ai_edge_litert", result.reason, [], required))
-    check_survivors([entry] if result.passed else [], left)
+    check_survivors(int(result.passed), left)
     np.savez(work / "samples.npz", **{k: v[:MAX_BUNDLE_SAMPLES] for k, v in inputs.items()})
     desc = "none (TFLite source shipped as is, not re-quantized)"
     return {"data": _data_part(data, desc), "artifacts": [entry],

@@ -181,7 +181,7 @@ def test_exclude_auto_keeps_the_worst_layers_in_float(mlps: dict, tmp_path: Path
 def _profile(quantization: dict | None, max_drop: float = 0.05, required: bool = False) -> object:
     from profiles.schema import Profile
 
-    int8: dict = {"format": "onnx", "precision": "int8", "required": required}
+    int8: dict = {"format": "onnx", "precision": "int8", **({"required": True} if required else {})}
     if quantization is not None:
         int8["quantization"] = quantization
     return Profile.model_validate({"name": "t", "arch": "x86_64",
