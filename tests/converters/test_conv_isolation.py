@@ -23,7 +23,7 @@ ONNX2TF_CAUSE = ("Dimensions must be equal, but are 4800 and 120 for '{{node p2o
 
 def _profile(*keys: str, required: tuple[str, ...] = ()) -> object:
     arts = tuple(Artifact(format=k.split("-")[0], precision=k.split("-")[1],
-                          required=k in required) for k in keys)
+                          **({"required": True} if k in required else {})) for k in keys)
     return load_profile("sim").model_copy(update={"artifacts": arts})
 
 
