@@ -1,26 +1,33 @@
 """The stages that fill a bundle directory: align data, reference, recipe, export, verify.
 
-:func:`build_artifacts` writes every artifact of the profile plus ``samples.npz`` into a
-directory and returns the manifest's ``data``, ``reference``, ``recipe`` and ``artifacts``
+:func:`build_artifacts` writes the profile's artifacts plus ``samples.npz`` into a directory
+and returns the manifest's ``data``, ``reference``, ``recipe``, ``artifacts`` and ``left_out``
 parts; :mod:`converters.bundle` owns the directory, the id, the agent and the manifest file.
+
+Each artifact is isolated (:mod:`converters._isolate`): it is made (quantize / convert), loaded in
+its runtime right away (cheap), and only then verified with its int8 remedies (expensive); a
+failure at any stage leaves that artifact out with its reason, and the others go on. The fp32
+ONNX export is the source of every other artifact, so its failure still fails the bundle.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeship.errors import ConfigError, ModelError
-from profiles import Profile
+from edgeship.errors import ConfigError, ConversionError, ModelError
+from profiles import Artifact, Profile
 
+from ._isolate import LeftOut, check_survivors, make_tool, runtime_tool
 from ._runners import OnnxRunner, open_runner
-from ._util import file_sha256, one_line, ort_cause
+from ._util import file_sha256, ort_cause
 from .data import Dataset, save_board_samples
+from .divergence import diagnose
 from .feeds import sample_feed, with_batch_axes
 from .export_onnx import export_onnx, output_names_for, run_torch
 from .export_tflite import export_tflite
@@ -28,9 +35,8 @@ from .load import LoadedModel
 from .passes import apply_recipe
 from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
 from .quantize_onnx import convert_fp16
-from .divergence import diagnose
-from .verify import (Reference, Verification, check_verifications, collect_outputs, compare,
-                     flag_slower_than_fp32, host_latency_record, host_threads, reference_accuracy)
+from .verify import (Reference, Verification, collect_outputs, compare, flag_slower_than_fp32,
+                     host_latency_record, host_threads, reference_accuracy)
 
 __all__ = ["align_data", "build_artifacts"]
 
@@ -73,32 +79,29 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
         model = apply_recipe(model, profile.recipe, data, recipe)
     calib, calib_desc = data.calibration_set()
     calib = {k: calib[k] for k in inputs}
-    makers = _make_artifacts(work, loaded, model, inputs, shapes, calib, ref.names, profile,
-                             progress)
+    made, left = _make_artifacts(work, loaded, model, inputs, shapes, calib, ref.names, profile,
+                                 progress)
     if profile.recipe:  # fp32 artifacts are held to the model they were converted from
         ref = ref.with_conversion(collect_outputs(lambda feed: run_torch(model, feed), inputs,
                                                   shapes=shapes))
-    artifacts, results = [], {}
+    check_survivors(len(made), left)  # before the expensive part: verification, remedies
+    check = _Check(work, inputs, shapes, ref, data.labels, profile)
+    artifacts = []
     for art in profile.artifacts:
-        progress(f"verifying {art.key}")
-        entry, results[art.key] = _verify(work, art.key, makers[art.key], inputs, shapes, ref,
-                                          data.labels, profile)
-        if art.precision == "int8":  # over budget: per-channel, keep layers float, fp16
-            entry, results[art.key] = gate_int8(
-                Int8Job.for_artifact(work, art, calib, inputs, host_threads(profile.runtime.threads),
-                                     progress),
-                entry, results[art.key], lambda conv, key=art.key: _verify(
-                    work, key, conv, inputs, shapes, ref, data.labels, profile))
-        artifacts.append(entry)
+        if art.key in made:
+            entry, lost = _verify_artifact(art, made[art.key], check, calib, progress)
+            artifacts += [entry] if entry is not None else []
+            left += lost
+    for item in left:
+        progress(f"left out {item.line()}")
+    check_survivors(len(artifacts), left)
     for key in flag_slower_than_fp32(artifacts):
         progress(f"warning: {key} is slower than fp32 on this host (see host_latency_ms)")
-    check_verifications(results, profile.budgets.max_accuracy_drop)
-    if "onnx-fp32" not in {a.key for a in profile.artifacts}:  # only the others' source
-        (work / "model.fp32.onnx").unlink(missing_ok=True)
+    _drop_unshipped(work, artifacts)
     save_board_samples(work / "samples.npz", inputs)
     return {"data": _data_part(data, calib_desc), "reference": {
         "accuracy": reference_accuracy(ref, data.labels)}, "artifacts": artifacts,
-        "recipe": recipe}
+        "recipe": recipe, "left_out": [lo.to_dict() for lo in _in_profile_order(left, profile)]}
 
 
 def _input_order(loaded: LoadedModel, data: Dataset) -> list[str]:
@@ -137,33 +140,124 @@ def _reference_onnx(loaded: LoadedModel, inputs: dict[str, np.ndarray],
 def _make_artifacts(work: Path, loaded: LoadedModel, model: Any, inputs: dict[str, np.ndarray],
                     shapes: dict[str, tuple[int, ...]], calib: dict[str, np.ndarray],
                     out_names: list[str], profile: Profile,
-                    progress: Progress) -> dict[str, dict[str, Any]]:
-    """Export fp32 ONNX, then every other artifact from it; return how each was made."""
+                    progress: Progress) -> tuple[dict[str, dict[str, Any]], list[LeftOut]]:
+    """Export fp32 ONNX, then every other artifact from it, each on its own and load-checked
+    right away (cheap), ONNX before TFLite; return how each was made, and the ones left out."""
     fp32 = work / "model.fp32.onnx"
     progress("exporting ONNX fp32")
     example = sample_feed(inputs, 0, shapes)
-    made = {"onnx-fp32": export_onnx(replace(loaded, model=model), example, fp32, profile.opset,
-                                     out_names)}
+    source = export_onnx(replace(loaded, model=model), example, fp32, profile.opset, out_names)
     if loaded.fixed_shapes:  # --input-shape: static dims for runtimes/converters that need them
         from ._shapes import fix_onnx_input_shapes
 
-        made["onnx-fp32"]["input_shapes_fixed"] = fix_onnx_input_shapes(fp32, loaded.fixed_shapes)
-    keys = {a.key for a in profile.artifacts}
-    if "onnx-int8" in keys:
+        source["input_shapes_fixed"] = fix_onnx_input_shapes(fp32, loaded.fixed_shapes)
+    made: dict[str, dict[str, Any]] = {}
+    left: list[LeftOut] = []
+    for art, stage, make in _makers(work, calib, inputs, profile, progress, source):
+        try:
+            info = make()
+        except ConversionError as exc:
+            left.append(LeftOut.from_error(art.key, stage, make_tool(art.key), exc,
+                                           required=art.required))
+            continue
+        problem = _load_problem(work, art, shapes, host_threads(profile.runtime.threads))
+        if problem is None:
+            made[art.key] = info
+        else:
+            left.append(problem)
+    return made, left
+
+
+def _makers(work: Path, calib: dict[str, np.ndarray], inputs: dict[str, np.ndarray],
+            profile: Profile, progress: Progress, source: dict[str, Any]
+            ) -> Iterator[tuple[Artifact, str, Callable[[], dict[str, Any]]]]:
+    """``(artifact, stage, make)`` for each artifact of the profile, ONNX first, one at a time."""
+    fp32, wanted = work / "model.fp32.onnx", {a.key: a for a in profile.artifacts}
+    if "onnx-fp32" in wanted:
+        yield wanted["onnx-fp32"], "export", lambda: source
+    if "onnx-int8" in wanted:
         progress("quantizing ONNX int8")
-        made["onnx-int8"] = make_onnx_int8(fp32, work / "model.int8.onnx", calib,
-                                           int8_quantization(profile, "onnx"), inputs,
-                                           profile.runtime.threads, progress)
-    if "onnx-fp16" in keys:
+        yield wanted["onnx-int8"], "quantize", lambda: make_onnx_int8(
+            fp32, work / "model.int8.onnx", calib, int8_quantization(profile, "onnx"), inputs,
+            host_threads(profile.runtime.threads), progress)
+    if "onnx-fp16" in wanted:
         progress("converting ONNX fp16")
-        made["onnx-fp16"] = convert_fp16(fp32, work / "model.fp16.onnx")
-    tflite = [a.precision for a in profile.artifacts if a.format == "tflite"]
+        yield wanted["onnx-fp16"], "convert", lambda: convert_fp16(fp32, work / "model.fp16.onnx")
+    tflite = [a for a in profile.artifacts if a.format == "tflite"]
     if tflite:
-        progress(f"converting to TFLite ({', '.join(tflite)})")
-        for precision, info in export_tflite(fp32, work, tflite, calib,
-                                             int8_quantization(profile, "tflite")).items():
-            made[f"tflite-{precision}"] = info
-    return made
+        progress(f"converting to TFLite ({', '.join(a.precision for a in tflite)})")
+    for art in tflite:  # each precision converted on its own: one failing keeps the others
+        yield art, "convert", lambda p=art.precision: export_tflite(
+            fp32, work, [p], calib, int8_quantization(profile, "tflite"))[p]
+
+
+def _load_problem(work: Path, art: Artifact, shapes: dict[str, tuple[int, ...]],
+                  threads: int) -> LeftOut | None:
+    """``None`` when the artifact loads (and runs once) in its runtime, else why not."""
+    try:
+        open_runner(art.format, work / f"model.{art.precision}.{art.format}", shapes, threads)
+    except ConversionError as exc:
+        return LeftOut.from_error(art.key, "load", runtime_tool(art.key), exc,
+                                  required=art.required)
+    return None
+
+
+@dataclass(frozen=True)
+class _Check:
+    """What verifying an artifact needs; ``check(key, converter)`` verifies one file."""
+
+    work: Path
+    inputs: dict[str, np.ndarray]
+    shapes: dict[str, tuple[int, ...]]
+    ref: Reference
+    labels: np.ndarray | None
+    profile: Profile
+
+    def __call__(self, key: str, converter: dict[str, Any]) -> tuple[dict[str, Any], Verification]:
+        return _verify(self.work, key, converter, self.inputs, self.shapes, self.ref,
+                       self.labels, self.profile)
+
+
+def _verify_artifact(art: Artifact, converter: dict[str, Any], check: _Check,
+                     calib: dict[str, np.ndarray], progress: Progress
+                     ) -> tuple[dict[str, Any] | None, list[LeftOut]]:
+    """Verify one made artifact (int8: with its remedies); return its entry and what was left out.
+
+    An fp16 delivered in place of an int8 comes back as its own entry, and the int8 is left out
+    with ``delivered_instead`` naming it.
+    """
+    progress(f"verifying {art.key}")
+    tool = runtime_tool(art.key)
+    try:
+        entry, result = check(art.key, converter)
+        if art.precision == "int8":  # over its gate: per-channel, keep layers float, fp16
+            job = Int8Job.for_artifact(check.work, art, calib, check.inputs,
+                                       host_threads(check.profile.runtime.threads), progress,
+                                       tuple(a.key for a in check.profile.artifacts))
+            entry, result = gate_int8(job, entry, result, check)
+    except ConversionError as exc:  # VerificationError too: the gate could not judge it
+        return None, [LeftOut.from_error(art.key, "verify", tool, exc, required=art.required)]
+    fallback = entry.get("fallback") or {}
+    if not result.passed:
+        return None, [LeftOut(art.key, "verify", tool, result.reason,
+                              list(fallback.get("tried", [])), art.required)]
+    if entry["key"] != art.key:
+        return entry, [LeftOut(art.key, "verify", tool, fallback["cause"], fallback["tried"],
+                               art.required, delivered_instead=entry["key"])]
+    return entry, []
+
+
+def _drop_unshipped(work: Path, artifacts: list[dict[str, Any]]) -> None:
+    """Remove every model file no surviving artifact names (left-out ones, fp32 only a source)."""
+    keep = {a["file"] for a in artifacts}
+    for path in work.glob("model.*"):
+        if path.name not in keep:
+            path.unlink()
+
+
+def _in_profile_order(left: list[LeftOut], profile: Profile) -> list[LeftOut]:
+    order = {a.key: i for i, a in enumerate(profile.artifacts)}
+    return sorted(left, key=lambda lo: order.get(lo.key, len(order)))
 
 
 def _verify(work: Path, key: str, converter: dict[str, Any], inputs: dict[str, np.ndarray],

@@ -20,7 +20,10 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 2
-"""Bumped whenever the converters change what they write, so old cached bundles are not reused."""
+"""Bumped whenever the converters change what they write, so old cached bundles are not reused.
+
+2: per-artifact isolation (manifest ``left_out``), fp16 fallbacks named fp16, bounded sensitivity.
+"""
 
 _DISTRIBUTIONS = {
     "edgeship": ("edgeship",),

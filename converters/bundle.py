@@ -36,7 +36,9 @@ __all__ = ["MANIFEST", "SCHEMA", "Bundle", "agent_path", "build_bundle", "bundle
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-SCHEMA = 1
+SCHEMA = 2
+"""2: ``left_out`` (artifacts not built, with stage, tool, cause, tried); fp16 fallbacks named
+fp16 with ``requested``."""
 AGENT_NAME = "edgeship_agent.py"
 
 
@@ -147,7 +149,8 @@ def _manifest(bid: str, tmp: Path, loaded: LoadedModel, profile: Profile,
             "recipe": (parts.get("recipe")  # each pass's options *and* what it changed
                        or [s.to_dict() for s in resolve_recipe(profile.recipe)]),
             "tools": tool_versions(), "data": parts["data"], "reference": parts["reference"],
-            "files": files, "artifacts": parts["artifacts"]}
+            "files": files, "artifacts": parts["artifacts"],
+            "left_out": parts.get("left_out", [])}
 
 
 def _install(tmp: Path, final: Path) -> None:

@@ -1,12 +1,17 @@
 """int8 artifacts that survive the verification gate: mixed precision and automatic fallbacks.
 
 :func:`make_onnx_int8` builds the profile's ONNX int8 artifact, resolving ``exclude: auto`` by a
-measured per-layer sensitivity (:mod:`converters.sensitivity`). :func:`gate_int8` runs after an
-int8 artifact was verified: when it failed ``max_accuracy_drop`` it tries the known remedies in
-order — per-channel weights (when the profile asked for per-tensor), keeping the most sensitive
-layers in float (1, 2, 4, … of them; ONNX only), then fp16 — re-verifying each, and keeps the first
-that passes. The manifest entry records ``fallback: {tried, taken, figures}``; when every remedy
-fails the artifact keeps its failed verdict (and the gate's one-line error names the remedies).
+measured, bounded per-layer sensitivity (:mod:`converters.sensitivity`). :func:`gate_int8` runs
+after an int8 artifact was verified: when it failed its gate it tries the int8 remedies first —
+per-channel weights (when the profile asked for per-tensor), keeping the most sensitive layers
+in float (1, 2, 4, … of them; ONNX only) — and fp16 last, re-verifying each, and keeps the first
+that passes. A remedy that cannot be made is recorded with its one-line error and the next is
+tried. The entry records ``fallback: {tried, taken, figures, cause}``.
+
+int8 means int8: an fp16 fallback is delivered under its true name — key ``<format>-fp16``,
+file ``model.fp16.<format>``, ``precision: fp16`` and ``requested: <format>-int8`` — and the int8
+file is not shipped. fp16 is not tried when the profile forbids it
+(``quantization.fallback_fp16: false``) or already builds ``<format>-fp16`` as its own artifact.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.errors import ConversionError
+
+from ._util import one_line
 from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions, convert_fp16
 from .sensitivity import measure_sensitivity, most_sensitive
 from .verify import Verification
@@ -30,8 +38,10 @@ __all__ = ["Int8Job", "gate_int8", "int8_quantization", "make_onnx_int8"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-Verify = Callable[[dict[str, Any]], "tuple[dict[str, Any], Verification]"]
-Remedy = tuple[str, Callable[[Path], dict[str, Any]]]
+Verify = Callable[[str, dict[str, Any]], "tuple[dict[str, Any], Verification]"]
+"""``verify(key, converter_info)``: verify *key*'s ``model.<precision>.<format>`` in the work dir."""
+Remedy = tuple[str, str, Callable[[Path], dict[str, Any]]]
+"""(name, precision it delivers, make(out_path) → converter info)."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +57,24 @@ class Int8Job:
     inputs: dict[str, np.ndarray]
     threads: int
     progress: Progress
+    no_fp16: str | None = None
+    """Why fp16 is not tried (``None``: it is the last remedy)."""
 
     @classmethod
     def for_artifact(cls, work: Path, artifact: Any, calibration: dict[str, np.ndarray],
-                     inputs: dict[str, np.ndarray], threads: int, progress: Progress) -> Int8Job:
+                     inputs: dict[str, np.ndarray], threads: int, progress: Progress,
+                     profile_keys: tuple[str, ...] = ()) -> Int8Job:
         """The job of a profile ``Artifact`` built in *work* (next to ``model.fp32.onnx``)."""
+        q, fp16 = artifact.quantization, f"{artifact.format}-fp16"
+        no_fp16 = ("forbidden by quantization.fallback_fp16: false"
+                   if q is not None and not q.fallback_fp16 else
+                   f"{fp16} is built as its own artifact" if fp16 in profile_keys else None)
         return cls(artifact.key, artifact.format, work / f"model.int8.{artifact.format}",
-                   work / "model.fp32.onnx", artifact.quantization, calibration, inputs, threads,
-                   progress)
+                   work / "model.fp32.onnx", q, calibration, inputs, threads, progress, no_fp16)
+
+    def out(self, precision: str) -> Path:
+        """Where a remedy delivering *precision* writes its file (``model.fp16.tflite``, …)."""
+        return self.path.with_name(f"model.{precision}.{self.fmt}")
 
 
 def make_onnx_int8(fp32: Path, out: Path, calibration: dict[str, np.ndarray], quantization: Any,
@@ -64,21 +84,24 @@ def make_onnx_int8(fp32: Path, out: Path, calibration: dict[str, np.ndarray], qu
     options = OnnxQuantOptions.from_profile(quantization)
     with tempfile.TemporaryDirectory(prefix="edgeship-q-") as tmp:
         quantizer = OnnxQuantizer(fp32, calibration, Path(tmp))
-        ranking = None
+        ranking = bound = None
         if quantization is not None and quantization.exclude == "auto":
             layers = len(quantizer.weight_nodes())
-            progress(f"measuring per-layer int8 sensitivity ({layers} layers)")
-            ranking = measure_sensitivity(quantizer, options, inputs, threads)
+            progress(f"measuring per-layer int8 sensitivity ({layers} layers, bounded)")
+            ranking, bound = measure_sensitivity(quantizer, options, inputs, threads)
             options = options.with_(exclude=most_sensitive(ranking, quantization.keep_float))
         info = quantizer.quantize(options, out)
     if ranking is not None:
-        info["sensitivity"] = ranking
+        info["sensitivity"], info["sensitivity_bound"] = ranking, bound
     return info
 
 
 def gate_int8(job: Int8Job, entry: dict[str, Any], result: Verification,
               verify: Verify) -> tuple[dict[str, Any], Verification]:
-    """Try the remedies when *result* failed; return the entry and verdict that stand."""
+    """Try the remedies when *result* failed; return the entry and verdict that stand.
+
+    When fp16 is taken the entry is the fp16 artifact's (``requested`` names *job*'s key).
+    """
     entry["quantization"] = entry.get("converter", {}).get("options")
     q = job.quantization
     if result.passed or (q is not None and not q.fallback):
@@ -87,30 +110,52 @@ def gate_int8(job: Int8Job, entry: dict[str, Any], result: Verification,
     figures: list[dict[str, Any]] = [{"remedy": "as configured", **_figures(result)}]
     tried: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgeship-fallback-") as tmp:
-        for name, make in _remedies(job, Path(tmp), figures):
+        for name, precision, make in _remedies(job, Path(tmp), figures):
             job.progress(f"{job.key}: fallback {name}")
             tried.append(name)
-            info = make(job.path)
-            candidate, verdict = verify(info)
-            figures.append({"remedy": name, **_figures(verdict)})
-            if verdict.passed:
-                job.progress(f"{job.key}: fallback {name} passed ({verdict.reason})")
-                return _taken(candidate, entry, name, tried, figures), verdict
-    entry["fallback"] = {"tried": tried, "taken": None, "figures": figures}
-    reason = f"{result.reason}; fallbacks {', '.join(tried)} failed too"
+            outcome = _try(job, name, precision, make, verify, figures)
+            if outcome is not None and outcome[1].passed:
+                job.progress(f"{job.key}: fallback {name} passed ({outcome[1].reason})")
+                return _taken(outcome[0], entry, name, tried, figures, result.reason), outcome[1]
+    entry["fallback"] = {"tried": tried, "taken": None, "figures": figures,
+                         "cause": result.reason}
+    reason = f"{result.reason}; fallbacks {', '.join(tried)} failed too" if tried else result.reason
     return entry, replace(result, reason=reason)
 
 
+def _try(job: Int8Job, name: str, precision: str, make: Callable[[Path], dict[str, Any]],
+         verify: Verify, figures: list[dict[str, Any]]
+         ) -> tuple[dict[str, Any], Verification] | None:
+    """Make and verify one remedy; a remedy that cannot be made is a figure with its error."""
+    try:
+        info = make(job.out(precision))
+        candidate, verdict = verify(f"{job.fmt}-{precision}", info)
+    except ConversionError as exc:
+        figures.append({"remedy": name, "error": one_line(str(exc))})
+        job.progress(f"{job.key}: fallback {name} could not be made: {one_line(str(exc), 160)}")
+        return None
+    figures.append({"remedy": name, **_figures(verdict)})
+    return candidate, verdict
+
+
 def _remedies(job: Int8Job, tmp: Path, figures: list[dict[str, Any]]) -> Iterator[Remedy]:
+    """int8 remedies first, in order; fp16 last unless :attr:`Int8Job.no_fp16` says why not."""
     per_channel = job.quantization is None or job.quantization.per_channel
     if job.fmt == "onnx":
         yield from _onnx_remedies(job, tmp, per_channel, figures)
+        fp16: Remedy = ("fp16", "fp16", lambda out: dict(convert_fp16(job.fp32, out),
+                                                          precision="fp16"))
     else:
         if not per_channel:
-            yield "per-channel", lambda out: _tflite(job, out, tmp, "int8", per_channel=True)
+            yield "per-channel", "int8", lambda out: _tflite(job, out, tmp, "int8",
+                                                             per_channel=True)
         figures.append({"remedy": "keep-float", "skipped": "onnx2tf cannot keep single layers "
                                                            "of a TFLite model in float"})
-        yield "fp16", lambda out: _tflite(job, out, tmp, "fp16")
+        fp16 = ("fp16", "fp16", lambda out: _tflite(job, out, tmp, "fp16"))
+    if job.no_fp16 is None:
+        yield fp16
+    else:
+        figures.append({"remedy": "fp16", "skipped": job.no_fp16})
 
 
 def _onnx_remedies(job: Int8Job, tmp: Path, per_channel: bool,
@@ -118,17 +163,21 @@ def _onnx_remedies(job: Int8Job, tmp: Path, per_channel: bool,
     quantizer = OnnxQuantizer(job.fp32, job.calibration, tmp)
     options = OnnxQuantOptions.from_profile(job.quantization).with_(per_channel=True)
     if not per_channel:
-        yield "per-channel", lambda out: quantizer.quantize(options, out)
+        yield "per-channel", "int8", lambda out: quantizer.quantize(options, out)
     nodes = quantizer.weight_nodes()
     if len(nodes) > 1:
-        job.progress(f"{job.key}: measuring per-layer int8 sensitivity ({len(nodes)} layers)")
-        ranking = measure_sensitivity(quantizer, options, job.inputs, job.threads)
-        figures.append({"remedy": "sensitivity", "ranking": ranking[:8]})
-        for k in _keep_counts(len(nodes)):
+        job.progress(f"{job.key}: measuring per-layer int8 sensitivity ({len(nodes)} layers, "
+                     "bounded)")
+        try:
+            ranking, bound = measure_sensitivity(quantizer, options, job.inputs, job.threads)
+        except ConversionError as exc:  # the probes do not load: keep-float cannot help either
+            figures.append({"remedy": "sensitivity", "error": one_line(str(exc))})
+            return
+        figures.append({"remedy": "sensitivity", "ranking": ranking[:8], "bound": bound})
+        for k in (k for k in _keep_counts(len(nodes)) if k <= len(ranking)):
             keep = tuple(dict.fromkeys((*options.exclude, *most_sensitive(ranking, k))))
-            yield f"keep-float-{k}", lambda out, keep=keep: quantizer.quantize(
+            yield f"keep-float-{k}", "int8", lambda out, keep=keep: quantizer.quantize(
                 options.with_(exclude=keep), out)
-    yield "fp16", lambda out: dict(convert_fp16(job.fp32, out), precision="fp16")
 
 
 def _keep_counts(n: int) -> list[int]:
@@ -149,11 +198,13 @@ def _tflite(job: Int8Job, out: Path, tmp: Path, precision: str, **options: Any) 
 
 
 def _taken(candidate: dict[str, Any], original: dict[str, Any], name: str, tried: list[str],
-           figures: list[dict[str, Any]]) -> dict[str, Any]:
+           figures: list[dict[str, Any]], cause: str) -> dict[str, Any]:
     converter = candidate.get("converter", {})
-    candidate["precision"] = converter.get("precision", original["precision"])
-    candidate["quantization"] = converter.get("options")
-    candidate["fallback"] = {"tried": tried, "taken": name, "figures": figures}
+    candidate["quantization"] = converter.get("options") if candidate["precision"] == "int8" \
+        else None
+    if candidate["key"] != original["key"]:  # delivered under its true name, e.g. tflite-fp16
+        candidate["requested"] = original["key"]
+    candidate["fallback"] = {"tried": tried, "taken": name, "figures": figures, "cause": cause}
     return candidate
 
 

@@ -7,50 +7,99 @@ normalised mean squared error ``mean((q - f)²) / mean(f²)``. A layer whose qua
 the outputs most is the first to keep in float (``exclude: auto`` / ``keep_float: N`` and the
 gate's "exclude sensitive layers" fallback).
 
-Guarantees: every candidate node gets a score; the list is sorted worst first; the reference is
-the pre-processed float graph the quantizer works on, so export error is not counted as
-quantization error.
+The scan is bounded (:class:`ScanBound`): at most ``max_layers`` nodes are scanned — when a model
+has more, the candidates are the first and last weight nodes plus those whose weights have the
+widest range for their spread (``max|w| / std(w)``: the coarsest int8 grid), a cheap pre-screen —
+on at most ``samples`` evaluation samples, and the scan stops after ``max_seconds`` of wall time.
+Calibration is computed once and cached by the quantizer, so each probe costs one quantization
+and ``samples`` inferences. The bound and what it cut are returned for the manifest.
+
+Guarantees: every scanned node gets a score and the list is sorted worst first (unscanned nodes
+are not listed); the reference is the pre-processed float graph the quantizer works on, so
+export error is not counted as quantization error; a probe that onnxruntime cannot load raises
+:class:`~edgeship.errors.ConversionError` at once (it is the first, cheap sign of a graph the
+int8 route cannot make).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeship.errors import ConversionError
+
 from ._runners import OnnxRunner
 from ._shapes import onnx_input_shapes
 from .feeds import feed_shapes
+from ._util import one_line
 from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
 from .verify import collect_outputs
 
-__all__ = ["MAX_SAMPLES", "measure_sensitivity", "most_sensitive"]
+__all__ = ["MAX_SAMPLES", "ScanBound", "measure_sensitivity", "most_sensitive"]
 
 log = logging.getLogger(__name__)
 
-MAX_SAMPLES = 128
-"""Evaluation samples per measurement: enough to rank layers, cheap enough for every layer."""
+
+@dataclass(frozen=True)
+class ScanBound:
+    """Limits of one sensitivity scan (recorded in the manifest with what they cut).
+
+    Args:
+        max_layers: weight nodes probed at most (pre-screened by weight range beyond that).
+        samples: evaluation samples per probe.
+        max_seconds: wall time after which no new probe starts.
+    """
+
+    max_layers: int = 24
+    samples: int = 16
+    max_seconds: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.max_layers < 1 or self.samples < 1 or self.max_seconds <= 0:
+            raise ValueError(f"scan bound out of range: {self}")
+
+
+MAX_SAMPLES = ScanBound().samples
+"""Evaluation samples per probe: enough to rank layers, cheap enough for every layer."""
 
 
 def measure_sensitivity(quantizer: OnnxQuantizer, options: OnnxQuantOptions,
                         inputs: dict[str, np.ndarray], threads: int = 1,
-                        limit: int = MAX_SAMPLES) -> list[dict[str, Any]]:
-    """Score every weight node of *quantizer*'s model, worst first (``node``, ``op``, ``nmse``)."""
+                        bound: ScanBound = ScanBound()
+                        ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Score the weight nodes of *quantizer*'s model, worst first (``node``, ``op``, ``nmse``).
+
+    Returns the ranking and the manifest's record of the bound (limits, nodes total/scanned,
+    samples, seconds, ``stopped``: ``None`` | ``"max_layers"`` | ``"max_seconds"``).
+    """
+    started = time.perf_counter()
     shapes = feed_shapes(inputs, onnx_input_shapes(quantizer.source))
-    ref = _outputs(quantizer.source, shapes, inputs, threads, limit)
+    ref = _outputs(quantizer.source, shapes, inputs, threads, bound.samples)
     ops = _op_types(quantizer.source)
+    nodes = quantizer.weight_nodes()
+    candidates = _prescreen(quantizer.source, nodes, bound.max_layers)
     probe = quantizer.workdir / "sensitivity.onnx"
-    scores = []
-    for node in quantizer.weight_nodes():
+    scores, stopped = [], "max_layers" if len(candidates) < len(nodes) else None
+    for node in candidates:
+        if time.perf_counter() - started > bound.max_seconds:
+            stopped = "max_seconds"
+            break
         quantizer.quantize(options.with_(exclude=()), probe, only=[node])
-        outs = _outputs(probe, shapes, inputs, threads, limit)
+        outs = _outputs(probe, shapes, inputs, threads, bound.samples)
         scores.append({"node": node, "op": ops.get(node, "?"), "nmse": _nmse(outs, ref)})
     scores.sort(key=lambda s: s["nmse"], reverse=True)
-    log.info("sensitivity (worst first): %s",
-             ", ".join(f"{s['node']} {s['nmse']:.3g}" for s in scores[:5]))
-    return scores
+    seconds = round(time.perf_counter() - started, 3)
+    log.info("sensitivity (worst first, %d/%d nodes, %.1f s): %s", len(scores), len(nodes),
+             seconds, ", ".join(f"{s['node']} {s['nmse']:.3g}" for s in scores[:5]))
+    record = {**asdict(bound), "nodes": len(nodes), "scanned": len(scores),
+              "samples_used": min(bound.samples, len(next(iter(inputs.values())))),
+              "seconds": seconds, "stopped": stopped}
+    return scores, record
 
 
 def most_sensitive(scores: list[dict[str, Any]], k: int) -> tuple[str, ...]:
@@ -60,8 +109,34 @@ def most_sensitive(scores: list[dict[str, Any]], k: int) -> tuple[str, ...]:
 
 def _outputs(path: Path, shapes: dict[str, tuple[int, ...]], inputs: dict[str, np.ndarray],
              threads: int, limit: int) -> list[np.ndarray]:
-    runner = OnnxRunner(path, shapes, threads)
+    try:
+        runner = OnnxRunner(path, shapes, threads)
+    except Exception as exc:  # onnxruntime's own types: the probe graph does not load
+        raise ConversionError(f"int8 sensitivity probe {path.name} does not load in "
+                              f"onnxruntime: {one_line(exc)}") from exc
     return collect_outputs(runner.run, inputs, limit, shapes)
+
+
+def _prescreen(path: Path, nodes: list[str], k: int) -> list[str]:
+    """*nodes* when there are at most *k*; else the first, the last and the widest-range rest."""
+    if len(nodes) <= k:
+        return nodes
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: i for i in graph.initializer}
+    ratio = {}
+    for node in graph.node:
+        weights = [numpy_helper.to_array(inits[n]) for n in node.input[1:2] if n in inits]
+        if node.name in nodes and weights:
+            w = weights[0].astype(np.float64)
+            ratio[node.name] = float(np.max(np.abs(w)) / max(float(np.std(w)), 1e-12))
+    ends = [nodes[0], nodes[-1]]
+    rest = sorted((n for n in nodes if n not in ends), key=lambda n: ratio.get(n, 0.0),
+                  reverse=True)
+    keep = set(ends + rest[:k - 2])
+    return [n for n in nodes if n in keep]
 
 
 def _nmse(outs: list[np.ndarray], ref: list[np.ndarray]) -> float:

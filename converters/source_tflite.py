@@ -4,8 +4,9 @@ TFLite cannot be converted back to ONNX or re-exported here, so the bundle holds
 artifact, ``tflite-<precision>`` (precision read from the file's tensors: int8 when it holds
 quantized integer tensors, fp16 when it holds float16 weights, else fp32). It is verified
 against itself (drift is 0 by construction) and against the labels when the data has them;
-the profile's other artifacts are listed in the manifest as skipped. Re-quantizing a float
-TFLite file is not done (onnx2tf needs an ONNX graph).
+the profile's other artifacts are left out (manifest ``left_out``, stage ``convert``) with that
+reason — fatal only when the profile marks one ``required``. Re-quantizing a float TFLite file
+is not done (onnx2tf needs an ONNX graph).
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
                            progress: Any) -> dict[str, Any]:
     """Copy the source as ``model.<precision>.tflite``, verify it; return manifest parts."""
     from ._build import _data_part, _verify
+    from ._isolate import LeftOut, check_survivors
     from .data import save_board_samples
     from .feeds import sample_feed
-    from .verify import (Reference, check_verifications, collect_outputs, host_threads,
-                         reference_accuracy)
+    from .verify import Reference, collect_outputs, host_threads, reference_accuracy
 
     precision = tflite_precision(Path(loaded.ref))
     key = f"tflite-{precision}"
@@ -76,17 +77,24 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
     ref = Reference.of(collect_outputs(source.run, inputs, shapes=shapes),
                        [o["name"] for o in source.outputs], profile.fidelity,
                        sample_feed(inputs, 0, shapes))
-    skipped = [a.key for a in profile.artifacts if a.key != key]
-    if skipped:
-        log.warning("a .tflite source ships as %s only; skipped %s", key, ", ".join(skipped))
-    made = {"tool": "copy", "method": "source TFLite shipped as is", "skipped": skipped}
+    left = [LeftOut(a.key, "convert", "edgeship", f"a .tflite source ships as itself ({key}); "
+                    f"it cannot be converted to {a.key} here", [], a.required)
+            for a in profile.artifacts if a.key != key]
+    if left:
+        log.warning("a .tflite source ships as %s only; left out %s", key,
+                    ", ".join(lo.key for lo in left))
+    made = {"tool": "copy", "method": "source TFLite shipped as is"}
     progress(f"verifying {key}")
     entry, result = _verify(work, key, made, inputs, shapes, ref, data.labels, profile)
-    check_verifications({key: result}, profile.budgets.max_accuracy_drop)
+    required = any(a.key == key and a.required for a in profile.artifacts)
+    if not result.passed:
+        left.insert(0, LeftOut(key, "verify", "ai_edge_litert", result.reason, [], required))
+    check_survivors(int(result.passed), left)
     save_board_samples(work / "samples.npz", inputs)
     desc = "none (TFLite source shipped as is, not re-quantized)"
     return {"data": _data_part(data, desc), "artifacts": [entry],
-            "reference": {"accuracy": reference_accuracy(ref, data.labels)}}
+            "reference": {"accuracy": reference_accuracy(ref, data.labels)},
+            "left_out": [lo.to_dict() for lo in left]}
 
 
 def _interpreter(path: Path) -> Any:

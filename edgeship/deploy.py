@@ -136,7 +136,9 @@ def deploy_bundle(board: Board, profile: Profile, bundle: Any, *, paths: Paths, 
                         if shipped.rolled_back else "not rolled back"))
             agent = smoke or {"results": []}
         else:
-            progress(f"profiling {len(profile.artifacts)} artifacts on {board.name!r}")
+            shipped_keys = [a["key"] for a in bundle.manifest["artifacts"]]  # not the left-out
+            progress(f"profiling {len(shipped_keys)} artifacts on {board.name!r} "
+                     f"({', '.join(shipped_keys)})")
             agent = profile_release(ssh, target, profile, shipped.release_id)
     report = build_report(
         device=device, board=_board_summary(target, profile), manifest=bundle.manifest,

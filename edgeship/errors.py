@@ -11,7 +11,9 @@
     ├── ProfileError              the on-board agent failed or returned bad figures           (6)
     └── BudgetExceeded            figures over a hard budget of the profile                    (7)
 
-Every message says what went wrong *and* what to do next, in one line.
+Every message says what went wrong *and* what to do next, in one line. A partial result (some
+artifacts left out of the bundle, the rest passed) is not an error: the CLI exits 8
+(``edgeship.report.PARTIAL_EXIT``).
 """
 
 from __future__ import annotations

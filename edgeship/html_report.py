@@ -23,7 +23,7 @@ PLOTS = ("latency", "ops", "tradeoff", "history", "thermal")
 _CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#222}
 table{border-collapse:collapse;margin:8px 0 18px}td,th{border:1px solid #ccc;padding:3px 8px;
 text-align:right;white-space:nowrap}th{background:#f3f3f3}.fingerprint td{text-align:left}td.l,th.l{text-align:left}.pass{color:#17803d}
-.fail,.error,.regressed{color:#c62828;font-weight:600}figure{margin:10px 0 22px}
+.fail,.error,.regressed{color:#c62828;font-weight:600}.partial{color:#b26a00;font-weight:600}figure{margin:10px 0 22px}
 figcaption{color:#555;font-size:12px}img{max-width:100%}.note{color:#666;font-size:12px}
 h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:3px}"""
 
@@ -72,6 +72,19 @@ def _artifact_rows(report: Mapping[str, Any]) -> str:
     head = ("artifact", "size", "accuracy", "p50 ms", "p90 ms", "p99 ms", "p50/sample ms",
             "batch", "inf/s", "peak RSS MB", "load ms", "first ms", "ran on", "verdict")
     return _table(head, rows, "artifacts")
+
+
+def _left_out(report: Mapping[str, Any]) -> str:
+    """Artifacts of the profile that are not in the bundle, each with its stage, tool and cause."""
+    from edgeship.report import left_out_line
+
+    items = report.get("left_out") or []
+    if not items:
+        return ""
+    rows = [[f'<span data-left-out="{_e(i["key"])}">{_e(i["key"])}</span>',
+             '<span class="partial">left out</span>', _e(left_out_line(i))] for i in items]
+    return "<h2>Left out of the bundle</h2>" + _table(("artifact", "verdict", "why"), rows,
+                                                      "left-out")
 
 
 def _regression(report: Mapping[str, Any]) -> str:
@@ -144,7 +157,8 @@ def render_html(report: Mapping[str, Any], history_rows: Sequence[Mapping[str, A
         f'<p>Profile <b>{_e(report["profile"])}</b> · bundle <code>{_e(report["bundle"]["id"])}'
         f'</code> · verdict <span id="verdict" class="{_e(report["verdict"])}">'
         f'{_e(report["verdict"])}</span> · report schema {_e(report["schema"])}</p>',
-        _artifact_rows(report), "<h2>Regression vs the previous run</h2>", _regression(report),
+        _artifact_rows(report), _left_out(report),
+        "<h2>Regression vs the previous run</h2>", _regression(report),
         "<h2>Latency</h2>", _figure("latency", _plots.latency_plot(arts),
                                     "Warm latency per artifact: distribution and CDF"),
         "<h2>Operators</h2>", _figure("ops", _plots.ops_plot(arts),

@@ -2,7 +2,11 @@
 
 ``build_report`` joins what the converters recorded in the bundle manifest (sizes, hashes,
 verification) with what the agent measured on the board (latency, memory), judges each artifact
-against the profile's budgets, and gives an overall verdict.
+against the profile's budgets, and gives an overall verdict: ``error`` (an artifact did not run
+on the board), ``fail`` (a budget exceeded), ``partial`` (everything shipped passed, but the
+manifest's ``left_out`` names artifacts of the profile that were not built, loaded or verified)
+or ``pass``. The CLI exits :data:`PARTIAL_EXIT` on ``partial`` so scripts can tell it from a
+full pass (0).
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from typing import Any
 from edgeship import __version__
 from profiles import Budgets
 
-__all__ = ["REPORT_SCHEMA", "build_fleet_report", "build_report", "judge", "render_fleet_table",
-           "render_markdown", "render_table", "save_report"]
+__all__ = ["PARTIAL_EXIT", "REPORT_SCHEMA", "build_fleet_report", "build_report", "judge",
+           "left_out_line", "render_fleet_table", "render_markdown", "render_table", "save_report"]
 
-REPORT_SCHEMA = 2  # 2: per-artifact samples, thermal, power, ops; regression
+REPORT_SCHEMA = 3  # 2: per-artifact samples, thermal, power, ops; regression. 3: left_out
+PARTIAL_EXIT = 8
+"""Exit status of ``edgeship deploy`` / ``convert`` when the verdict is ``partial``."""
+_VERDICT_ORDER = ("error", "fail", "partial")
 
 
 def judge(artifact: Mapping[str, Any], budgets: Budgets) -> dict[str, dict[str, Any]]:
@@ -55,7 +62,7 @@ def _artifact_row(entry: Mapping[str, Any], measured: Mapping[str, Any] | None,
         "top1_agreement": ver.get("top1_agreement"), "max_abs_drift": ver.get("max_abs_drift"),
         "cosine": ver.get("cosine"), "host_latency_ms": entry.get("host_latency_ms"),
         "quantization": entry.get("quantization"), "fallback": entry.get("fallback"),
-        "slower_than_fp32": entry.get("slower_than_fp32"),
+        "slower_than_fp32": entry.get("slower_than_fp32"), "requested": entry.get("requested"),
     }
     if measured is None or not measured.get("ok"):
         error = (measured or {}).get("error") or "not measured on the board"
@@ -82,7 +89,8 @@ def build_report(*, device: str, board: Mapping[str, Any], manifest: Mapping[str
     """Join manifest, ship result and agent figures into the report document."""
     measured = {r["key"]: r for r in agent.get("results", [])}
     rows = [_artifact_row(a, measured.get(a["key"]), budgets) for a in manifest["artifacts"]]
-    verdicts = {r["verdict"] for r in rows}
+    left_out = [dict(lo) for lo in manifest.get("left_out") or []]
+    verdicts = {r["verdict"] for r in rows} | ({"partial"} if left_out else set())
     return {
         "schema": REPORT_SCHEMA,
         "edgeship": __version__,
@@ -98,8 +106,17 @@ def build_report(*, device: str, board: Mapping[str, Any], manifest: Mapping[str
         "agent_version": agent.get("agent_version"),
         "budgets": budgets.model_dump(mode="json"),
         "artifacts": rows,
-        "verdict": "pass" if verdicts == {"pass"} else ("error" if "error" in verdicts else "fail"),
+        "left_out": left_out,
+        "verdict": next((v for v in _VERDICT_ORDER if v in verdicts), "pass"),
     }
+
+
+def left_out_line(item: Mapping[str, Any]) -> str:
+    """``stage (tool): cause [tried …]`` of one manifest ``left_out`` entry."""
+    tried = f" [tried {', '.join(item['tried'])}]" if item.get("tried") else ""
+    instead = (f"; {item['delivered_instead']} delivered instead"
+               if item.get("delivered_instead") else "")
+    return f"{item['stage']} ({item['tool']}): {item['cause']}{tried}{instead}"
 
 
 def save_report(report: Mapping[str, Any], reports_dir: Path) -> Path:
@@ -138,7 +155,7 @@ def render_table(report: Mapping[str, Any]):  # -> rich.table.Table
         acc = row.get("accuracy")
         acc_txt = _fmt(acc, ".3f") if acc is not None else f"drift {_fmt(row.get('max_abs_drift'), '.2g')}"
         verdict = row["verdict"]
-        colour = {"pass": "green", "fail": "red", "error": "red"}[verdict]
+        colour = {"pass": "green", "fail": "red", "error": "red"}.get(verdict, "yellow")
         failed = [k for k, c in (row.get("budgets") or {}).items() if not c["ok"]]
         table.add_row(
             row["key"], row["format"], row["precision"], f"{row['size_bytes'] / 1024:.1f} KiB",
@@ -149,6 +166,10 @@ def render_table(report: Mapping[str, Any]):  # -> rich.table.Table
             + (f" {row['error']}" if row.get("error") else ""),
             _notes(row),
         )
+    for item in report.get("left_out") or []:
+        fmt, _, precision = item["key"].partition("-")
+        table.add_row(item["key"], fmt, precision, "—", "—", "—", "—", "—", "—",
+                      "[yellow]left out[/]", left_out_line(item))
     return table
 
 
@@ -158,7 +179,9 @@ def _notes(row: Mapping[str, Any]) -> str:
     if row.get("slower_than_fp32"):
         notes.append("[yellow]int8 slower than fp32 on the host[/]")
     taken = (row.get("fallback") or {}).get("taken")
-    if taken:
+    if row.get("requested"):
+        notes.append(f"delivered in place of {row['requested']} (its int8 gate failed)")
+    elif taken:
         notes.append(f"int8 gate failed; took {taken}")
     return "; ".join(notes)
 
@@ -178,6 +201,7 @@ def _fleet_entry(board: Any, result: Any) -> dict[str, Any]:
             for r in report["artifacts"]]
     ship = report["ship"]
     return {**entry, "verdict": report["verdict"], "bundle": report["bundle"]["id"],
+            "left_out": [lo["key"] for lo in report.get("left_out") or []],
             "bytes_sent": ship["bytes_sent"], "reused": ship["reused"], "artifacts": arts,
             "report": str(path)}
 
@@ -187,14 +211,14 @@ def build_fleet_report(*, device: str, boards: list[Any], results: list[Any], pa
     """The fleet document: ``{"fleet": [one entry per board], "verdict": …}``.
 
     Verdict: ``pass`` when every board ran and passed its budgets, ``failed`` when a board could
-    not be deployed to, else the worst board verdict (``error`` / ``fail``).
+    not be deployed to, else the worst board verdict (``error`` / ``fail`` / ``partial``).
     """
     from edgeship.html_report import fleet_spread
 
     fleet = [_fleet_entry(b, r) for b, r in zip(boards, results)]
     verdicts = {e["verdict"] for e in fleet}
     ran = [r.value.report for r in results if r.ok]
-    verdict = next((v for v in ("failed", "error", "fail") if v in verdicts), "pass")
+    verdict = next((v for v in ("failed", *_VERDICT_ORDER) if v in verdicts), "pass")
     return {
         "schema": REPORT_SCHEMA, "edgeship": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -238,6 +262,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                      f"{_fmt(row.get('accuracy'), '.3f')} | {_fmt(lat.get('p50'), '.3f')} | "
                      f"{_fmt(lat.get('p99'), '.3f')} | {_fmt(row.get('peak_rss_mb'), '.1f')} | "
                      f"{row['verdict']}{' ' + row['error'] if row.get('error') else ''} |")
+    for item in report.get("left_out") or []:
+        lines.append(f"| {item['key']} | — | — | — | — | — | left out: "
+                     f"{left_out_line(item).replace('|', '/')} |")
     reg = report.get("regression") or {}
     if reg.get("checked"):
         slow = ", ".join(reg["regressed"]) or "none"

@@ -41,8 +41,11 @@ class Quantization(_Strict):
     (``quantize_dynamic``: int8 weights, activations quantized at run time); ``exclude`` keeps the
     named nodes in float, or ``auto`` keeps the ``keep_float`` most sensitive ones (measured).
     TFLite: ``mode`` static (full-integer, ``io`` int8 / uint8 / float32) or dynamic (dynamic-range:
-    int8 weights, float I/O). ``fallback``: when the artifact fails ``max_accuracy_drop``, try
-    per-channel weights, then excluding the most sensitive layers, then fp16.
+    int8 weights, float I/O). ``fallback``: when the artifact fails its gate, try the int8
+    remedies (per-channel weights, then keeping the most sensitive layers in float), then fp16;
+    ``fallback_fp16: false`` forbids that last step: an int8 artifact that no int8 remedy rescues
+    is left out of the bundle with its reason instead of being delivered as fp16 (an fp16
+    fallback is always named for what it is: ``<format>-fp16``, ``model.fp16.<format>``).
     """
 
     mode: Literal["static", "dynamic"] = "static"
@@ -54,6 +57,7 @@ class Quantization(_Strict):
     exclude: Literal["auto"] | tuple[str, ...] = ()
     keep_float: int = Field(default=0, ge=0, le=1000)
     fallback: bool = True
+    fallback_fp16: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> "Quantization":
@@ -74,11 +78,17 @@ _ONNX_ONLY = ("calibration", "activations", "exclude", "keep_float")
 
 
 class Artifact(_Strict):
-    """One artifact the profile wants built: a format at a precision (int8: how, optionally)."""
+    """One artifact the profile wants built: a format at a precision (int8: how, optionally).
+
+    An artifact that cannot be built, loaded or verified is left out of the bundle with its
+    reason and the others still ship; ``required: true`` makes its failure fail the whole bundle
+    (an fp16 delivered in place of a required int8 does not count as the int8).
+    """
 
     format: Literal["onnx", "tflite"]
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
     quantization: Quantization | None = None
+    required: bool = False
 
     @model_validator(mode="after")
     def _quantization_fits(self) -> "Artifact":

@@ -144,3 +144,67 @@ def test_unreachable_board(demo: Path, env: dict[str, str], tmp_path: Path) -> N
     res = edgeship(env, "deploy", "--device", "far", "--inventory", str(inventory),
                    "--model", str(demo / "digits_cnn.pt2"), "--data", str(demo / "digits.npz"))
     _one_line_error(res, 5, "far", "unreachable")
+
+
+def _outlier_mlp(folder: Path) -> tuple[Path, Path]:
+    """An ONNX MLP whose int8 collapses (one hidden unit at 2000) and its data: labels are the
+    float model's own predictions, so fp32 passes and a plain int8 fails its accuracy gate."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(0)
+    w1, b1 = rng.normal(0, 0.5, (16, 32)).astype(np.float32), np.zeros(32, np.float32)
+    w2 = rng.normal(0, 0.5, (32, 10)).astype(np.float32)
+    b1[0], w2[0, :] = 2000.0, w2[0, :] * 1e-4
+    nodes = [h.make_node("MatMul", ["x", "w1"], ["m1"], name="fc1"),
+             h.make_node("Add", ["m1", "b1"], ["a1"], name="add1"),
+             h.make_node("Relu", ["a1"], ["r1"], name="relu1"),
+             h.make_node("MatMul", ["r1", "w2"], ["logits"], name="fc2")]
+    graph = h.make_graph(nodes, "outlier",
+                         [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                         [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+                         [nh.from_array(a, n) for a, n in [(w1, "w1"), (b1, "b1"), (w2, "w2")]])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(folder / "outlier.onnx"))
+    x = rng.normal(0, 1, (200, 16)).astype(np.float32)
+    sess = ort.InferenceSession(str(folder / "outlier.onnx"), providers=["CPUExecutionProvider"])
+    y = np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))]).argmax(1)
+    np.savez(folder / "outlier.npz", x=x, labels=y, **{"calibration.x": x[:100]})
+    return folder / "outlier.onnx", folder / "outlier.npz"
+
+
+def test_partial_result_exits_8_and_ships_and_profiles_only_what_was_built(
+        env: dict[str, str], tmp_path: Path) -> None:
+    model, data = _outlier_mlp(tmp_path)
+    profile = tmp_path / "partial.yaml"
+    profile.write_text("name: partial\narch: x86_64\nbudgets: {max_accuracy_drop: 0.05}\n"
+                       "profiling: {runs: 5, warmup: 1}\n"
+                       "artifacts: [{format: onnx, precision: fp32},\n"
+                       "  {format: onnx, precision: int8, quantization: {fallback: false}}]\n")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("all:\n  hosts:\n    sim:\n      edgeship_simulated: true\n"
+                         f"      edgeship_profile: {profile}\n")
+    conv = edgeship(env, "convert", "--profile", str(profile), "--model", str(model),
+                    "--data", str(data), "--json")
+    assert conv.returncode == 8, conv.stderr
+    [left] = json.loads(conv.stdout)["left_out"]
+    assert left["key"] == "onnx-int8" and left["stage"] == "verify"
+    assert "accuracy drop" in left["cause"]
+
+    res = edgeship(env, "deploy", "--device", "sim", "--inventory", str(inventory),
+                   "--model", str(model), "--data", str(data), "--json")
+    assert res.returncode == 8, res.stderr
+    report = json.loads(res.stdout)
+    assert report["verdict"] == "partial"
+    assert [lo["key"] for lo in report["left_out"]] == ["onnx-int8"]
+    assert [a["key"] for a in report["artifacts"]] == ["onnx-fp32"] and report["artifacts"][0]["ok"]
+    assert "profiling 1 artifacts on 'sim' (onnx-fp32)" in res.stderr
+    table = edgeship(env, "deploy", "--device", "sim", "--inventory", str(inventory),
+                     "--model", str(model), "--data", str(data))
+    assert table.returncode == 8
+    assert "left out" in table.stdout and "verdict partial" in table.stdout

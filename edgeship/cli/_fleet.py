@@ -57,7 +57,8 @@ def deploy_group(device: str, model: str, data: str | None, inventory: Any, *, j
     *ansible* (``AnsibleOptions``): run the ship and profile stages through ansible-playbook.
 
     Exits non-zero unless every board succeeded: 1 when a board failed or an artifact errored,
-    7 when a hard budget was exceeded on a board.
+    7 when a hard budget was exceeded on a board, 8 when artifacts were left out of the bundle
+    (partial) and everything else passed.
     """
     from edgeship.fleet import deploy_fleet
     from edgeship.report import render_fleet_table
@@ -99,6 +100,10 @@ def deploy_group(device: str, model: str, data: str | None, inventory: Any, *, j
                              f"see {outcome.report_path}")
     if report["verdict"] != "pass" and any(e["verdict"] == "error" for e in report["fleet"]):
         raise typer.Exit(1)
+    if any(e.get("left_out") for e in report["fleet"]):
+        from edgeship.report import PARTIAL_EXIT
+
+        raise typer.Exit(PARTIAL_EXIT)
 
 
 def _hard(report_path: str) -> bool:

@@ -47,12 +47,14 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
     one result per board. The report is saved under reports/<device>/<timestamp>/report.json.
     With --engine ansible the ship and profile stages run through ansible-playbook (FORKS,
     SERIAL, MAX_FAIL_PERCENTAGE) and give the same fleet report.
-    Exit status: 0 when every artifact ran (on every board); 7 when the profile's budgets are
-    hard limits and one was exceeded.
+    Exit status: 0 when every artifact of the profile was built and ran (on every board); 8
+    (partial) when some were left out of the bundle (the report's left_out says why) and the
+    rest passed; 7 when the profile's budgets are hard limits and one was exceeded; 1 when an
+    artifact errored on the board.
     """
     from edgeship.deploy import ShipOptions
     from edgeship.deploy import deploy as run_deploy
-    from edgeship.report import render_table
+    from edgeship.report import PARTIAL_EXIT, render_table
 
     ship = ShipOptions(keep=keep, compress=compress, retries=retries, lock_wait_s=lock_wait)
     data = default_data(model, data)
@@ -89,6 +91,8 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
                              f"see {outcome.report_path}")
     if report["verdict"] == "error":
         raise typer.Exit(1)
+    if report.get("left_out"):  # partial (or a soft budget failure with artifacts left out)
+        raise typer.Exit(PARTIAL_EXIT)
 
 
 @app.command()
@@ -96,8 +100,13 @@ def convert(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
             data: DataOpt = None, json_out: JsonOpt = False, inventory: InventoryOpt = None,
             profile: Annotated[Optional[str], typer.Option(help="Profile name or YAML file, instead of DEVICE's.")] = None,
             force: ForceOpt = False, input_shape: InputShapeOpt = None) -> None:
-    """Build (or reuse) the verified artifact bundle for DEVICE's profile, without shipping."""
+    """Build (or reuse) the verified artifact bundle for DEVICE's profile, without shipping.
+
+    Exit status: 0 when every artifact of the profile is in the bundle; 8 (partial) when some
+    were left out (listed with their reasons; `left_out` in --json).
+    """
     from edgeship.deploy import convert as run_convert
+    from edgeship.report import PARTIAL_EXIT
 
     data = default_data(model, data)
     inv = None if profile else open_inventory(inventory)
@@ -105,11 +114,22 @@ def convert(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
         _, bundle = run_convert(device, model, data, inventory=inv, profile=profile,
                                 progress=report_progress, force=force,
                                 input_shapes=input_shapes(input_shape))
+    left_out = bundle.manifest.get("left_out") or []
     if json_out:
         print(json.dumps({"bundle_id": bundle.id, "path": str(bundle.path),
-                          "reused": bundle.reused, "manifest": bundle.manifest}, indent=2))
-        return
+                          "reused": bundle.reused, "left_out": left_out,
+                          "manifest": bundle.manifest}, indent=2))
+    else:
+        out.print(_bundle_table(bundle))
+    if left_out:
+        raise typer.Exit(PARTIAL_EXIT)
+
+
+def _bundle_table(bundle: Any) -> Any:
+    """The console table of a bundle: one row per artifact, then one per left-out artifact."""
     from rich.table import Table
+
+    from edgeship.report import left_out_line
 
     table = Table(title=f"bundle {bundle.id} ({'cached' if bundle.reused else 'built'}) · {bundle.path}",
                   title_justify="left")
@@ -119,8 +139,13 @@ def convert(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
         v = a.get("verification", {})
         table.add_row(a["key"], f"{a['size_bytes'] / 1024:.1f} KiB", _num(v.get("accuracy")),
                       _num(v.get("accuracy_drop")), _num(v.get("top1_agreement")),
-                      _num((a.get("host_latency_ms") or {}).get("p50")), str(v.get("passed")))
-    out.print(table)
+                      _num((a.get("host_latency_ms") or {}).get("p50")),
+                      str(v.get("passed")) + (f" (in place of {a['requested']})"
+                                              if a.get("requested") else ""))
+    for lo in bundle.manifest.get("left_out") or []:
+        table.add_row(lo["key"], "—", "—", "—", "—", "—",
+                      f"[yellow]left out[/]: {left_out_line(lo)}")
+    return table
 
 
 def _num(value: Any) -> str:

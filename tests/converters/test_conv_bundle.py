@@ -20,7 +20,7 @@ from profiles import Artifact, Profile, load_profile
 
 ARTIFACT_KEYS = {"key", "format", "precision", "file", "size_bytes", "sha256", "inputs", "outputs",
                  "verification", "host_latency_ms", "converter"}
-OPTIONAL_ARTIFACT_KEYS = {"quantization", "slower_than_fp32", "fallback"}
+OPTIONAL_ARTIFACT_KEYS = {"quantization", "slower_than_fp32", "fallback", "requested"}
 VERIFICATION_KEYS = {"samples", "accuracy", "accuracy_drop", "top1_agreement", "max_abs_drift",
                      "cosine", "passed", "reason", "outputs", "first_divergence"}
 OUTPUT_KEYS = {"name", "source_name", "shape", "dtype", "layout", "transpose", "matched_by"}
@@ -38,8 +38,9 @@ def test_manifest_contract(sim_bundle, tiny) -> None:
     bundle, _ = sim_bundle
     m = bundle.manifest
     assert set(m) == {"schema", "bundle_id", "created", "source", "profile", "recipe", "tools",
-                      "data", "reference", "files", "artifacts"}
-    assert m["schema"] == 1 and m["bundle_id"] == bundle.id == bundle.path.name
+                      "data", "reference", "files", "artifacts", "left_out"}
+    assert m["schema"] == 2 and m["left_out"] == []
+    assert m["bundle_id"] == bundle.id == bundle.path.name
     assert m["source"] == {"kind": "pt2", "ref": str(tiny.pt2), "sha256": file_sha256(tiny.pt2)}
     assert m["profile"] == load_profile("sim").model_dump(mode="json") and m["recipe"] == []
     assert set(m["tools"]) == {"edgeship", "torch", "onnx", "onnxruntime", "tensorflow", "onnx2tf"}
@@ -127,7 +128,8 @@ def test_failed_verification_leaves_nothing(tiny, tmp_path: Path,
 
     monkeypatch.setattr(build, "make_onnx_int8", broken_int8)
     paths = Paths(home=tmp_path)
-    no_rescue = Artifact(format="onnx", precision="int8", quantization=Quantization(fallback=False))
+    no_rescue = Artifact(format="onnx", precision="int8", quantization=Quantization(fallback=False),
+                         required=True)
     profile = _onnx_only("fp32").model_copy(
         update={"artifacts": (Artifact(format="onnx", precision="fp32"), no_rescue)})
     with pytest.raises(VerificationError, match=r"onnx-int8.*accuracy drop 0\.\d+ > 0\.01 "

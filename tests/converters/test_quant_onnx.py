@@ -135,9 +135,29 @@ def test_sensitivity_ranks_the_fragile_layer_first(mlps: dict, tmp_path: Path) -
 
     model, _, x = mlps["weight"]
     quantizer = OnnxQuantizer(model, {"x": x[:100]}, tmp_path)
-    ranking = measure_sensitivity(quantizer, OnnxQuantOptions(per_channel=False), {"x": x})
+    ranking, bound = measure_sensitivity(quantizer, OnnxQuantOptions(per_channel=False),
+                                         {"x": x})
     assert [r["node"] for r in ranking][0] == "fc2"
     assert ranking[0]["nmse"] > 100 * ranking[1]["nmse"]
+    assert bound["nodes"] == bound["scanned"] == 3 and bound["stopped"] is None
+    assert bound["samples_used"] == bound["samples"] < len(x)  # bounded, not all 300 samples
+
+
+def test_sensitivity_scan_is_bounded_by_layers_and_time(mlps: dict, tmp_path: Path) -> None:
+    from converters.sensitivity import ScanBound, measure_sensitivity
+
+    model, _, x = mlps["weight"]
+    quantizer = OnnxQuantizer(model, {"x": x[:100]}, tmp_path)
+    options = OnnxQuantOptions(per_channel=False)
+    ranking, bound = measure_sensitivity(quantizer, options, {"x": x}, bound=ScanBound(
+        max_layers=2, samples=8))
+    nodes = quantizer.weight_nodes()
+    assert {r["node"] for r in ranking} == {nodes[0], nodes[-1]}  # first and last always kept
+    assert bound["scanned"] == 2 and bound["nodes"] == 3 and bound["stopped"] == "max_layers"
+    assert bound["samples_used"] == 8
+    ranking, bound = measure_sensitivity(quantizer, options, {"x": x},
+                                         bound=ScanBound(max_seconds=1e-6))
+    assert ranking == [] and bound["stopped"] == "max_seconds" and bound["seconds"] < 30
 
 
 def test_exclude_auto_keeps_the_worst_layers_in_float(mlps: dict, tmp_path: Path) -> None:
@@ -152,15 +172,16 @@ def test_exclude_auto_keeps_the_worst_layers_in_float(mlps: dict, tmp_path: Path
     kept = set(info["options"]["exclude"])
     assert len(kept) == 2 and "fc3" not in kept
     assert [r["node"] for r in info["sensitivity"]][2] == "fc3"
+    assert info["sensitivity_bound"]["scanned"] == 3  # the bound is recorded with the artifact
     consumers = {n.name: n.input for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
     assert "w3" not in consumers["fc3"]  # fc3 is quantized: it reads a dequantized weight
     assert any("sensitivity" in s for s in steps)
 
 
-def _profile(quantization: dict | None, max_drop: float = 0.05) -> object:
+def _profile(quantization: dict | None, max_drop: float = 0.05, required: bool = False) -> object:
     from profiles.schema import Profile
 
-    int8 = {"format": "onnx", "precision": "int8"}
+    int8: dict = {"format": "onnx", "precision": "int8", **({"required": True} if required else {})}
     if quantization is not None:
         int8["quantization"] = quantization
     return Profile.model_validate({"name": "t", "arch": "x86_64",
@@ -168,13 +189,19 @@ def _profile(quantization: dict | None, max_drop: float = 0.05) -> object:
                                    "artifacts": [{"format": "onnx", "precision": "fp32"}, int8]})
 
 
-def _build(mlps: dict, kind: str, home: Path, quantization: dict | None) -> tuple[dict, list[str]]:
+def _bundle(mlps: dict, kind: str, home: Path, quantization: dict | None,
+            required: bool = False) -> tuple[object, list[str]]:
     from converters import build_bundle
 
     model, data, _ = mlps[kind]
     steps: list[str] = []
-    bundle = build_bundle(str(model), _profile(quantization), data, Paths(home=home),
-                          progress=steps.append)
+    bundle = build_bundle(str(model), _profile(quantization, required=required), data,
+                          Paths(home=home), progress=steps.append)
+    return bundle, steps
+
+
+def _build(mlps: dict, kind: str, home: Path, quantization: dict | None) -> tuple[dict, list[str]]:
+    bundle, steps = _bundle(mlps, kind, home, quantization)
     return next(a for a in bundle.manifest["artifacts"] if a["key"] == "onnx-int8"), steps
 
 
@@ -197,10 +224,53 @@ def test_fallback_keeps_sensitive_layers_float_for_an_activation_outlier(
     assert entry["precision"] == "int8" and entry["verification"]["passed"]
 
 
-def test_no_fallback_gives_the_one_line_error(mlps: dict, tmp_path: Path) -> None:
+def test_no_fallback_leaves_int8_out_and_ships_fp32(mlps: dict, tmp_path: Path) -> None:
+    bundle, steps = _bundle(mlps, "activation", tmp_path, {"fallback": False})
+    m = bundle.manifest
+    assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32"]
+    assert set(m["files"]) == {"model.fp32.onnx", "samples.npz", "edgeship_agent.py"}
+    [out] = m["left_out"]
+    assert out["key"] == "onnx-int8" and out["stage"] == "verify" and out["tool"] == "onnxruntime"
+    assert "accuracy drop" in out["cause"] and out["tried"] == [] and out["required"] is False
+    assert any(s.startswith("left out onnx-int8 (verify, onnxruntime)") for s in steps)
+
+
+def test_required_int8_failing_its_gate_is_one_line_and_fatal(mlps: dict, tmp_path: Path) -> None:
     with pytest.raises(VerificationError) as err:
-        _build(mlps, "activation", tmp_path, {"fallback": False})
-    assert "onnx-int8" in str(err.value) and "\n" not in str(err.value)
+        _bundle(mlps, "activation", tmp_path, {"fallback": False}, required=True)
+    msg = str(err.value)
+    assert msg.startswith("required artifact left out: onnx-int8 (verify, onnxruntime): accuracy")
+    assert "\n" not in msg and "onnx-fp32" not in msg
+    assert list((tmp_path / "bundles").iterdir()) == []
+
+
+def test_fp16_fallback_is_named_fp16(mlps: dict, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [1])  # int8 cannot pass
+    bundle, _ = _bundle(mlps, "activation", tmp_path, None)
+    m = bundle.manifest
+    assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-fp16"]
+    fp16 = m["artifacts"][1]
+    assert fp16["precision"] == "fp16" and fp16["file"] == "model.fp16.onnx"
+    assert fp16["requested"] == "onnx-int8" and fp16["quantization"] is None
+    assert fp16["fallback"]["tried"] == ["keep-float-1", "fp16"]  # int8 remedies first
+    assert fp16["fallback"]["taken"] == "fp16" and fp16["verification"]["passed"]
+    assert "model.int8.onnx" not in m["files"] and "model.fp16.onnx" in m["files"]
+    [out] = m["left_out"]
+    assert out["key"] == "onnx-int8" and out["delivered_instead"] == "onnx-fp16"
+    assert "accuracy drop" in out["cause"] and out["tried"] == ["keep-float-1", "fp16"]
+
+
+def test_fallback_fp16_false_leaves_int8_out(mlps: dict, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [1])
+    bundle, _ = _bundle(mlps, "activation", tmp_path, {"fallback_fp16": False})
+    m = bundle.manifest
+    assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32"]
+    assert not any(name.startswith(("model.int8", "model.fp16")) for name in m["files"])
+    [out] = m["left_out"]
+    assert out["key"] == "onnx-int8" and out["delivered_instead"] is None
+    assert out["tried"] == ["keep-float-1"] and "fallbacks keep-float-1 failed" in out["cause"]
 
 
 def test_unsupported_op_is_named(tmp_path: Path) -> None:

@@ -53,3 +53,28 @@ def test_verdicts_pass_fail_error(tmp_path: Path) -> None:
     assert path.parent.parent == tmp_path / "sim"
     assert save_report(rep, tmp_path) != path  # same second: a new folder, nothing overwritten
     assert render_table(rep).row_count == 2
+
+
+def test_left_out_artifacts_make_the_verdict_partial_below_fail_and_error() -> None:
+    from edgeship.report import render_markdown
+
+    manifest = _manifest()
+    manifest["left_out"] = [{"key": "tflite-int8", "stage": "convert", "tool": "onnx2tf",
+                             "cause": "TFLite export failed: 'Softmax@0' is not a valid scope name",
+                             "tried": ["onnx2tf"], "required": False, "delivered_instead": None}]
+    agent = {"results": [_measured("onnx-fp32", 0.5, 60), _measured("onnx-int8", 0.6, 60)]}
+
+    def verdict(budgets: Budgets, results: list) -> dict:
+        return build_report(device="sim", board={}, manifest=manifest, bundle_reused=False,
+                            ship={}, agent={"results": results}, budgets=budgets)
+
+    rep = verdict(Budgets(p99_ms=1.0), agent["results"])
+    assert rep["verdict"] == "partial" and rep["left_out"] == manifest["left_out"]
+    assert render_table(rep).row_count == 3
+    assert ("| tflite-int8 | — | — | — | — | — | left out: convert (onnx2tf): TFLite export "
+            "failed: 'Softmax@0' is not a valid scope name [tried onnx2tf] |") in render_markdown(rep)
+    assert verdict(Budgets(p99_ms=0.55), agent["results"])["verdict"] == "fail"
+    broken = [agent["results"][0], {"key": "onnx-int8", "ok": False, "error": "segfault"}]
+    assert verdict(Budgets(), broken)["verdict"] == "error"
+    assert build_report(device="sim", board={}, manifest=_manifest(), bundle_reused=False,
+                        ship={}, agent=agent, budgets=Budgets())["verdict"] == "pass"
