@@ -287,8 +287,9 @@ def provision(transport: SSHTransport, board: Board, facts: BoardFacts, wheelhou
     venv_flags = ["--system-site-packages"] if system_site else []
     transport.run([facts.executable, "-m", "venv", *venv_flags, f"{root}/venv"],
                   timeout=_PIP_TIMEOUT_S)
+    own = ["--ignore-installed"] if system_site else []  # the venv's own copies, not the OS's
     transport.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                   "--no-index", "--find-links", f"{root}/wheelhouse",
+                   "--no-index", "--find-links", f"{root}/wheelhouse", *own,
                    "-r", f"{root}/wheelhouse/requirements.txt"], timeout=_PIP_TIMEOUT_S)
     bad = _venv_mismatch(transport, python, want, system_site)
     if bad:

@@ -172,8 +172,17 @@ def device_facts(sysroot="/"):
     jetson = {"nvpmodel": _tool(["nvpmodel", "-q"]), "jetson_clocks": _tool(["jetson_clocks",
                                                                              "--show"])}
     if l4t or any(jetson.values()):
+        jetson["packages"] = _jetpack_packages(sysroot)
         facts["jetson"] = jetson
     return facts
+
+
+def _jetpack_packages(sysroot):
+    """``dpkg-query`` rows of the JetPack packages (L4T, TensorRT, cuDNN, CUDA), raw."""
+    admin = [] if sysroot in ("", "/") else ["--admindir=" + os.path.join(sysroot, "var/lib/dpkg")]
+    return _tool(["dpkg-query"] + admin + [
+        "-W", "-f=${db:Status-Abbrev}\t${Package}\t${Version}\n", "nvidia-l4t-core", "tensorrt",
+        "libnvinfer[0-9]*", "python3-libnvinfer", "libcudnn[0-9]*", "cuda-cudart-[0-9]*"])
 
 
 def _rss_mb(field="VmRSS"):
