@@ -108,11 +108,12 @@ def plan_runtime(facts: Any, source: OrtSource | None, accelerator: str = "none"
     found = f"L4T {jetson['l4t']} (JetPack {jetson.get('jetpack') or '?'})"
     notes = [f"Jetson: {found}, CUDA {jetson.get('cuda') or '?'}, cuDNN "
              f"{jetson.get('cudnn') or '?'}, TensorRT {jetson.get('tensorrt') or 'not installed'}"]
+    extra = _cuda_binding(jetson, notes) if trt else ()
     if trt:
         notes.append(f"TensorRT {trt}: the system Python's bindings, seen through "
                      "--system-site-packages; it builds the engines of runner: tensorrt artifacts")
     if source is not None:
-        return _with_source(facts, source, trt, notes)
+        return _with_source(facts, source, trt, notes, extra)
     missing = _no_gpu_runtime(jetson, board_name, found)
     if not trt and accelerator == "required":
         raise ShipError(missing)
@@ -123,7 +124,7 @@ def plan_runtime(facts: Any, source: OrtSource | None, accelerator: str = "none"
                    "CPU's; to use the GPU"))
     log.warning("board %r: %s", board_name, warning)
     return RuntimePlan(jetson=True, system_site_packages=True,
-                       requirements=("onnxruntime", JETSON_NUMPY), tensorrt=trt,
+                       requirements=("onnxruntime", JETSON_NUMPY, *extra), tensorrt=trt,
                        onnxruntime="PyPI onnxruntime (CPU only, labelled fallback)",
                        notes=tuple(notes), warnings=(warning,))
 
@@ -137,11 +138,25 @@ def _no_gpu_runtime(jetson: dict[str, Any], board: str, found: str) -> str:
             f"edgeship_ort_index=URL) for this board in the inventory")
 
 
-def _with_source(facts: Any, source: OrtSource, trt: str | None,
-                 notes: list[str]) -> RuntimePlan:
+def _cuda_binding(jetson: dict[str, Any], notes: list[str]) -> tuple[str, ...]:
+    """cuda-python for TensorRT's buffers, matching the board's CUDA major, unless the system
+    Python already has cuda-python or pycuda."""
+    if jetson.get("cuda_python") or jetson.get("pycuda"):
+        have = "cuda-python" if jetson.get("cuda_python") else "pycuda"
+        notes.append(f"CUDA buffers through the system's {have}")
+        return ()
+    cuda = jetson.get("cuda") or ""
+    major = int(cuda.split(".")[0]) if cuda.split(".")[0].isdigit() else (
+        12 if str(jetson.get("l4t", "")).startswith("36") else 11)
+    notes.append(f"CUDA buffers through cuda-python {major}.x (installed in the venv)")
+    return (f"cuda-python>={major}.0,<{major + 1}",)
+
+
+def _with_source(facts: Any, source: OrtSource, trt: str | None, notes: list[str],
+                 extra: tuple[str, ...] = ()) -> RuntimePlan:
     warnings: list[str] = []
     if source.index:
-        reqs = ("onnxruntime-gpu", JETSON_NUMPY)
+        reqs = ("onnxruntime-gpu", JETSON_NUMPY, *extra)
         return RuntimePlan(jetson=True, system_site_packages=True, requirements=reqs,
                            downloads=reqs, extra_index=source.index, tensorrt=trt,
                            onnxruntime=f"onnxruntime-gpu from {source.describe()}",
@@ -157,8 +172,9 @@ def _with_source(facts: Any, source: OrtSource, trt: str | None,
         warnings.append(f"{wheel.name} is named {m['dist']}, not onnxruntime_gpu: it may be a "
                         "CPU build; the agent reports which providers it really offers")
     req = f"{m['dist']}=={m['version']}"
-    return RuntimePlan(jetson=True, system_site_packages=True, requirements=(req, JETSON_NUMPY),
-                       downloads=(str(wheel.resolve()), JETSON_NUMPY), tensorrt=trt,
+    return RuntimePlan(jetson=True, system_site_packages=True,
+                       requirements=(req, JETSON_NUMPY, *extra),
+                       downloads=(str(wheel.resolve()), JETSON_NUMPY, *extra), tensorrt=trt,
                        onnxruntime=f"{m['dist']} {m['version']} from {source.describe()}",
                        notes=tuple(notes), warnings=tuple(warnings))
 

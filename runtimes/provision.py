@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PACKAGES = ("onnxruntime==1.31.1", "ai-edge-litert==2.3.0", "numpy")
 FALLBACK_PACKAGES = ("onnxruntime==1.31.1", "tflite-runtime==2.14.0", "numpy<2")
 _FLOORS = {"onnxruntime": "glibc >= 2.28 (manylinux_2_28)", "ai-edge-litert": "glibc >= 2.27",
-           "tflite-runtime": "glibc >= 2.34 on aarch64 and numpy<2"}
+           "tflite-runtime": "glibc >= 2.34 on aarch64 and numpy<2",
+           "cuda-python": "a cuda-python build for its Python and CUDA (or install pycuda in the "
+                          "board's system Python and provision again)"}
 _PIP_TIMEOUT_S = 900
 
 _PROBE = r"""

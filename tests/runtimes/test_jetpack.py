@@ -66,8 +66,10 @@ def test_jp5_with_tensorrt_bindings_uses_them_and_labels_the_cpu_onnxruntime() -
     assert facts.platform_key.endswith("-jetson") and "linux_aarch64" in facts.manylinux_tags()
     plan = plan_runtime(facts, None, "required", "orin")
     assert plan.jetson and plan.system_site_packages and plan.tensorrt == "8.5.2.2"
-    assert plan.requirements == ("onnxruntime", "numpy<2")
+    assert plan.requirements == ("onnxruntime", "numpy<2", "cuda-python>=11.0,<12")
     assert "CPU" in plan.onnxruntime and "CPU build" in plan.warnings[0]
+    with_pycuda = _facts("jp5", {"tensorrt": "8.5.2.2", "pycuda": "2024.1"}, python="3.8.10")
+    assert plan_runtime(with_pycuda, None, "required").requirements == ("onnxruntime", "numpy<2")
     assert any("JetPack 5.1.2" in n and "TensorRT 8.5.2" in n for n in plan.notes)
 
 
@@ -76,8 +78,8 @@ def test_jp6_with_the_users_gpu_wheel(tmp_path: Path) -> None:
     wheel.write_bytes(b"PK")
     plan = plan_runtime(_facts("jp6", {"tensorrt": "10.3.0"}), OrtSource(wheel=str(wheel)),
                         "required")
-    assert plan.requirements == ("onnxruntime_gpu==1.20.0", "numpy<2")
-    assert plan.downloads == (str(wheel.resolve()), "numpy<2")
+    assert plan.requirements == ("onnxruntime_gpu==1.20.0", "numpy<2", "cuda-python>=12.0,<13")
+    assert plan.downloads == (str(wheel.resolve()), "numpy<2", "cuda-python>=12.0,<13")
     assert "onnxruntime_gpu 1.20.0 from wheel" in plan.onnxruntime and not plan.warnings
 
 
