@@ -90,6 +90,12 @@ def test_a_tensorrt_upgrade_or_another_release_rebuilds(models: Path, tmp_path: 
     assert [line.split()[1] for line in _builds(log)] == ["10.3.0", "8.6.1", "10.3.0"]
 
 
+def test_pycuda_when_cuda_python_is_missing(models: Path, tmp_path: Path) -> None:
+    res = _run(_bundle(models, tmp_path), "--tensorrt", "onnx-fp32", FAKE_CUDA_PYTHON="0")
+    assert res["tensorrt"]["cuda"] == "pycuda 2024.1 (stand-in)"
+    assert res["tensorrt"]["gpu"] == "Maxwell (STAND-IN, no GPU)" and res["accelerator"]["ok"]
+
+
 def test_precision_flags_follow_the_artifact(models: Path, tmp_path: Path) -> None:
     fp16 = _run(_bundle(models, tmp_path, precision="fp16"), "--tensorrt", "onnx-fp32")
     assert fp16["tensorrt"]["engine"]["flags"] == ["FP16"]

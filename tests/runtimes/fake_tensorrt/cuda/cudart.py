@@ -6,7 +6,11 @@ Same call shapes as cuda-python: every function returns a tuple whose first item
 
 import ctypes
 import enum
+import os
 import time
+
+if os.environ.get("FAKE_CUDA_PYTHON", "1") == "0":
+    raise ImportError("stand-in cuda-python switched off (FAKE_CUDA_PYTHON=0)")
 
 __all__ = ["cudaError_t", "cudaMemcpyKind"]
 

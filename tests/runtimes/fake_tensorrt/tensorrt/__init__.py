@@ -7,6 +7,7 @@ writing the stand-in ``cuda.cudart`` "device" memory. No figure it yields is a m
 """
 
 import base64
+import ctypes
 import enum
 import json
 import os
@@ -33,6 +34,11 @@ _NP = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.
        DataType.INT32: np.int32, DataType.INT64: np.int64, DataType.BOOL: np.bool_}
 _ONNX_TYPES = {1: DataType.FLOAT, 10: DataType.HALF, 3: DataType.INT8, 6: DataType.INT32,
                7: DataType.INT64, 9: DataType.BOOL}
+
+
+def _buffer_at(ptr, nbytes):
+    """The stand-in "device" memory at *ptr* (a host address from cuda or pycuda stand-ins)."""
+    return (ctypes.c_char * nbytes).from_address(ptr)
 
 
 def nptype(dtype):
@@ -290,18 +296,17 @@ class _Context(object):
         return shape
 
     def _run(self, addresses):
-        from cuda import cudart
         feeds = {}
         for name, _, dtype, is_input in self.engine.io:
             if is_input:
                 shape = self._resolved(name)
                 n = int(np.prod(shape)) * np.dtype(_NP[dtype]).itemsize
-                raw = np.frombuffer(cudart.buffer_at(addresses[name], n), dtype=_NP[dtype])
+                raw = np.frombuffer(_buffer_at(addresses[name], n), dtype=_NP[dtype])
                 feeds[name] = raw.reshape(shape).copy()
         outs = self.session.run(None, feeds)
         outputs = [t for t in self.engine.io if not t[3]]
         for (name, _, dtype, _), value in zip(outputs, outs):
             value = np.ascontiguousarray(value, dtype=_NP[dtype])
-            view = np.frombuffer(cudart.buffer_at(addresses[name], value.nbytes), dtype=np.uint8)
+            view = np.frombuffer(_buffer_at(addresses[name], value.nbytes), dtype=np.uint8)
             view[:] = value.view(np.uint8).reshape(-1)
         return True
