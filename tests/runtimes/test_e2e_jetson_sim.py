@@ -3,7 +3,8 @@ are the captured files (its sysroot) and which has no GPU and no TensorRT.
 
 It must never pass: with a GPU onnxruntime source named, it deploys and every artifact's verdict
 is "accelerator requested, ran on CPU" with the reason; with none named, provisioning refuses
-with the fix. The user's "GPU wheel" here is the host's CPU onnxruntime wheel, so the agent's
+with the fix. The two CLI runs are `slow` (they train and convert the demo model); a fast
+variant ships a tiny model to the session's sim board and judges the report the same way. The user's "GPU wheel" here is the host's CPU onnxruntime wheel, so the agent's
 report of what that build really offers is what decides.
 """
 
@@ -13,19 +14,23 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from devices import Board
 from edgeship.paths import Paths
+from edgeship.report import build_report
 from jetson_kit import make_sysroot
-from profiles import PROFILE_DIR
-from runtimes import SimBoard
+from profiles import PROFILE_DIR, load_profile
+from profiles.schema import Artifact
+from rt_kit import open_transport
+from runtimes import SimBoard, profile_release, ship_bundle
 from runtimes.provision import wheelhouse_cache
 
-pytestmark = [pytest.mark.ssh, pytest.mark.slow]
+pytestmark = pytest.mark.ssh
 
 EDGESHIP = [sys.executable, "-m", "edgeship"]
 
@@ -77,6 +82,32 @@ def _deploy(home: Path, demo: Path, inventory: Path) -> subprocess.CompletedProc
                           env=env, capture_output=True, text=True, timeout=1200)
 
 
+def test_sim_jetson_agent_and_report_without_the_cli(provisioned: Board, sim_paths: Paths,
+                                                      new_bundle: Callable[..., Path],
+                                                      tmp_path: Path) -> None:
+    """The fast path of the same check: ship, profile on the sim Jetson, judge the report."""
+    board = provisioned.model_copy(update={"root": str(tmp_path / "root"),
+                                           "sysroot": str(make_sysroot(tmp_path / "sys", "jp6"))})
+    base = load_profile("jetson-orin-nano")
+    profile = base.model_copy(update={
+        "artifacts": (Artifact(format="onnx", precision="fp32", runner="tensorrt"),),
+        "profiling": base.profiling.model_copy(update={"warmup": 2, "runs": 20})})
+    bundle = new_bundle(keys=("onnx-fp32",))
+    with open_transport(board, sim_paths) as tr:
+        shipped = ship_bundle(tr, board, bundle)
+        doc = profile_release(tr, board, profile, shipped.release_id)
+    assert doc["device"]["jetson"]["software"]["l4t"] == "36.4.7"
+    manifest = {**json.loads((bundle / "manifest.json").read_text()),
+                "profile": {"name": profile.name}, "source": {}}
+    report = build_report(device="simjet", board={}, manifest=manifest, bundle_reused=False,
+                          ship={}, agent=doc, budgets=profile.budgets)
+    row = report["artifacts"][0]
+    assert report["verdict"] == "fail" and row["ran_on"].endswith("(CPU)")
+    assert row["budgets"]["accelerator"]["reason"].startswith(
+        "accelerator requested, ran on CPU: TensorRT not installed on the board")
+
+
+@pytest.mark.slow
 def test_simulated_jetson_gets_the_ran_on_cpu_verdict(home: Path, demo: Path,
                                                       tmp_path: Path) -> None:
     wheel = _cpu_onnxruntime_wheel(tmp_path)
@@ -103,6 +134,7 @@ def test_simulated_jetson_gets_the_ran_on_cpu_verdict(home: Path, demo: Path,
         "TensorrtExecutionProvider", "CUDAExecutionProvider"]
 
 
+@pytest.mark.slow
 def test_simulated_jetson_without_a_gpu_runtime_is_refused(home: Path, demo: Path,
                                                            tmp_path: Path) -> None:
     res = _deploy(home, demo, _inventory(tmp_path))
