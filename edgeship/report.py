@@ -182,9 +182,15 @@ def _notes(row: Mapping[str, Any]) -> str:
     if taken:
         notes.append(f"int8 gate failed; took {taken}")
     accel = (row.get("budgets") or {}).get("accelerator")
-    notes += [f"[red]{accel['reason']}[/]"] if accel else []
-    notes += [f"[yellow]{w}[/]" for w in row.get("warnings") or []]
+    notes += [f"[red]{_first_clause(accel['reason'])}[/]"] if accel else []
+    notes += [f"[yellow]{_first_clause(w)}[/]" for w in row.get("warnings") or []]
     return "; ".join(notes)
+
+
+def _first_clause(reason: str) -> str:
+    """``accelerator requested, ran on CPU: TensorRT not installed on the board`` from the full
+    reason (the JSON and Markdown keep all of it)."""
+    return reason.split(" (", 1)[0].split(";", 1)[0]
 
 
 # -- fleets ---------------------------------------------------------------------------------

@@ -114,14 +114,13 @@ def plan_runtime(facts: Any, source: OrtSource | None, accelerator: str = "none"
                      "--system-site-packages; it builds the engines of runner: tensorrt artifacts")
     if source is not None:
         return _with_source(facts, source, trt, notes, extra)
-    missing = _no_gpu_runtime(jetson, board_name, found)
     if not trt and accelerator == "required":
-        raise ShipError(missing)
+        raise ShipError(_no_gpu_runtime(jetson, board_name, found, "edgeship needs one"))
     warning = (f"onnxruntime from PyPI is a CPU build: ONNX artifacts on onnxruntime run on the "
                f"CPU (reported as such); set edgeship_ort_wheel=… or edgeship_ort_index=… for a "
-               f"build with CUDA/TensorRT providers" if trt else missing.replace(
-                   "edgeship needs one", "installing the CPU fallback, every figure will be the "
-                   "CPU's; to use the GPU"))
+               f"build with CUDA/TensorRT providers" if trt else _no_gpu_runtime(
+                   jetson, board_name, found,
+                   "installing the CPU fallback, every figure will be the CPU's; to use the GPU"))
     log.warning("board %r: %s", board_name, warning)
     return RuntimePlan(jetson=True, system_site_packages=True,
                        requirements=("onnxruntime", JETSON_NUMPY, *extra), tensorrt=trt,
@@ -129,11 +128,11 @@ def plan_runtime(facts: Any, source: OrtSource | None, accelerator: str = "none"
                        notes=tuple(notes), warnings=(warning,))
 
 
-def _no_gpu_runtime(jetson: dict[str, Any], board: str, found: str) -> str:
+def _no_gpu_runtime(jetson: dict[str, Any], board: str, found: str, then: str) -> str:
     why = jetson.get("tensorrt_python_error") or "No module named 'tensorrt'"
     return (f"board {board!r} is a Jetson ({found}) without a GPU runtime: the system Python "
-            f"cannot import tensorrt ({why}) and no onnxruntime-gpu source is set; edgeship needs "
-            f"one: install JetPack's TensorRT Python bindings (sudo apt-get install "
+            f"cannot import tensorrt ({why}) and no onnxruntime-gpu source is set; {then}"
+            f": install JetPack's TensorRT Python bindings (sudo apt-get install "
             f"python3-libnvinfer) or set edgeship_ort_wheel=/path/to/onnxruntime_gpu-….whl (or "
             f"edgeship_ort_index=URL) for this board in the inventory")
 
