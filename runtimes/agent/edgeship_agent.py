@@ -779,7 +779,8 @@ class TensorRTRunner(object):
         self.artifact, self.input_names = artifact or {}, list(input_names or [])
         free_before, total = self.cuda.mem_info()
         engine_bytes, self.engine_info = self._engine(path, release, cache_dir, samples or {})
-        self.engine = trt.Runtime(self.logger).deserialize_cuda_engine(engine_bytes)
+        self.trt_runtime = trt.Runtime(self.logger)  # kept alive as long as its engine
+        self.engine = self.trt_runtime.deserialize_cuda_engine(engine_bytes)
         if self.engine is None:
             raise EngineBuildError("TensorRT %s could not deserialize the engine" % self.version)
         self.context = self.engine.create_execution_context()
@@ -1194,8 +1195,10 @@ def _op_profile(runner, raw_feeds, args):
         return {"available": False, "reason": "%s: %s" % (type(exc).__name__, exc), "top": []}
 
 
-def run_trtexec(release, artifact, args):
-    """``trtexec`` on an ONNX artifact as a second opinion; raw tail for the host to parse."""
+def run_trtexec(release, artifact, args, engine=None):
+    """``trtexec`` on an ONNX artifact as a second opinion; raw tail for the host to parse.
+    With the *engine* the TensorRT runner built (and cached), trtexec times that same engine
+    (``--loadEngine``) instead of building its own."""
     if not args.trtexec:
         return None
     exe = shutil.which("trtexec") or ("/usr/src/tensorrt/bin/trtexec"
@@ -1205,7 +1208,9 @@ def run_trtexec(release, artifact, args):
     if exe is None:
         return {"ran": False, "reason": "trtexec not found on this board"}
     argv = [exe, "--onnx=" + os.path.join(release, artifact["file"]), "--duration=3"]
-    if artifact.get("precision") in ("fp16", "int8"):
+    if engine and os.path.exists(engine):
+        argv = [exe, "--loadEngine=" + engine, "--duration=3"]
+    elif artifact.get("precision") in ("fp16", "int8"):
         argv.append("--" + artifact["precision"])
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -1246,7 +1251,8 @@ def run_child(release, artifact, args):
         return empty_result(artifact["key"], "child exited %s: %s" % (proc.returncode, tail),
                             args.threads)
     if result.get("ok"):
-        result["trtexec"] = run_trtexec(release, artifact, args)
+        engine = ((result.get("tensorrt") or {}).get("engine") or {}).get("path")
+        result["trtexec"] = run_trtexec(release, artifact, args, engine)
     return result
 
 

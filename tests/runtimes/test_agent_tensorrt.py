@@ -90,6 +90,15 @@ def test_a_tensorrt_upgrade_or_another_release_rebuilds(models: Path, tmp_path: 
     assert [line.split()[1] for line in _builds(log)] == ["10.3.0", "8.6.1", "10.3.0"]
 
 
+def test_trtexec_times_the_same_cached_engine(models: Path, tmp_path: Path) -> None:
+    path = f"{FAKE / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    res = _run(_bundle(models, tmp_path), "--tensorrt", "onnx-fp32", "--trtexec", PATH=path)
+    engine = res["tensorrt"]["engine"]["path"]
+    assert res["trtexec"]["ran"] and res["trtexec"]["argv"] == [f"--loadEngine={engine}",
+                                                                "--duration=3"]
+    assert any("=== Performance summary ===" in line for line in res["trtexec"]["output_tail"])
+
+
 def test_pycuda_when_cuda_python_is_missing(models: Path, tmp_path: Path) -> None:
     res = _run(_bundle(models, tmp_path), "--tensorrt", "onnx-fp32", FAKE_CUDA_PYTHON="0")
     assert res["tensorrt"]["cuda"] == "pycuda 2024.1 (stand-in)"

@@ -172,3 +172,10 @@ def test_probe_reads_a_simulated_jetson(provisioned: Board, sim_paths: Paths,
         runtime_plan(board, facts)
     with open_transport(provisioned, sim_paths) as tr:
         assert probe_board(tr).jetson is None  # the same board without the sysroot
+
+
+def test_health_probe_leaves_time_for_engine_builds() -> None:
+    from runtimes.health import SMOKE_TIMEOUT_S, smoke_profile
+
+    assert smoke_profile(load_profile("jetson-orin-nano")).profiling.timeout_s == 1800
+    assert smoke_profile(load_profile("sim")).profiling.timeout_s == SMOKE_TIMEOUT_S
