@@ -4,9 +4,12 @@
     python edgeship_agent.py --release DIR [--only KEY] [--warmup N] [--warmup-s S]
         [--runs N] [--duration-s S] [--until-stable] [--threads N] [--pin CPUS] [--batch N]
         [--providers a,b] [--op-top N] [--samples N] [--trtexec] [--timeout S]
+        [--tensorrt KEY,...] [--engine-cache DIR] [--accelerator MODE] [--sysroot DIR]
 
 Self-contained: Python 3.8+, the standard library, numpy and whichever runtime the board has
-(onnxruntime; ai_edge_litert, else tflite_runtime, else tensorflow.lite). Each artifact runs in
+(onnxruntime; ai_edge_litert, else tflite_runtime, else tensorflow.lite; on a Jetson, JetPack's
+TensorRT with cuda-python or pycuda for ``--tensorrt`` artifacts). Each result says where the
+artifact really ran (``accelerator``). Each artifact runs in
 its own child process (``--only KEY --child``) so its peak RSS is its own and a crash or hang is
 reported as ``ok: false`` instead of taking the others down. Logs go to stderr; stdout carries
 only the JSON document.
