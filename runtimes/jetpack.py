@@ -130,6 +130,11 @@ def plan_runtime(facts: Any, source: OrtSource | None, accelerator: str = "none"
 
 def _no_gpu_runtime(jetson: dict[str, Any], board: str, found: str, then: str) -> str:
     why = jetson.get("tensorrt_python_error") or "No module named 'tensorrt'"
+    if str(jetson.get("l4t", "")).startswith("32."):
+        return (f"board {board!r} is a Jetson ({found}) whose TensorRT bindings belong to its "
+                f"Python 3.6, which the agent (3.8+) cannot use, and no onnxruntime-gpu source is "
+                f"set; {then}: set edgeship_ort_wheel=/path/to/onnxruntime_gpu-…-cp38-….whl "
+                f"(a JetPack 4 build for Python 3.8) for this board in the inventory")
     return (f"board {board!r} is a Jetson ({found}) without a GPU runtime: the system Python "
             f"cannot import tensorrt ({why}) and no onnxruntime-gpu source is set; {then}"
             f": install JetPack's TensorRT Python bindings (sudo apt-get install "

@@ -108,6 +108,15 @@ def test_no_gpu_runtime_is_refused_with_the_fix() -> None:
         assert needle in msg
 
 
+def test_jetpack4_refusal_names_the_python_gap() -> None:
+    raw = probe_raw("jp5", TRT_MISSING)  # typed JetPack 4 release line (no JP4 capture kept)
+    raw["tegra_release"] = "# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref"
+    facts = BoardFacts(machine="aarch64", python="3.8.0", executable="/usr/bin/python3.8",
+                       glibc="2.27", os="Ubuntu 18.04", free_mb=9, jetson=jetson_facts(raw))
+    with pytest.raises(ShipError, match=r"JetPack 4\.6\.1.*Python 3\.6.*cp38"):
+        plan_runtime(facts, None, "required", "nano")
+
+
 def test_preferred_accelerator_installs_the_cpu_fallback_loudly() -> None:
     plan = plan_runtime(_facts("jp6", TRT_MISSING), None, "preferred")
     assert plan.requirements == ("onnxruntime", "numpy<2")
