@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgeship.errors import ConfigError, UnknownNameError
 
@@ -27,6 +27,9 @@ _VARS = {
     "edgeship_root": "root",
     "edgeship_python": "python",
     "edgeship_simulated": "simulated",
+    "edgeship_ort_wheel": "ort_wheel",
+    "edgeship_ort_index": "ort_index",
+    "edgeship_sysroot": "sysroot",
 }
 _IGNORED_PREFIXES = ("ansible_",)  # other Ansible variables are Ansible's business
 
@@ -46,6 +49,18 @@ class Board(BaseModel):
     python: str = "python3"
     simulated: bool = False
     groups: tuple[str, ...] = ()
+    ort_wheel: str | None = Field(default=None, pattern=r"\.whl$",
+                                  description="host path of an onnxruntime(-gpu) wheel for this board")
+    ort_index: str | None = Field(default=None, pattern=r"^(https?|file)://\S+$",
+                                  description="package index with onnxruntime-gpu for this board")
+    sysroot: str | None = Field(default=None, description="simulation only: a directory standing "
+                                "in for / when reading JetPack facts (nv_tegra_release, dpkg)")
+
+    @model_validator(mode="after")
+    def _one_ort_source(self) -> "Board":
+        if self.ort_wheel and self.ort_index:
+            raise ValueError("set edgeship_ort_wheel or edgeship_ort_index, not both")
+        return self
 
 
 class Inventory(BaseModel):

@@ -96,8 +96,11 @@ def start_board(board: Board, paths: Paths, progress: Progress = _quiet) -> Boar
     from runtimes.arm64board import Arm64Board, is_arm64_profile
 
     if is_arm64_profile(board.profile):  # e.g. sim-arm64: Debian arm64 under qemu-user
-        return Arm64Board(paths, board.name, profile=board.profile, address=board.host).up()
-    return start_sim_board(board, paths)
+        started = Arm64Board(paths, board.name, profile=board.profile, address=board.host).up()
+    else:
+        started = start_sim_board(board, paths)
+    kept = ("ort_wheel", "ort_index", "sysroot")  # inventory vars the started board must keep
+    return started.model_copy(update={k: getattr(board, k) for k in kept})
 
 
 def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = None,

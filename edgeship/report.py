@@ -49,7 +49,25 @@ def judge(artifact: Mapping[str, Any], budgets: Budgets) -> dict[str, dict[str, 
 
 _MEASURED_EXTRA = ("import_ms", "warmup_s", "measured_s", "batch", "batch_note",
                    "latency_per_sample_ms", "pinned_cpus", "samples_ms", "samples_total",
-                   "histogram", "stability", "thermal", "power", "op_profile", "trtexec")
+                   "histogram", "stability", "thermal", "power", "op_profile", "trtexec",
+                   "tensorrt", "board_state")
+
+
+def _accelerator(row: dict[str, Any], accel: Any) -> None:
+    """Where the artifact really ran (``ran_on``); an accelerator the profile asked for but the run
+    did not use fails the row (``runtime.accelerator: required``) or warns (``preferred``)."""
+    if not isinstance(accel, Mapping):
+        return
+    row["ran_on"], row["accelerator"] = accel.get("executed_by"), dict(accel)
+    if accel.get("ok", True) or not accel.get("requested"):
+        return
+    reason = (f"accelerator requested, ran on {accel.get('device')}: "
+              f"{accel.get('reason') or 'no reason given'}")
+    if accel.get("policy") == "required":
+        row["budgets"]["accelerator"] = {"limit": "required", "value": accel.get("device"),
+                                         "ok": False, "reason": reason}
+    elif accel.get("policy") == "preferred":
+        row.setdefault("warnings", []).append(reason)
 
 
 def _artifact_row(entry: Mapping[str, Any], measured: Mapping[str, Any] | None,
@@ -79,6 +97,7 @@ def _artifact_row(entry: Mapping[str, Any], measured: Mapping[str, Any] | None,
     )
     row.update({k: measured.get(k) for k in _MEASURED_EXTRA})
     row["budgets"] = judge(row, budgets)
+    _accelerator(row, measured.get("accelerator"))
     row["verdict"] = "pass" if all(c["ok"] for c in row["budgets"].values()) else "fail"
     return row
 
@@ -147,9 +166,10 @@ def render_table(report: Mapping[str, Any]):  # -> rich.table.Table
              f" · {facts.get('machine', '?')} {facts.get('cpu', '')}".rstrip())
     table = Table(title=title, title_justify="left")
     for col in ("artifact", "format", "precision", "size", "accuracy", "p50 ms", "p99 ms",
-                "peak RSS MB", "runtime", "verdict", "notes"):
+                "peak RSS MB", "runtime", "ran on", "verdict", "notes"):
         table.add_column(col, justify="right" if col not in ("artifact", "format", "precision",
-                                                             "runtime", "verdict", "notes") else "left")
+                                                             "runtime", "ran on", "verdict",
+                                                             "notes") else "left")
     for row in report["artifacts"]:
         lat = row.get("latency_ms") or {}
         acc = row.get("accuracy")
@@ -162,6 +182,7 @@ def render_table(report: Mapping[str, Any]):  # -> rich.table.Table
             acc_txt, _fmt(lat.get("p50"), ".3f"), _fmt(lat.get("p99"), ".3f"),
             _fmt(row.get("peak_rss_mb"), ".1f"),
             f"{row.get('runtime', '')} {row.get('runtime_version', '')}".strip() or "—",
+            (row.get("accelerator") or {}).get("device") or "—",
             f"[{colour}]{verdict}[/]" + (f" ({', '.join(failed)})" if failed else "")
             + (f" {row['error']}" if row.get("error") else ""),
             _notes(row),
@@ -183,7 +204,16 @@ def _notes(row: Mapping[str, Any]) -> str:
         notes.append(f"delivered in place of {row['requested']} (its int8 gate failed)")
     elif taken:
         notes.append(f"int8 gate failed; took {taken}")
+    accel = (row.get("budgets") or {}).get("accelerator")
+    notes += [f"[red]{_first_clause(accel['reason'])}[/]"] if accel else []
+    notes += [f"[yellow]{_first_clause(w)}[/]" for w in row.get("warnings") or []]
     return "; ".join(notes)
+
+
+def _first_clause(reason: str) -> str:
+    """``accelerator requested, ran on CPU: TensorRT not installed on the board`` from the full
+    reason (the JSON and Markdown keep all of it)."""
+    return reason.split(" (", 1)[0].split(";", 1)[0]
 
 
 # -- fleets ---------------------------------------------------------------------------------
@@ -249,21 +279,29 @@ def render_fleet_table(report: Mapping[str, Any]):  # -> rich.table.Table
     return table
 
 
+def _why_not_accelerated(row: Mapping[str, Any]) -> str:
+    accel = (row.get("budgets") or {}).get("accelerator")
+    warnings = list(row.get("warnings") or [])
+    return "".join(f" ({text})" for text in ([accel["reason"]] if accel else []) + warnings)
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The report as Markdown: one table row per artifact, then regressions."""
     lines = [f"# edgeship report · {report['device']} · {report['created']}", "",
              f"Profile `{report['profile']}` · bundle `{report['bundle']['id']}` · verdict "
              f"**{report['verdict']}**", "",
-             "| artifact | size KiB | accuracy | p50 ms | p99 ms | peak RSS MB | verdict |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+             "| artifact | size KiB | accuracy | p50 ms | p99 ms | peak RSS MB | ran on | verdict |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for row in report["artifacts"]:
         lat = row.get("latency_ms") or {}
         lines.append(f"| {row['key']} | {row['size_bytes'] / 1024:.1f} | "
                      f"{_fmt(row.get('accuracy'), '.3f')} | {_fmt(lat.get('p50'), '.3f')} | "
                      f"{_fmt(lat.get('p99'), '.3f')} | {_fmt(row.get('peak_rss_mb'), '.1f')} | "
-                     f"{row['verdict']}{' ' + row['error'] if row.get('error') else ''} |")
+                     f"{row.get('ran_on') or '—'} | "
+                     f"{row['verdict']}{' ' + row['error'] if row.get('error') else ''}"
+                     f"{_why_not_accelerated(row)} |")
     for item in report.get("left_out") or []:
-        lines.append(f"| {item['key']} | — | — | — | — | — | left out: "
+        lines.append(f"| {item['key']} | — | — | — | — | — | — | left out: "
                      f"{left_out_line(item).replace('|', '/')} |")
     reg = report.get("regression") or {}
     if reg.get("checked"):

@@ -89,9 +89,13 @@ class Artifact(_Strict):
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
     quantization: Quantization | None = None
     required: bool = False
+    runner: Literal["auto", "tensorrt"] = Field(
+        default="auto", description="tensorrt: build a TensorRT engine on the board (ONNX only)")
 
     @model_validator(mode="after")
     def _quantization_fits(self) -> "Artifact":
+        if self.runner == "tensorrt" and self.format != "onnx":
+            raise ValueError("runner: tensorrt builds engines from ONNX artifacts only")
         q = self.quantization
         if q is None:
             return self
@@ -119,10 +123,20 @@ class RecipeStep(_Strict):
 
 
 class RuntimeOptions(_Strict):
-    """How the board runs an artifact."""
+    """How the board runs an artifact.
+
+    ``accelerator``: what happens when an artifact that asks for one (a TensorRT artifact, or
+    ONNX with a non-CPU provider) ran on the CPU: ``required`` fails its verdict, ``preferred``
+    passes with a warning, ``none`` asks for nothing. ``ort_wheel`` / ``ort_index``: where an
+    onnxruntime build with CUDA/TensorRT providers comes from (a host path to a wheel, or an index
+    URL); inventory host vars ``edgeship_ort_wheel`` / ``edgeship_ort_index`` override them.
+    """
 
     threads: int = Field(default=1, ge=1, le=64)
     onnx_providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    accelerator: Literal["required", "preferred", "none"] = "none"
+    ort_wheel: str | None = Field(default=None, pattern=r"\.whl$")
+    ort_index: str | None = Field(default=None, pattern=r"^(https?|file)://\S+$")
     tflite_runtimes: tuple[Literal["ai_edge_litert", "tflite_runtime", "tensorflow.lite"], ...] = (
         "ai_edge_litert",
         "tflite_runtime",
@@ -216,6 +230,9 @@ class Profile(_Strict):
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         if dupes:
             raise ValueError(f"artifacts listed twice: {', '.join(dupes)}")
+        rt = self.runtime
+        if rt.ort_wheel and rt.ort_index:
+            raise ValueError("runtime: set ort_wheel or ort_index, not both")
         return self
 
     @property

@@ -8,9 +8,10 @@ Public API::
     SimBoard(paths, name="sim").up() -> Board / .down() / .status() -> SimStatus
     resolve_board(board, paths) -> Board
     probe_board(transport) -> BoardFacts
-    build_wheelhouse(facts, packages=None, cache_dir=None) -> Path
-    provision(transport, board, facts, wheelhouse) -> str      (the board venv's python)
-    ensure_runtime(transport, board, cache_dir=None) -> str    (all three in one call)
+    build_wheelhouse(facts, packages=None, cache_dir=None, plan=None) -> Path
+    provision(transport, board, facts, wheelhouse, plan=None) -> str   (the board venv's python)
+    ensure_runtime(transport, board, cache_dir=None) -> str    (probe, plan, wheelhouse, install)
+    runtimes.jetpack.plan_runtime(facts, source, accelerator)   (a Jetson's runtime plan)
     ship_bundle(transport, board, bundle_dir, *, keep=3, progress=None, retries=3,
                 backoff_s=1.0, lock_wait_s=0.0) -> ShipResult   (resumable, incremental)
     rollback(transport, board, *, lock_wait_s=0.0) -> str      (current ↔ previous)

@@ -29,9 +29,11 @@ SMOKE_WARMUP, SMOKE_RUNS, SMOKE_TIMEOUT_S = 1, 3, 120.0
 
 def smoke_profile(profile: Profile) -> Profile:
     """*profile* with profiling cut down to a smoke run (1 warm-up, 3 runs)."""
-    opts = profile.profiling.model_copy(update={
+    builds = any(getattr(a, "runner", "auto") == "tensorrt" for a in profile.artifacts)
+    opts = profile.profiling.model_copy(update={  # a TensorRT engine build may take minutes
         "warmup": SMOKE_WARMUP, "runs": SMOKE_RUNS,
-        "timeout_s": min(profile.profiling.timeout_s, SMOKE_TIMEOUT_S)})
+        "timeout_s": profile.profiling.timeout_s if builds else min(profile.profiling.timeout_s,
+                                                                    SMOKE_TIMEOUT_S)})
     return profile.model_copy(update={"profiling": opts})
 
 

@@ -53,6 +53,8 @@ def profile_release(transport: SSHTransport, board: Board, profile: Profile,
     limit = profile.profiling.timeout_s
     argv = ["timeout", "-k", "5", f"{limit:g}", board.python, f"{release}/edgeship_agent.py",
             "--release", release, *agent_argv(profile)]
+    if getattr(board, "sysroot", None):  # a simulated Jetson: its JetPack files live there
+        argv += ["--sysroot", board.sysroot]
     started = time.perf_counter()
     try:
         res = transport.run(argv, timeout=limit + _GRACE_S, check=False)
@@ -86,6 +88,11 @@ def agent_argv(profile: Profile) -> list[str]:
             "--stable-windows", str(opts.stable_windows), "--timeout", f"{opts.timeout_s:g}"]
     if opts.pin_cpus:
         argv += ["--pin", opts.pin_cpus]
+    engines = [a.key for a in profile.artifacts if a.runner == "tensorrt"]
+    if engines:
+        argv += ["--tensorrt", ",".join(engines)]
+    if profile.runtime.accelerator != "none":
+        argv += ["--accelerator", profile.runtime.accelerator]
     return argv + (["--until-stable"] if opts.until_stable else []) + (
         ["--trtexec"] if opts.trtexec else [])
 

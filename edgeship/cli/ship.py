@@ -63,6 +63,13 @@ def provision(device: DeviceOpt = "sim", inventory: InventoryOpt = None,
     facts = done["facts"]
     out.print(f"board {board.name!r}: {facts['machine']}, Python {facts['python']}, glibc "
               f"{facts['glibc']}, {facts['os']}, {facts['free_mb']} MB free")
+    plan = done.get("plan") or {}
+    for note in plan.get("notes") or []:
+        out.print(note)
+    if plan.get("jetson"):
+        out.print(f"onnxruntime: {plan['onnxruntime']}")
+    for warning in plan.get("warnings") or []:
+        out.print(f"[yellow]warning: {warning}[/]")
     out.print(f"wheelhouse {done['wheelhouse']}")
     verb = "installed" if done["installed"] else "already up to date"
     pkgs = ", ".join(f"{k} {v}" for k, v in sorted(done["packages"].items()))

@@ -4,9 +4,12 @@
     python edgeship_agent.py --release DIR [--only KEY] [--warmup N] [--warmup-s S]
         [--runs N] [--duration-s S] [--until-stable] [--threads N] [--pin CPUS] [--batch N]
         [--providers a,b] [--op-top N] [--samples N] [--trtexec] [--timeout S]
+        [--tensorrt KEY,...] [--engine-cache DIR] [--accelerator MODE] [--sysroot DIR]
 
 Self-contained: Python 3.8+, the standard library, numpy and whichever runtime the board has
-(onnxruntime; ai_edge_litert, else tflite_runtime, else tensorflow.lite). Each artifact runs in
+(onnxruntime; ai_edge_litert, else tflite_runtime, else tensorflow.lite; on a Jetson, JetPack's
+TensorRT with cuda-python or pycuda for ``--tensorrt`` artifacts). Each result says where the
+artifact really ran (``accelerator``). Each artifact runs in
 its own child process (``--only KEY --child``) so its peak RSS is its own and a crash or hang is
 reported as ``ok: false`` instead of taking the others down. Logs go to stderr; stdout carries
 only the JSON document.
@@ -34,7 +37,7 @@ AGENT_VERSION = "0.2.0"
 SCHEMA = 2
 log = logging.getLogger("edgeship-agent")
 RUNTIME_DISTS = ("onnxruntime", "onnxruntime-gpu", "ai-edge-litert", "tflite-runtime",
-                 "tensorflow", "numpy")
+                 "tensorflow", "numpy", "tensorrt", "cuda-python", "pycuda")
 QEMU_NOTE = ("runs under qemu-user emulation: latency is not the real board's, and RSS includes "
              "the emulator's own memory (inflated)")
 
@@ -152,7 +155,7 @@ def _tool(argv, timeout=10.0):
     return proc.stdout.decode("utf-8", "replace").strip()
 
 
-def device_facts():
+def device_facts(sysroot="/"):
     """The device fingerprint: model, arch, CPU, memory, OS, Python, runtimes, L4T, emulation."""
     uname = platform.uname()
     cpuinfo = _read("/proc/cpuinfo")
@@ -166,14 +169,23 @@ def device_facts():
         "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").strip() or None,
         "emulation": detect_emulation(uname.machine, cpuinfo),
     }
-    l4t = _read("/etc/nv_tegra_release").strip()
+    l4t = _read(os.path.join(sysroot, "etc", "nv_tegra_release")).strip()
     if l4t:
         facts["l4t"] = l4t.splitlines()[0]
     jetson = {"nvpmodel": _tool(["nvpmodel", "-q"]), "jetson_clocks": _tool(["jetson_clocks",
                                                                              "--show"])}
     if l4t or any(jetson.values()):
+        jetson["packages"] = _jetpack_packages(sysroot)
         facts["jetson"] = jetson
     return facts
+
+
+def _jetpack_packages(sysroot):
+    """``dpkg-query`` rows of the JetPack packages (L4T, TensorRT, cuDNN, CUDA), raw."""
+    admin = [] if sysroot in ("", "/") else ["--admindir=" + os.path.join(sysroot, "var/lib/dpkg")]
+    return _tool(["dpkg-query"] + admin + [
+        "-W", "-f=${db:Status-Abbrev}\t${Package}\t${Version}\n", "nvidia-l4t-core", "tensorrt",
+        "libnvinfer[0-9]*", "python3-libnvinfer", "libcudnn[0-9]*", "cuda-cudart-[0-9]*"])
 
 
 def _rss_mb(field="VmRSS"):
@@ -543,6 +555,546 @@ class TFLiteRunner(object):
 RUNNERS = {"onnx": OnnxRunner, "tflite": TFLiteRunner}
 
 
+# -- TensorRT (Jetson): engines built on the board, timed like trtexec ---------------------------
+# Written against TensorRT's documented Python API, 8.x (bindings, execute_async_v2/execute_v2)
+# and 10.x (num_io_tensors, set_tensor_address, execute_async_v3); CUDA memory through
+# cuda-python (cuda.bindings.runtime or cuda.cudart) when importable, else pycuda.
+# NOT RUN ON HARDWARE by edgeship's own tests: those drive it with a stand-in module
+# (tests/runtimes/fake_tensorrt); the `board`-marked test runs it on a real Jetson.
+ENGINE_FORMAT = 1  # bump when the build options change: old cached engines are then rebuilt
+
+
+class TensorRTUnavailable(Exception):
+    """TensorRT (or a CUDA binding for it) cannot be used on this board; the message says why."""
+
+
+class EngineBuildError(Exception):
+    """TensorRT could not build an engine from this ONNX file (unsupported op, …)."""
+
+
+def import_tensorrt():
+    try:
+        import tensorrt
+    except ImportError as exc:
+        raise TensorRTUnavailable("TensorRT not installed on the board (import tensorrt: %s); "
+                                  "install JetPack's python3-libnvinfer" % exc)
+    return tensorrt
+
+
+class _CudaRuntime(object):
+    """cuda-python's runtime API (``cuda.bindings.runtime`` 12.6+, ``cuda.cudart`` before)."""
+
+    def __init__(self, module, version):
+        self.rt, self.name = module, "cuda-python %s" % version
+
+    def _ck(self, result):
+        err = result[0]
+        if err != self.rt.cudaError_t.cudaSuccess:
+            raise RuntimeError("CUDA error: %s" % (self.rt.cudaGetErrorString(err)[1],))
+        return result[1] if len(result) == 2 else result[1:]
+
+    def malloc(self, nbytes):
+        return int(self._ck(self.rt.cudaMalloc(max(1, nbytes))))
+
+    def free(self, ptr):
+        self._ck(self.rt.cudaFree(ptr))
+
+    def host_empty(self, shape, dtype):
+        import numpy as np
+        return np.empty(shape, dtype)
+
+    def stream(self):
+        return self._ck(self.rt.cudaStreamCreate())
+
+    def stream_handle(self, stream):
+        return int(stream)
+
+    def htod(self, ptr, host, stream):
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        self._ck(self.rt.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, kind, stream))
+
+    def dtoh(self, host, ptr, stream):
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self._ck(self.rt.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, kind, stream))
+
+    def sync(self, stream):
+        self._ck(self.rt.cudaStreamSynchronize(stream))
+
+    def event(self):
+        return self._ck(self.rt.cudaEventCreate())
+
+    def record(self, event, stream):
+        self._ck(self.rt.cudaEventRecord(event, stream))
+
+    def elapsed_ms(self, start, end):
+        return float(self._ck(self.rt.cudaEventElapsedTime(start, end)))
+
+    def mem_info(self):
+        free, total = self._ck(self.rt.cudaMemGetInfo())
+        return int(free), int(total)
+
+    def device_name(self):
+        props = self._ck(self.rt.cudaGetDeviceProperties(0))
+        name = props.name
+        return (name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)).strip(
+            "\x00 ")
+
+
+class _PyCuda(object):
+    """pycuda's driver API with its auto-initialised context."""
+
+    def __init__(self, drv, version):
+        self.drv, self.name = drv, "pycuda %s" % version
+
+    def malloc(self, nbytes):
+        alloc = self.drv.mem_alloc(max(1, nbytes))
+        self._keep = getattr(self, "_keep", {})
+        self._keep[int(alloc)] = alloc
+        return int(alloc)
+
+    def free(self, ptr):
+        alloc = getattr(self, "_keep", {}).pop(ptr, None)
+        if alloc is not None:
+            alloc.free()
+
+    def host_empty(self, shape, dtype):
+        return self.drv.pagelocked_empty(shape, dtype)
+
+    def stream(self):
+        return self.drv.Stream()
+
+    def stream_handle(self, stream):
+        return int(stream.handle)
+
+    def htod(self, ptr, host, stream):
+        self.drv.memcpy_htod_async(ptr, host, stream)
+
+    def dtoh(self, host, ptr, stream):
+        self.drv.memcpy_dtoh_async(host, ptr, stream)
+
+    def sync(self, stream):
+        stream.synchronize()
+
+    def event(self):
+        return self.drv.Event()
+
+    def record(self, event, stream):
+        event.record(stream)
+
+    def elapsed_ms(self, start, end):
+        return float(end.time_since(start))
+
+    def mem_info(self):
+        free, total = self.drv.mem_get_info()
+        return int(free), int(total)
+
+    def device_name(self):
+        return self.drv.Context.get_device().name()
+
+
+def cuda_backend():
+    """The first CUDA binding importable: cuda-python, else pycuda (both stated in results)."""
+    errors = []
+    for modname in ("cuda.bindings.runtime", "cuda.cudart"):
+        try:
+            import importlib
+            module = importlib.import_module(modname)
+            return _CudaRuntime(module, _dist_version("cuda-python", module))
+        except ImportError as exc:
+            errors.append("%s: %s" % (modname, exc))
+    try:
+        import pycuda.autoinit  # noqa: F401 - creates the CUDA context
+        import pycuda.driver as drv
+        import pycuda
+        return _PyCuda(drv, getattr(pycuda, "VERSION_TEXT", None) or _dist_version("pycuda", pycuda))
+    except ImportError as exc:
+        errors.append("pycuda: %s" % exc)
+    raise TensorRTUnavailable("no CUDA binding for TensorRT's buffers on the board (%s); "
+                              "pip install cuda-python (or apt-get install python3-pycuda)"
+                              % "; ".join(errors))
+
+
+def engine_cache_key(release, artifact, trt_version, gpu):
+    """The cached engine's identity: release, artifact bytes, TensorRT version, GPU, format."""
+    import hashlib
+    parts = [str(release), artifact.get("key"), artifact.get("sha256") or artifact.get("file"),
+             artifact.get("precision"), str(trt_version), str(gpu), str(ENGINE_FORMAT)]
+    return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def is_qdq_model(path, artifact):
+    """An int8 ONNX TensorRT can build: QDQ (static) quantization, not dynamic (MatMulInteger)."""
+    mode = (artifact.get("quantization") or {}).get("mode")
+    if mode:
+        return mode == "static"
+    with open(path, "rb") as fh:
+        blob = fh.read()
+    return b"DequantizeLinear" in blob and b"DynamicQuantizeLinear" not in blob
+
+
+def unsupported_op(message):
+    """``op X`` from TensorRT's ONNX parser error (``No importer registered for op: X``)."""
+    import re
+    m = re.search(r"(?:for op|op type|Op type|importer registered for op)[:\s]+['\"]?(\w+)",
+                  message)
+    return m.group(1) if m else None
+
+
+def layer_precisions(trt, engine):
+    """Layer count per output data type, from the engine inspector (TensorRT >= 8.2)."""
+    try:
+        inspector = engine.create_engine_inspector()
+        info = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+    except Exception as exc:  # noqa: BLE001 - informational; the timing stands without it
+        return {"available": False, "reason": "%s: %s" % (type(exc).__name__, exc)}
+    counts = {}
+    for layer in info.get("Layers", []):
+        if not isinstance(layer, dict):
+            counts["unknown"] = counts.get("unknown", 0) + 1
+            continue
+        text = " ".join(str(o.get("Format/Datatype", "")) for o in layer.get("Outputs", []))
+        kind = next((k for k, words in (("int8", ("Int8", "INT8")), ("fp16", ("FP16", "Half")),
+                                         ("fp32", ("FP32", "Float"))) if any(w in text for w in words)),
+                    "other")
+        counts[kind] = counts.get(kind, 0) + 1
+    return {"available": True, "layers": sum(counts.values()), "by_precision": counts}
+
+
+def build_engine(trt, path, precision, qdq, batch_shapes, logger):
+    """Serialized engine bytes and what was chosen; :class:`EngineBuildError` when it fails."""
+    builder = trt.Builder(logger)
+    major = int(trt.__version__.split(".")[0])
+    flags = 0
+    if major < 10:
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    with open(path, "rb") as fh:
+        parsed = parser.parse(fh.read())
+    if not parsed:
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)] or ["no detail"]
+        raise EngineBuildError("TensorRT %s cannot parse the model: %s"
+                               % (trt.__version__, errors[0].strip().splitlines()[-1]))
+    config = builder.create_builder_config()
+    if hasattr(config, "set_memory_pool_limit"):
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
+    else:  # TensorRT < 8.4
+        config.max_workspace_size = 1 << 30
+    if hasattr(trt, "ProfilingVerbosity"):
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    chosen, notes = [], []
+    if precision in ("fp16", "int8"):
+        if builder.platform_has_fast_fp16:
+            config.set_flag(trt.BuilderFlag.FP16)
+            chosen.append("FP16")
+        else:
+            notes.append("this GPU has no fast fp16; fp16 layers were built in fp32")
+    if precision == "int8":
+        if not qdq:
+            raise EngineBuildError("the int8 artifact is not QDQ (dynamic quantization?); TensorRT "
+                                   "builds int8 only from QuantizeLinear/DequantizeLinear models: "
+                                   "use quantization mode: static")
+        config.set_flag(trt.BuilderFlag.INT8)
+        chosen.append("INT8")
+        if not builder.platform_has_fast_int8:
+            notes.append("this GPU has no fast int8; expect no speed-up over fp16")
+    dynamic = [network.get_input(i) for i in range(network.num_inputs)
+               if any(d < 0 for d in tuple(network.get_input(i).shape))]
+    if dynamic:
+        prof = builder.create_optimization_profile()
+        for tensor in dynamic:
+            shape = batch_shapes.get(tensor.name)
+            if shape is None:
+                raise EngineBuildError("input %r has dynamic dimensions and no sample to fix them"
+                                       % tensor.name)
+            prof.set_shape(tensor.name, shape, shape, shape)
+        config.add_optimization_profile(prof)
+    started = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    build_ms = (time.perf_counter() - started) * 1000.0
+    if serialized is None:
+        raise EngineBuildError("TensorRT %s failed to build the engine (its log is on stderr)"
+                               % trt.__version__)
+    return bytes(serialized), {"flags": chosen or ["FP32"], "notes": notes,
+                               "build_ms": round(build_ms, 1)}
+
+
+class TensorRTRunner(object):
+    """A TensorRT engine of an ONNX artifact: built once per (release, artifact, TensorRT, GPU)
+    and cached on the board; each call copies inputs in, enqueues, copies outputs out and
+    synchronises the stream, recording GPU compute and copy times with CUDA events."""
+
+    runtime = "tensorrt"
+
+    @staticmethod
+    def import_runtime():
+        return import_tensorrt()
+
+    def __init__(self, path, threads, providers, batch=1, artifact=None, release=None,
+                 cache_dir=None, input_names=None, samples=None):
+        trt = self.trt = import_tensorrt()
+        self.cuda = cuda_backend()
+        self.version, self.gpu = trt.__version__, self.cuda.device_name()
+        self.providers = ["TensorRT"]
+        self.batch, self.batch_note = batch, None
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.artifact, self.input_names = artifact or {}, list(input_names or [])
+        free_before, total = self.cuda.mem_info()
+        engine_bytes, self.engine_info = self._engine(path, release, cache_dir, samples or {})
+        self.trt_runtime = trt.Runtime(self.logger)  # kept alive as long as its engine
+        self.engine = self.trt_runtime.deserialize_cuda_engine(engine_bytes)
+        if self.engine is None:
+            raise EngineBuildError("TensorRT %s could not deserialize the engine" % self.version)
+        self.context = self.engine.create_execution_context()
+        self.tensor_api = hasattr(self.engine, "num_io_tensors")
+        self.stream = self.cuda.stream()
+        self._bind(samples or {})
+        fixed = self.host[self.inputs[0]].shape[:1] if self.inputs else ()
+        if batch > 1 and fixed and fixed[0] != batch:
+            self.batch, self.batch_note = fixed[0], "engine input has a fixed batch of %d" % fixed[0]
+        self.memory = {"engine_bytes": len(engine_bytes),
+                       "activations_bytes": self._device_memory(),
+                       "io_bytes": sum(b.nbytes for b in self.host.values()),
+                       "cuda_used_mb": round((free_before - self.cuda.mem_info()[0]) / 2.0 ** 20, 2),
+                       "cuda_total_mb": round(total / 2.0 ** 20, 1)}
+        self.events = [self.cuda.event() for _ in range(4)]
+        self.timings = {"gpu_compute_ms": [], "h2d_ms": [], "d2h_ms": []}
+
+    # -- engine: cached on the board ----------------------------------------------------------
+    def _engine(self, path, release, cache_dir, samples):
+        key = engine_cache_key(os.path.basename(str(release or "")), self.artifact, self.version,
+                               self.gpu)
+        cache = os.path.join(cache_dir, key + ".engine") if cache_dir else None
+        meta_path = cache[:-len(".engine")] + ".json" if cache else None
+        if cache and os.path.exists(cache) and os.path.exists(meta_path):
+            with open(cache, "rb") as fh, open(meta_path) as mh:
+                return fh.read(), dict(json.load(mh), cached=True, key=key, path=cache)
+        precision = self.artifact.get("precision", "fp32")
+        qdq = precision == "int8" and is_qdq_model(path, self.artifact)
+        shapes = dict((name, tuple(x.shape)) for name, x in samples.items())
+        blob, info = build_engine(self.trt, path, precision, qdq, shapes, self.logger)
+        info.update({"tensorrt": self.version, "gpu": self.gpu, "precision": precision,
+                     "size_bytes": len(blob)})
+        if cache:
+            os.makedirs(cache_dir, exist_ok=True)
+            _atomic_write(cache, blob, "wb")
+            _atomic_write(meta_path, json.dumps(info), "w")
+        return blob, dict(info, cached=False, key=key, path=cache)
+
+    def _device_memory(self):
+        for name in ("device_memory_size_v2", "device_memory_size"):
+            value = getattr(self.engine, name, None)
+            if isinstance(value, int):
+                return value
+        return None
+
+    # -- buffers ----------------------------------------------------------------------------
+    def _io(self):
+        """[(name, is_input, index)] in the engine's order, for either API."""
+        trt, eng = self.trt, self.engine
+        if self.tensor_api:
+            return [(eng.get_tensor_name(i),
+                     eng.get_tensor_mode(eng.get_tensor_name(i)) == trt.TensorIOMode.INPUT, i)
+                    for i in range(eng.num_io_tensors)]
+        return [(eng.get_binding_name(i), eng.binding_is_input(i), i)
+                for i in range(eng.num_bindings)]
+
+    def _bind(self, samples):
+        trt, eng, ctx = self.trt, self.engine, self.context
+        self.inputs, self.outputs, self.host, self.device, self.bindings = [], [], {}, {}, []
+        for name, is_input, i in self._io():  # dynamic input shapes first, then the buffers
+            dims = tuple(eng.get_tensor_shape(name) if self.tensor_api else eng.get_binding_shape(i))
+            if is_input and name in samples and -1 in dims:
+                shape = tuple(samples[name].shape)
+                if self.tensor_api:
+                    ctx.set_input_shape(name, shape)
+                else:
+                    ctx.set_binding_shape(i, shape)
+            (self.inputs if is_input else self.outputs).append(name)
+        for name, is_input, i in self._io():
+            shape = tuple(ctx.get_tensor_shape(name) if self.tensor_api
+                          else ctx.get_binding_shape(i))
+            dtype = trt.nptype(eng.get_tensor_dtype(name) if self.tensor_api
+                               else eng.get_binding_dtype(i))
+            self.host[name] = self.cuda.host_empty(shape, dtype)
+            self.device[name] = self.cuda.malloc(self.host[name].nbytes)
+            if self.tensor_api:
+                ctx.set_tensor_address(name, self.device[name])
+            self.bindings.append(self.device[name])
+        missing = [n for n in self.inputs if n not in self.input_names]
+        if self.input_names and missing:
+            raise EngineBuildError("engine inputs %s are not the artifact's (%s)"
+                                   % (missing, self.input_names))
+
+    def prepare(self, row):
+        import numpy as np
+        names = self.input_names or self.inputs
+        fed = dict(zip(names, row))
+        return [np.ascontiguousarray(fed[n], dtype=self.host[n].dtype) for n in self.inputs]
+
+    def __call__(self, feed):
+        cuda, stream, ev = self.cuda, self.stream, self.events
+        cuda.record(ev[0], stream)
+        for name, x in zip(self.inputs, feed):
+            host = self.host[name]
+            host[...] = x
+            cuda.htod(self.device[name], host, stream)
+        cuda.record(ev[1], stream)
+        if self.tensor_api:
+            self.context.execute_async_v3(cuda.stream_handle(stream))
+        elif hasattr(self.context, "execute_async_v2"):
+            self.context.execute_async_v2(self.bindings, cuda.stream_handle(stream))
+        else:
+            self.context.execute_v2(self.bindings)
+        cuda.record(ev[2], stream)
+        for name in self.outputs:
+            cuda.dtoh(self.host[name], self.device[name], stream)
+        cuda.record(ev[3], stream)
+        cuda.sync(stream)
+        t = self.timings
+        t["h2d_ms"].append(cuda.elapsed_ms(ev[0], ev[1]))
+        t["gpu_compute_ms"].append(cuda.elapsed_ms(ev[1], ev[2]))
+        t["d2h_ms"].append(cuda.elapsed_ms(ev[2], ev[3]))
+        return [self.host[name] for name in self.outputs]
+
+    def report(self, measured_runs):
+        """What the result carries besides host latency: GPU compute and copies (the last
+        *measured_runs* calls, like trtexec's summary), the engine, memory, precisions."""
+        timing = dict((k, stats(v[-measured_runs:]) if measured_runs and v else None)
+                      for k, v in self.timings.items())
+        engine = dict((k, self.engine_info.get(k)) for k in
+                      ("cached", "key", "path", "build_ms", "size_bytes", "flags", "notes"))
+        return {"tensorrt": dict(timing, version=self.version, gpu=self.gpu, cuda=self.cuda.name,
+                                 api="tensor (execute_async_v3)" if self.tensor_api
+                                 else "bindings (execute_async_v2)",
+                                 engine=engine, device_memory=self.memory,
+                                 layer_precisions=layer_precisions(self.trt, self.engine),
+                                 timing_basis="host latency = copy in + enqueue + copy out + "
+                                              "stream sync (perf_counter); GPU compute = CUDA "
+                                              "events around the enqueue")}
+
+    def op_profile(self, feeds, runs, top):
+        return {"available": False, "source": "tensorrt", "top": [], "fallback_to_cpu": [],
+                "reason": "per-layer timing: run trtexec --dumpProfile (profiling.trtexec)"}
+
+
+def _atomic_write(path, data, mode):
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, mode) as fh:
+        fh.write(data)
+    os.rename(tmp, path)
+
+
+# -- which runner runs an artifact, and where it really ran ---------------------------------------
+class _Bound(object):
+    """A runner class with extra constructor arguments bound and a fallback when it cannot be
+    built (keeps ``_load``'s ``cls.import_runtime()`` / ``cls(path, threads, providers, batch)``)."""
+
+    def __init__(self, cls, selection, extra=None, fallback=None):
+        self.cls, self.selection, self.extra, self.fallback = cls, selection, extra or {}, fallback
+        self.runtime = cls.runtime
+
+    def import_runtime(self):
+        return self.cls.import_runtime()
+
+    def __call__(self, path, threads, providers, batch=1):
+        try:
+            runner = self.cls(path, threads, providers, batch, **self.extra)
+        except (EngineBuildError, TensorRTUnavailable) as exc:
+            if self.fallback is None:
+                raise
+            log.warning("%s; running it on onnxruntime instead", exc)
+            runner = self.fallback(path, threads, providers, batch)
+            self.selection = dict(self.selection, fallback=str(exc),
+                                  unsupported_op=unsupported_op(str(exc)))
+        runner.selection = self.selection
+        return runner
+
+
+def runner_class(release, artifact, args, samples):
+    """The runner for *artifact*: TensorRT for ``--tensorrt`` keys (onnxruntime when TensorRT is
+    missing or cannot build it), and for other ONNX artifacts onnxruntime with the requested
+    providers, or TensorRT when onnxruntime has none of the requested accelerators."""
+    fmt = artifact.get("format")
+    cls = RUNNERS.get(fmt)
+    if cls is None:
+        raise ValueError("unknown artifact format %r" % fmt)
+    accel = [p for p in args.providers if p != "CPUExecutionProvider"]
+    wants_trt = artifact.get("key") in args.tensorrt
+    if fmt != "onnx" or not (wants_trt or accel):
+        return cls
+    selection = {"requested": "TensorRT" if wants_trt else accel}
+    if not wants_trt:
+        have = _ort_providers()
+        if set(accel) & set(have):
+            return _Bound(cls, selection)
+        selection["note"] = ("onnxruntime offers %s, none of %s" % (", ".join(have) or "nothing",
+                                                                     ", ".join(accel)))
+    try:
+        import_tensorrt()
+    except TensorRTUnavailable as exc:
+        return _Bound(OnnxRunner, dict(selection, fallback=str(exc)))
+    specs = artifact.get("inputs") or [{}]
+    first = prepare_feeds(samples, specs, limit=1, batch=args.batch)[0]
+    names = [s.get("name") for s in specs]
+    extra = {"artifact": artifact, "release": os.path.realpath(release),
+             "cache_dir": args.engine_cache or _engine_dir(release), "input_names": names,
+             "samples": dict(zip(names, first))}
+    if not wants_trt:
+        selection["note"] += "; ran it with TensorRT instead"
+    return _Bound(TensorRTRunner, selection, extra, fallback=OnnxRunner)
+
+
+def _ort_providers():
+    try:
+        return list(OnnxRunner.import_runtime().get_available_providers())
+    except ImportError:
+        return []
+
+
+def _engine_dir(release):
+    """``<board root>/engines`` (releases live in ``<board root>/releases/<id>``)."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(release))), "engines")
+
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def where_it_ran(runner, args, op_profile):
+    """``{"requested", "executed_by", "device", "ok", "policy", "reason"}`` for one result."""
+    selection = getattr(runner, "selection", None) or {}
+    requested = selection.get("requested")
+    reasons = [r for r in (selection.get("fallback"),) if r]
+    if runner.runtime == "tensorrt":
+        device = "GPU"
+        executed = "TensorRT %s on %s (GPU)" % (runner.version, runner.gpu)
+    elif runner.runtime == "onnxruntime":
+        used = list(runner.providers or [])
+        gpu = [p for p in used if p != "CPUExecutionProvider"]
+        cpu_ops = [n.get("op") for n in ((op_profile or {}).get("fallback_to_cpu") or [])]
+        device = ("GPU+CPU" if cpu_ops else "GPU") if gpu else "CPU"
+        executed = "onnxruntime %s %s (%s)" % (runner.version, "+".join(used), device)
+        if requested and not gpu:
+            have = _ort_providers()
+            cpu_build = not [p for p in have if p in GPU_PROVIDERS]
+            reasons.append("onnxruntime %s offers only %s (a CPU build)"
+                           % (runner.version, ", ".join(have)) if cpu_build
+                           else "onnxruntime %s did not use %s" % (
+                               runner.version, ", ".join(requested) if isinstance(requested, list)
+                               else requested))
+        if gpu and cpu_ops:
+            reasons.append("op %s not supported by %s, ran on CPU"
+                           % (", ".join(sorted(set(o for o in cpu_ops if o))), gpu[0]))
+    else:
+        device, executed = "CPU", "%s %s (CPU)" % (runner.runtime, runner.version)
+    if selection.get("unsupported_op"):
+        reasons.insert(0, "op %s not supported by TensorRT, ran on CPU"
+                       % selection["unsupported_op"])
+    return {"requested": requested, "executed_by": executed, "device": device,
+            "ok": not requested or device == "GPU", "policy": args.accelerator,
+            "reason": "; ".join(reasons) or None, "note": selection.get("note")}
+
+
 # -- statistics --------------------------------------------------------------------------------
 def stats(times_ms):
     """min/mean/std/p50/p90/p95/p99/max (numpy's linear-interpolated percentiles)."""
@@ -632,9 +1184,7 @@ def empty_result(key, error, threads=None):
 def _load(release, artifact, args):
     import numpy as np
     samples = np.load(os.path.join(release, "samples.npz"))
-    cls = RUNNERS.get(artifact.get("format"))
-    if cls is None:
-        raise ValueError("unknown artifact format %r" % artifact.get("format"))
+    cls = runner_class(release, artifact, args, samples)
     start = time.perf_counter()
     cls.import_runtime()
     import_ms = (time.perf_counter() - start) * 1000.0
@@ -695,6 +1245,8 @@ def measure(release, artifact, args):
         "tegrastats": tegra_out, "outputs": outputs,
     })
     result["op_profile"] = _op_profile(runner, raw_feeds, args)
+    result.update(runner.report(len(times)) if hasattr(runner, "report") else {})
+    result["accelerator"] = where_it_ran(runner, args, result["op_profile"])
     return result
 
 
@@ -707,8 +1259,10 @@ def _op_profile(runner, raw_feeds, args):
         return {"available": False, "reason": "%s: %s" % (type(exc).__name__, exc), "top": []}
 
 
-def run_trtexec(release, artifact, args):
-    """``trtexec`` on an ONNX artifact as a second opinion; raw tail for the host to parse."""
+def run_trtexec(release, artifact, args, engine=None):
+    """``trtexec`` on an ONNX artifact as a second opinion; raw tail for the host to parse.
+    With the *engine* the TensorRT runner built (and cached), trtexec times that same engine
+    (``--loadEngine``) instead of building its own."""
     if not args.trtexec:
         return None
     exe = shutil.which("trtexec") or ("/usr/src/tensorrt/bin/trtexec"
@@ -718,7 +1272,9 @@ def run_trtexec(release, artifact, args):
     if exe is None:
         return {"ran": False, "reason": "trtexec not found on this board"}
     argv = [exe, "--onnx=" + os.path.join(release, artifact["file"]), "--duration=3"]
-    if artifact.get("precision") in ("fp16", "int8"):
+    if engine and os.path.exists(engine):
+        argv = [exe, "--loadEngine=" + engine, "--duration=3"]
+    elif artifact.get("precision") in ("fp16", "int8"):
         argv.append("--" + artifact["precision"])
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -736,7 +1292,9 @@ def _child_argv(release, artifact, args):
                  "stable_tol", "stable_windows", "op_top", "samples", "sample_interval",
                  "tegrastats_ms", "timeout"):
         argv += ["--" + name.replace("_", "-"), str(getattr(args, name))]
-    argv += ["--providers", ",".join(args.providers), "--pin", args.pin or ""]
+    argv += ["--providers", ",".join(args.providers), "--pin", args.pin or "",
+             "--tensorrt", ",".join(args.tensorrt), "--engine-cache", args.engine_cache or "",
+             "--accelerator", args.accelerator]
     return argv + (["--until-stable"] if args.until_stable else [])
 
 
@@ -757,7 +1315,8 @@ def run_child(release, artifact, args):
         return empty_result(artifact["key"], "child exited %s: %s" % (proc.returncode, tail),
                             args.threads)
     if result.get("ok"):
-        result["trtexec"] = run_trtexec(release, artifact, args)
+        engine = ((result.get("tensorrt") or {}).get("engine") or {}).get("path")
+        result["trtexec"] = run_trtexec(release, artifact, args, engine)
     return result
 
 
@@ -784,9 +1343,16 @@ def parse_args(argv):
     p.add_argument("--sample-interval", type=float, default=1.0, help="thermal sampling, s")
     p.add_argument("--tegrastats-ms", type=int, default=500)
     p.add_argument("--trtexec", action="store_true", help="also run trtexec when present")
+    p.add_argument("--tensorrt", default="", help="artifact keys to run as TensorRT engines")
+    p.add_argument("--engine-cache", default="", help="engine cache (default <root>/engines)")
+    p.add_argument("--accelerator", default="none", choices=("required", "preferred", "none"),
+                   help="the profile's wish, echoed in each result's accelerator verdict")
+    p.add_argument("--sysroot", default="/", help="read /etc/nv_tegra_release under this "
+                   "directory (simulated boards)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per artifact")
     args = p.parse_args(argv)
     args.providers = [x for x in args.providers.split(",") if x]
+    args.tensorrt = [x for x in args.tensorrt.split(",") if x]
     if (args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.timeout <= 0
             or args.batch < 1 or args.max_runs < 1 or args.stable_windows < 2):
         p.error("--runs, --threads, --batch, --max-runs must be >= 1, --warmup >= 0, "
@@ -835,7 +1401,7 @@ def main(argv=None):
         log.info("measuring %s (%s)", artifact["key"], artifact.get("file"))
         results.append(run_child(args.release, artifact, args))
     doc = {"schema": SCHEMA, "agent_version": AGENT_VERSION, "release": manifest.get("bundle_id"),
-           "device": device_facts(), "results": results}
+           "device": device_facts(args.sysroot), "results": results}
     json.dump(doc, out)
     out.write("\n")
     out.flush()

@@ -12,25 +12,48 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .jetpack import jetson_software, parse_packages
 from .tegrastats import energy_per_inference, summarize_tegrastats
 from .trtexec import parse_trtexec
 from .vcgencmd import parse_vcgencmd
 
-__all__ = ["enrich", "parse_jetson_clocks", "parse_nvpmodel", "thermal_summary"]
+__all__ = ["board_state", "enrich", "parse_jetson_clocks", "parse_nvpmodel", "thermal_summary"]
 
 _KEEP_LINES = 3
 
 
 def enrich(doc: dict[str, Any]) -> dict[str, Any]:
     """Add parsed figures to the agent document in place; return it."""
-    jetson = doc.get("device", {}).get("jetson")
+    device = doc.get("device", {})
+    jetson = device.get("jetson")
     if isinstance(jetson, dict):
         jetson["nvpmodel_parsed"] = parse_nvpmodel(jetson.get("nvpmodel") or "")
         jetson["jetson_clocks_parsed"] = parse_jetson_clocks(jetson.get("jetson_clocks") or "")
+        jetson["software"] = jetson_software(device.get("l4t") or "",
+                                             parse_packages(jetson.get("packages") or ""))
     for result in doc.get("results", []):
         if result.get("ok"):
             _enrich_result(result)
+            if isinstance(jetson, dict):
+                result["board_state"] = board_state(jetson, result.get("power") or {})
     return doc
+
+
+def board_state(jetson: dict[str, Any], power: dict[str, Any]) -> dict[str, Any]:
+    """The Jetson's state while one artifact ran: power mode, clocks pinned or not, GPU and EMC
+    clocks and load, power and energy per inference (tegrastats over the measured runs)."""
+    mode = jetson.get("nvpmodel_parsed") or {}
+    clocks = jetson.get("jetson_clocks_parsed") or {}
+    return {"nvpmodel": mode.get("mode"), "nvpmodel_id": mode.get("id"),
+            "jetson_clocks": clocks.get("active"),
+            "gpu_mhz": power.get("gpu_mhz") or clocks.get("gpu_mhz"),
+            "emc_mhz": power.get("emc_mhz") or clocks.get("emc_mhz"),
+            "gpu_pct": power.get("gpu_pct"), "emc_pct": power.get("emc_pct"),
+            "power_mw": power.get("power_mw"), "power_source": power.get("power_source"),
+            "energy_mj_per_inference": power.get("energy_mj_per_inference"),
+            "samples": power.get("samples", 0),
+            "basis": "tegrastats during the measured runs" if power.get("samples") else
+                     "no tegrastats samples (tool absent or no sample in the window)"}
 
 
 def _enrich_result(result: dict[str, Any]) -> None:
@@ -90,7 +113,13 @@ def parse_nvpmodel(text: str) -> dict[str, Any]:
 
 def parse_jetson_clocks(text: str) -> dict[str, Any]:
     """``jetson_clocks --show`` → whether every CPU runs pinned at its maximum (clocks locked)."""
-    cpus = re.findall(r"^cpu\d+: Online=1 .*?MinFreq=(\d+) MaxFreq=(\d+)", text, re.M)
+    cpus = re.findall(r"^cpu\d+:\s+Online=1\s.*?MinFreq=(\d+) MaxFreq=(\d+)", text, re.M)
     if not cpus:
         return {"active": None, "reason": "no jetson_clocks output (needs root)"}
-    return {"active": all(lo == hi for lo, hi in cpus), "cpus": len(cpus)}
+    out: dict[str, Any] = {"active": all(lo == hi for lo, hi in cpus), "cpus": len(cpus)}
+    for unit in ("GPU", "EMC"):
+        m = re.search(rf"^{unit} MinFreq=(\d+) MaxFreq=(\d+) CurrentFreq=(\d+)", text, re.M)
+        if m:
+            out[unit.lower() + "_mhz"] = round(int(m[3]) / 1e6, 1)
+            out[unit.lower() + "_max_mhz"] = round(int(m[2]) / 1e6, 1)
+    return out

@@ -84,7 +84,9 @@ def summarize_tegrastats(lines: list[str]) -> dict[str, Any]:
         "power_mw": _mean(totals), "power_source": _total_mw(parsed[0]["rails_mw"])[1],
         "rails_mw": {k: _mean(v) for k, v in rails.items()},
         "gpu_pct": _mean([p["gpu_pct"] for p in parsed if "gpu_pct" in p]),
+        "gpu_mhz": _mean([p["gpu_mhz"] for p in parsed if p.get("gpu_mhz") is not None]),
         "emc_pct": _mean([p["emc_pct"] for p in parsed if "emc_pct" in p]),
+        "emc_mhz": _mean([p["emc_mhz"] for p in parsed if p.get("emc_mhz") is not None]),
         "ram_used_mb": _mean([p["ram_used_mb"] for p in parsed if "ram_used_mb" in p]),
         "max_temp_c": max(temps) if temps else None,
     }

@@ -1,0 +1,1 @@
+"""STAND-IN for ``pycuda.autoinit`` (the real one creates a CUDA context)."""
