@@ -187,10 +187,12 @@ def render_table(report: Mapping[str, Any]):  # -> rich.table.Table
             + (f" {row['error']}" if row.get("error") else ""),
             _notes(row),
         )
-    for item in report.get("left_out") or []:
+    from rich.markup import escape
+
+    for item in report.get("left_out") or []:  # the tool's message may hold [brackets]
         fmt, _, precision = item["key"].partition("-")
         table.add_row(item["key"], fmt, precision, "—", "—", "—", "—", "—", "—",
-                      "[yellow]left out[/]", left_out_line(item))
+                      "[yellow]left out[/]", escape(left_out_line(item)))
     return table
 
 

@@ -52,6 +52,9 @@ class _Reporter:
         if self._live is None:
             print(f"edgeship: {text}", file=sys.stderr, flush=True)
             return
+        from rich.markup import escape
+
+        text = escape(text)  # a tool's message may hold [brackets]: not markup
         self._live.console.log(f"[dim]{text}[/]")
         if self._task is None:
             self._task = self._live.add_task(text, total=None)

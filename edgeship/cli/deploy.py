@@ -127,6 +127,7 @@ def convert(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
 
 def _bundle_table(bundle: Any) -> Any:
     """The console table of a bundle: one row per artifact, then one per left-out artifact."""
+    from rich.markup import escape
     from rich.table import Table
 
     from edgeship.report import left_out_line
@@ -144,7 +145,7 @@ def _bundle_table(bundle: Any) -> Any:
                                               if a.get("requested") else ""))
     for lo in bundle.manifest.get("left_out") or []:
         table.add_row(lo["key"], "—", "—", "—", "—", "—",
-                      f"[yellow]left out[/]: {left_out_line(lo)}")
+                      f"[yellow]left out[/]: {escape(left_out_line(lo))}")
     return table
 
 
