@@ -84,6 +84,8 @@ def export_tflite(onnx_path: Path, out_dir: Path, precisions: list[str],
         for precision in precisions:  # every precision checked before any file is moved
             job = result["jobs"][_job_of(precision)]
             if not job["ok"]:
+                log.debug("onnx2tf log (%s call):\n%s", _job_of(precision),
+                          Path(job["log"]).read_text(errors="replace")[-6000:])
                 raise _failed(precision, job["error"])
         infos = {}
         for precision in precisions:
