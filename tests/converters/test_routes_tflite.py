@@ -81,18 +81,15 @@ def test_onnx2tf_failure_gives_its_real_cause(tmp_path: Path) -> None:
     assert "\n" not in str(exc) and not (tmp_path / "model.fp32.tflite").exists()
 
 
-class _Mul(object):
-    """x * z as a torch module (made lazily: torch imported inside the tests)."""
+def _mul_module() -> object:
+    """x * z as a torch module (torch imported only by the test that needs it)."""
+    import torch
 
-    @staticmethod
-    def make() -> object:
-        import torch
+    class Mul(torch.nn.Module):
+        def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+            return x * z
 
-        class Mul(torch.nn.Module):
-            def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-                return x * z
-
-        return Mul().eval()
+    return Mul().eval()
 
 
 def _mismatch_calib() -> dict[str, np.ndarray]:
@@ -143,7 +140,7 @@ def test_litert_torch_makes_what_onnx2tf_cannot(tmp_path: Path) -> None:
 
     from converters.tflite_routes import make_tflite
 
-    src, calib, module = nhwc_mismatch(tmp_path / "mul.onnx"), _mismatch_calib(), _Mul.make()
+    src, calib, module = nhwc_mismatch(tmp_path / "mul.onnx"), _mismatch_calib(), _mul_module()
     made = make_tflite(src, tmp_path, ["fp32"], calib, torch_model=module, install_litert=True)
     info = made["fp32"]
     assert info["tool"] == "litert-torch"
