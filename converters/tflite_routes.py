@@ -57,9 +57,20 @@ def make_tflite(onnx_path: Path, out_dir: Path, precisions: list[str],
                 progress=progress)
         except ConversionError as exc:  # the route as a whole: export or environment
             made = {p: exc for p in retry}
+        names = _io_names(onnx_path)
         for precision in retry:
-            results[precision] = _second(precision, failed[precision], made[precision])
+            results[precision] = _second(precision, failed[precision], made[precision], names)
     return results
+
+
+def _io_names(onnx_path: Path) -> dict[str, dict[str, str]]:
+    """litert-torch's signature names (``args_N``, ``output_N``) → the source's names, in order
+    (the ONNX was exported from the same module, so the orders agree)."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return {"inputs": {f"args_{i}": v.name for i, v in enumerate(graph.input)},
+            "outputs": {f"output_{i}": v.name for i, v in enumerate(graph.output)}}
 
 
 def _litert_cannot(precision: str, torch_model: Any, quantization: Any,
@@ -78,10 +89,12 @@ def _litert_cannot(precision: str, torch_model: Any, quantization: Any,
     return None
 
 
-def _second(precision: str, first: ConversionError, made: Made) -> Made:
+def _second(precision: str, first: ConversionError, made: Made,
+            names: dict[str, dict[str, str]]) -> Made:
     if isinstance(made, ConversionError):
         return _both_failed(precision, first, made.cause or str(made), skipped=False)
     made["tried"] = [{"route": "onnx2tf", "error": first.cause or str(first)}]
+    made["io_names"] = names
     return made
 
 

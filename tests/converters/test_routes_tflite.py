@@ -112,8 +112,10 @@ def test_routes_record_onnx2tf_failure_and_litert_taken(tmp_path: Path,
                         lambda model, out, precisions, *a, **k: {
                             p: {"tool": "litert-torch", "route": ["torch.export", "litert-torch"]}
                             for p in precisions})
-    made = routes.make_tflite(tmp_path / "m.onnx", tmp_path, ["fp32", "fp16"], {},
+    made = routes.make_tflite(conv_pool(tmp_path / "m.onnx"), tmp_path, ["fp32", "fp16"], {},
                               torch_model=object())
+    assert made["fp32"]["io_names"] == {"inputs": {"args_0": "x"},
+                                        "outputs": {"output_0": "probs"}}
     assert made["fp32"]["tool"] == "litert-torch"
     assert made["fp32"]["tried"] == [{"route": "onnx2tf", "error": "boom"}]
     fp16 = made["fp16"]
@@ -145,6 +147,7 @@ def test_litert_torch_makes_what_onnx2tf_cannot(tmp_path: Path) -> None:
     info = made["fp32"]
     assert info["tool"] == "litert-torch"
     assert info["tried"][0]["error"].startswith("Dimensions must be equal")
+    assert info["io_names"]["inputs"] == {"args_0": "x", "args_1": "z"}
     interp = Interpreter(model_path=str(tmp_path / "model.fp32.tflite"))
     interp.allocate_tensors()
     feeds = {"x": calib["x"][:1].transpose(0, 2, 3, 1), "z": calib["z"][:1].transpose(0, 2, 1)}
