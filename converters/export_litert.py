@@ -120,7 +120,8 @@ def export_tflite_torch_each(model: Any, out_dir: Path, precisions: list[str],
 
 
 def _info(precision: str, per_channel: bool, samples: int, seconds: float) -> dict[str, Any]:
-    info: dict[str, Any] = {"tool": "litert-torch", "version": LITERT_REQUIREMENTS[0].split("==")[1],
+    version = LITERT_REQUIREMENTS[0].split("==")[1]
+    info: dict[str, Any] = {"tool": "litert-torch", "version": version,
                             "route": ["torch.export", "litert-torch"], "variant": "float32",
                             "io": "float32", "io_layout": "channels-last (as onnx2tf)",
                             "seconds": seconds}

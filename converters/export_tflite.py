@@ -152,8 +152,8 @@ def _info(precision: str, int8: dict[str, Any] | None, job: dict[str, Any],
 
 
 def _failed(precision: str, cause: str) -> ConversionError:
-    return ConversionError(f"TFLite export failed: onnx2tf ({precision}): {cause.rstrip('.')}; {_HINT}",
-                           stage="convert", tool="onnx2tf", cause=cause)
+    return ConversionError(f"TFLite export failed: onnx2tf ({precision}): {cause.rstrip('.')}; "
+                           f"{_HINT}", stage="convert", tool="onnx2tf", cause=cause)
 
 
 def _write_request(work: Path, onnx_path: Path, jobs: list[dict[str, Any]],

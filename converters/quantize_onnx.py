@@ -32,8 +32,8 @@ from edgeship.errors import ConversionError
 
 from ._util import one_line
 
-__all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer", "convert_fp16",
-           "quantize_int8"]
+__all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer",
+           "convert_fp16", "quantize_int8"]
 
 log = logging.getLogger(__name__)
 
