@@ -15,11 +15,9 @@ the functions that need them (tensorflow only in the TFLite converter's child pr
 
 from .bundle import Bundle, agent_path, build_bundle, bundle_id
 from .data import Dataset, load_dataset, synthetic_dataset
-from .export_litert import export_tflite_torch
 from .export_onnx import export_onnx
 from .export_tflite import export_tflite
 from .load import LoadedModel, load_model
-from .onnx_cleanup import clean_onnx
 from .passes import apply_recipe, available_passes, register_pass, resolve_recipe
 from .quantize_onnx import convert_fp16, quantize_int8
 from .verify import Verification
@@ -34,11 +32,9 @@ __all__ = [
     "available_passes",
     "build_bundle",
     "bundle_id",
-    "clean_onnx",
     "convert_fp16",
     "export_onnx",
     "export_tflite",
-    "export_tflite_torch",
     "load_dataset",
     "load_model",
     "quantize_int8",

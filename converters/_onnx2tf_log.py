@@ -42,7 +42,8 @@ def cause(log: str, exc: BaseException | None) -> str:
         warnings = [ln.split("WARNING:", 1)[1].strip() for ln in text.splitlines()
                     if "WARNING:" in ln and "onnx file" not in ln]
         code = exc.code if isinstance(exc, SystemExit) else None
-        line = warnings[-1] if warnings else f"onnx2tf stopped (exit status {code}) without a message"
+        line = warnings[-1] if warnings else (f"onnx2tf stopped (exit status {code}) without "
+                                              "a message")
     node = _NODE.search(text)
     if node and node.group(1) not in line:
         line = f"{line.rstrip()} (ONNX node {node.group(1)})"

@@ -29,7 +29,8 @@ from edgeship.errors import ConversionError
 
 from ._util import one_line
 
-__all__ = ["LITERT_REQUIREMENTS", "ensure_litert_env", "export_tflite_torch", "litert_env_dir"]
+__all__ = ["LITERT_REQUIREMENTS", "ensure_litert_env", "export_tflite_torch",
+           "export_tflite_torch_each", "litert_env_dir", "litert_env_ready"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,14 @@ def litert_env_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "edgeship" / "litert-torch"
 
 
+def litert_env_ready() -> bool:
+    """Whether the environment exists with :data:`LITERT_REQUIREMENTS` (nothing is created)."""
+    root = litert_env_dir()
+    marker = root / _MARKER
+    return (root / "bin" / "python").exists() and marker.exists() and \
+        marker.read_text() == "\n".join(LITERT_REQUIREMENTS) + "\n"
+
+
 def ensure_litert_env(progress: Callable[[str], None] = log.info) -> Path:
     """The environment's python, after creating it and installing :data:`LITERT_REQUIREMENTS`
     when it is missing or was made for other requirements."""
@@ -55,15 +64,13 @@ def ensure_litert_env(progress: Callable[[str], None] = log.info) -> Path:
 
     root = litert_env_dir()
     python = root / "bin" / "python"
-    wanted = "\n".join(LITERT_REQUIREMENTS) + "\n"
-    marker = root / _MARKER
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
+    if litert_env_ready():
         return python
     progress(f"creating the litert-torch environment in {root} (once; ~6 min, ~2 GB)")
     start = time.perf_counter()
     _run([sys.executable, "-m", "venv", "--clear", str(root)], "venv")
     _run([str(python), "-m", "pip", "install", "-q", *LITERT_REQUIREMENTS], "pip")
-    marker.write_text(wanted)
+    (root / _MARKER).write_text("\n".join(LITERT_REQUIREMENTS) + "\n")
     log.info("litert-torch environment ready in %.0f s", time.perf_counter() - start)
     return python
 
@@ -78,6 +85,19 @@ def export_tflite_torch(model: Any, out_dir: Path, precisions: list[str],
     file was made; raises :class:`ConversionError` (``stage``, ``tool``, ``cause``) when a
     precision could not be made.
     """
+    results = export_tflite_torch_each(model, out_dir, precisions, calibration,
+                                       per_channel=per_channel, progress=progress)
+    for result in results.values():
+        if isinstance(result, ConversionError):
+            raise result
+    return results  # type: ignore[return-value]
+
+
+def export_tflite_torch_each(model: Any, out_dir: Path, precisions: list[str],
+                             calibration: dict[str, np.ndarray], *, per_channel: bool = True,
+                             progress: Callable[[str], None] = log.info
+                             ) -> dict[str, dict[str, Any] | ConversionError]:
+    """:func:`export_tflite_torch` with a precision that fails mapped to its error."""
     bad = sorted(set(precisions) - {"fp32", "int8"})
     if bad:
         raise ConversionError(f"the litert-torch route cannot make {', '.join(bad)}; it makes "
@@ -89,19 +109,19 @@ def export_tflite_torch(model: Any, out_dir: Path, precisions: list[str],
         request = _write_request(work, model, out_dir, precisions, calibration, per_channel)
         results = _run_child(python, work, request)
     samples = len(next(iter(calibration.values())))
-    infos = {}
+    made: dict[str, dict[str, Any] | ConversionError] = {}
     for precision in precisions:
         result = results[precision]
-        if not result["ok"]:
-            raise ConversionError(f"TFLite export failed: litert-torch ({precision}): "
-                                  f"{result['error']}; {_HINT}", stage="convert",
-                                  tool="litert-torch", cause=result["error"])
-        infos[precision] = _info(precision, per_channel, samples, result["seconds"])
-    return infos
+        made[precision] = _info(precision, per_channel, samples, result["seconds"]) \
+            if result["ok"] else ConversionError(
+                f"TFLite export failed: litert-torch ({precision}): {result['error']}; {_HINT}",
+                stage="convert", tool="litert-torch", cause=result["error"])
+    return made
 
 
 def _info(precision: str, per_channel: bool, samples: int, seconds: float) -> dict[str, Any]:
-    info: dict[str, Any] = {"tool": "litert-torch", "version": LITERT_REQUIREMENTS[0].split("==")[1],
+    version = LITERT_REQUIREMENTS[0].split("==")[1]
+    info: dict[str, Any] = {"tool": "litert-torch", "version": version,
                             "route": ["torch.export", "litert-torch"], "variant": "float32",
                             "io": "float32", "io_layout": "channels-last (as onnx2tf)",
                             "seconds": seconds}

@@ -32,8 +32,8 @@ from edgeship.errors import ConversionError
 
 from ._util import one_line
 
-__all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer", "convert_fp16",
-           "quantize_int8"]
+__all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer",
+           "convert_fp16", "quantize_int8"]
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,11 @@ ACTIVATION_TYPE = "QInt8"
 """Default activation type of the QDQ int8 artifact. Measured on the demo CNN: QInt8 and QUInt8
 gave the same accuracy; QInt8 (S8S8) is onnxruntime's recommended QDQ default and the fast path on
 ARM64 boards, so it is used."""
-KEEP_FAILING = "keep-failing-types-float"
-"""The last variant: as configured, with the op types onnxruntime refused to load kept float."""
+KEEP_FAILING = "keep-float"
+"""The last variant: as configured, with the op types onnxruntime refused to load kept float
+(recorded as ``keep-float Conv, MatMul``)."""
+KEEP_ROUNDS = 4
+"""How often the keep-float variant widens (each load error may name another op type)."""
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Attention", "LSTM", "GRU")
 """Node types the sensitivity measurement (and ``exclude: auto``) considers: those with weights."""
 MIN_PER_CHANNEL_OPSET = 13
@@ -118,19 +121,38 @@ class OnnxQuantizer:
         each try is recorded in ``tried``. Raises :class:`ConversionError` (``tool``
         ``onnxruntime``, the last real error as ``cause``) when none does."""
         tried: list[dict[str, Any]] = []
-        failing: tuple[str, ...] = ()  # nodes of the op types load errors named
+        failing: set[str] = set()  # op types that load errors named
         for name, variant in _variants(options):
             if name == KEEP_FAILING:
-                if not failing:
-                    continue
-                variant = variant.with_(exclude=tuple(dict.fromkeys((*variant.exclude,
-                                                                     *failing))))
+                return self._keep_failing_float(variant, out, only, tried, failing)
             problem = self._try(variant, out, only)
             if problem is None:
                 return self._info(variant, name, tried)
-            if problem["stage"] == "load":
-                failing = (*failing, *self._failing(out, problem))
+            failing |= self._failing(out, problem)
             tried.append({"variant": name, **problem})
+        raise self._error(tried)
+
+    def _keep_failing_float(self, options: OnnxQuantOptions, out: Path, only: list[str] | None,
+                            tried: list[dict[str, Any]], failing: set[str]) -> dict[str, Any]:
+        """As configured, with the op types load errors named kept float; again while each
+        try names new ones (at most :data:`KEEP_ROUNDS` times)."""
+        import onnx
+
+        nodes = onnx.load(str(self.source)).graph.node
+        for _ in range(KEEP_ROUNDS):
+            if not failing:
+                break
+            name = f"keep-float {', '.join(sorted(failing))}"
+            keep = tuple(n.name for n in nodes if n.op_type in failing and n.name)
+            variant = options.with_(exclude=tuple(dict.fromkeys((*options.exclude, *keep))))
+            problem = self._try(variant, out, only)
+            if problem is None:
+                return self._info(variant, name, tried)
+            new = self._failing(out, problem) - failing
+            tried.append({"variant": name, **problem})
+            if not new:
+                break
+            failing = failing | new
         raise self._error(tried)
 
     def _try(self, options: OnnxQuantOptions, out: Path,
@@ -159,16 +181,14 @@ class OnnxQuantizer:
             info["cleanup"] = self.cleanup
         return info
 
-    def _failing(self, out: Path, problem: dict[str, str]) -> tuple[str, ...]:
-        """Source nodes of the op types next to the node a load error names."""
+    def _failing(self, out: Path, problem: dict[str, str]) -> set[str]:
+        """The op types next to the node a load error names (recorded in *problem*)."""
+        if problem["stage"] != "load":
+            return set()
         types = _types_at(out, problem["error"]) - {"QuantizeLinear", "DequantizeLinear"}
-        if not types:
-            return ()
-        import onnx
-
-        nodes = onnx.load(str(self.source)).graph.node
-        problem["op_types"] = ", ".join(sorted(types))
-        return tuple(n.name for n in nodes if n.op_type in types and n.name)
+        if types:
+            problem["op_types"] = ", ".join(sorted(types))
+        return types
 
     def _error(self, tried: list[dict[str, Any]]) -> ConversionError:
         last = tried[-1]["error"]
@@ -218,8 +238,8 @@ class OnnxQuantizer:
 
 def _variants(options: OnnxQuantOptions) -> list[tuple[str, OnnxQuantOptions]]:
     """The variants tried in order: as configured, per-tensor (when per-channel), QOperator
-    (static only), then as configured with the op types a load error named kept in float
-    (the exclusion is added by :meth:`OnnxQuantizer.quantize` after a load failure)."""
+    (static only), then as configured with the op types load errors named kept in float
+    (:meth:`OnnxQuantizer._keep_failing_float`)."""
     out = [("as configured", options)]
     if options.per_channel:
         out.append(("per-tensor", options.with_(per_channel=False)))

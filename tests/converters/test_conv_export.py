@@ -68,6 +68,16 @@ def test_tflite_artifacts_run_nhwc(sim_bundle, tiny) -> None:
         assert art["verification"]["passed"]
 
 
+def test_manifest_records_the_routes(sim_bundle) -> None:
+    """Clean-up steps and the onnx2tf call of each TFLite file, the int8 variant taken."""
+    bundle, _ = sim_bundle
+    arts = {a["key"]: a["converter"] for a in bundle.manifest["artifacts"]}
+    assert arts["tflite-fp32"]["route"][-1] == "onnx2tf (float call)"
+    assert arts["tflite-int8"]["route"][-1] == "onnx2tf (int8 call)"
+    assert [s["step"] for s in arts["tflite-fp32"]["cleanup"]] == ["onnxslim", "names"]
+    assert arts["onnx-int8"]["variant"] == "as configured" and arts["onnx-int8"]["tried"] == []
+
+
 def test_dynamo_failure_falls_back_to_torchscript(tmp_path: Path, factory_source: str,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     mod = importlib.import_module("converters.export_onnx")  # the package re-exports a function

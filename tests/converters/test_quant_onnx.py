@@ -344,3 +344,24 @@ def test_no_variant_loads_raises_with_every_try(tmp_path: Path,
     assert err.value.tool == "onnxruntime" and err.value.stage == "load"
     assert err.value.tried == ["as configured", "per-tensor", "QOperator"]
     assert err.value.cause == "Fail: simulated refusal"
+
+
+def test_op_types_that_will_not_load_are_kept_float(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With only the keep-float variant after the configured one, the load errors' op types
+    (the conv's bias, then the head's per-channel weight) are kept float until it loads."""
+    import onnx
+
+    import converters.quantize_onnx as qo
+
+    monkeypatch.setattr(qo, "_upgrade", lambda fp32, out: (fp32, []))
+    monkeypatch.setattr(qo, "_variants", lambda o: [("as configured", o), (qo.KEEP_FAILING, o)])
+    src, calib = _conv11(tmp_path)
+    info = OnnxQuantizer(src, calib, tmp_path).quantize(OnnxQuantOptions(), tmp_path / "q.onnx")
+    _loads(tmp_path / "q.onnx")
+    assert info["variant"].startswith("keep-float Conv")
+    assert [(t["variant"], t["op_types"]) for t in info["tried"]] == [
+        ("as configured", "Conv"), ("keep-float Conv", "MatMul")]
+    assert info["options"]["exclude"] and info["options"]["per_channel"] is True
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
+    assert "QuantizeLinear" in ops and "Conv" in ops

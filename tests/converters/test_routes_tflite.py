@@ -79,3 +79,79 @@ def test_onnx2tf_failure_gives_its_real_cause(tmp_path: Path) -> None:
                   "Alternatively"):
         assert noise not in str(exc)
     assert "\n" not in str(exc) and not (tmp_path / "model.fp32.tflite").exists()
+
+
+def _mul_module() -> object:
+    """x * z as a torch module (torch imported only by the test that needs it)."""
+    import torch
+
+    class Mul(torch.nn.Module):
+        def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+            return x * z
+
+    return Mul().eval()
+
+
+def _mismatch_calib() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"x": rng.normal(size=(4, 4, 40, 120)).astype(np.float32),
+            "z": rng.normal(size=(4, 40, 120)).astype(np.float32)}
+
+
+def test_routes_record_onnx2tf_failure_and_litert_taken(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The route logic alone (both converters stubbed): onnx2tf's error, then litert-torch."""
+    import converters.tflite_routes as routes
+
+    error = ConversionError("TFLite export failed: onnx2tf (fp32): boom; hint", stage="convert",
+                            tool="onnx2tf", cause="boom")
+    monkeypatch.setattr(routes, "export_tflite_each",
+                        lambda *a, **k: {"fp32": error, "fp16": error})
+    monkeypatch.setattr(routes.export_litert, "litert_env_ready", lambda: True)
+    monkeypatch.setattr(routes.export_litert, "export_tflite_torch_each",
+                        lambda model, out, precisions, *a, **k: {
+                            p: {"tool": "litert-torch", "route": ["torch.export", "litert-torch"]}
+                            for p in precisions})
+    made = routes.make_tflite(conv_pool(tmp_path / "m.onnx"), tmp_path, ["fp32", "fp16"], {},
+                              torch_model=object())
+    assert made["fp32"]["io_names"] == {"inputs": {"args_0": "x"},
+                                        "outputs": {"output_0": "probs"}}
+    assert made["fp32"]["tool"] == "litert-torch"
+    assert made["fp32"]["tried"] == [{"route": "onnx2tf", "error": "boom"}]
+    fp16 = made["fp16"]
+    assert isinstance(fp16, ConversionError) and fp16.tried == ["onnx2tf"]
+    assert "litert-torch skipped: litert-torch makes fp32 and int8, not fp16" in str(fp16)
+
+
+def test_not_a_torch_source_keeps_the_onnx2tf_error(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import converters.tflite_routes as routes
+
+    error = ConversionError("TFLite export failed: onnx2tf (int8): boom; hint", cause="boom")
+    monkeypatch.setattr(routes, "export_tflite_each", lambda *a, **k: {"int8": error})
+    made = routes.make_tflite(tmp_path / "m.onnx", tmp_path, ["int8"], {})
+    assert made["int8"].cause == "boom" and "not a PyTorch model" in str(made["int8"])
+
+
+@pytest.mark.slow
+def test_litert_torch_makes_what_onnx2tf_cannot(tmp_path: Path) -> None:
+    """Real converters: onnx2tf fails on x[1,4,40,120] * z[1,40,120]; litert-torch converts the
+    same torch module, fp32-exact, fed channels-last like onnx2tf's files."""
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+
+    from converters.tflite_routes import make_tflite
+
+    src, calib, module = nhwc_mismatch(tmp_path / "mul.onnx"), _mismatch_calib(), _mul_module()
+    made = make_tflite(src, tmp_path, ["fp32"], calib, torch_model=module, install_litert=True)
+    info = made["fp32"]
+    assert info["tool"] == "litert-torch"
+    assert info["tried"][0]["error"].startswith("Dimensions must be equal")
+    assert info["io_names"]["inputs"] == {"args_0": "x", "args_1": "z"}
+    interp = Interpreter(model_path=str(tmp_path / "model.fp32.tflite"))
+    interp.allocate_tensors()
+    feeds = {"x": calib["x"][:1].transpose(0, 2, 3, 1), "z": calib["z"][:1].transpose(0, 2, 1)}
+    runner = interp.get_signature_runner()
+    (got,) = runner(args_0=feeds["x"], args_1=feeds["z"]).values()
+    want = module(torch.from_numpy(calib["x"][:1]), torch.from_numpy(calib["z"][:1])).numpy()
+    np.testing.assert_allclose(got, want.transpose(0, 2, 3, 1), atol=1e-6)
