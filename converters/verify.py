@@ -56,6 +56,13 @@ Outputs = list[np.ndarray]
 """One stacked array per model output, first axis = samples, in the source's order."""
 
 
+class StackedOutputs(list):  # type: ignore[type-arg]
+    """:data:`Outputs` that remember, per output, whether each sample's array was stacked whole
+    (a state or scalar output: no batch axis) or concatenated along its batch axis of 1."""
+
+    whole: list[bool]
+
+
 @dataclass(frozen=True)
 class Reference:
     """The source model's outputs on the evaluation samples, their names and kinds.
@@ -70,6 +77,7 @@ class Reference:
     kinds: list[tuple[str, str]]
     feed: dict[str, np.ndarray] | None = None
     conversion: Outputs | None = None
+    whole: tuple[bool, ...] = ()
 
     @classmethod
     def of(cls, outputs: Outputs, names: list[str] | None = None, fidelity: Any = None,
@@ -78,12 +86,17 @@ class Reference:
         names = list(names) if names else [f"output_{i}" for i in range(len(outputs))]
         overrides = dict(fidelity.outputs) if fidelity is not None else None
         kinds = [infer_kind(n, o, len(outputs), overrides) for n, o in zip(names, outputs)]
-        return cls(list(outputs), names, kinds, feed)
+        whole = tuple(getattr(outputs, "whole", None) or [False] * len(outputs))
+        return cls(list(outputs), names, kinds, feed, whole=whole)
 
     def source(self) -> SourceOutputs:
-        """What a runner needs to match and lay out an artifact's outputs."""
-        return SourceOutputs(self.names, [(1, *o.shape[1:]) for o in self.outputs], self.feed,
-                             [o[:1] for o in self.outputs] if self.feed else None)
+        """What a runner needs to match and lay out an artifact's outputs (each output's shape and
+        first value as one inference returns it: whole-sample outputs without a batch axis)."""
+        whole = self.whole or (False,) * len(self.outputs)
+        shapes = [tuple(o.shape[1:]) if w else (1, *o.shape[1:])
+                  for o, w in zip(self.outputs, whole)]
+        firsts = [o[0] if w else o[:1] for o, w in zip(self.outputs, whole)]
+        return SourceOutputs(self.names, shapes, self.feed, firsts if self.feed else None)
 
     @property
     def labelled(self) -> int | None:
@@ -126,7 +139,10 @@ def collect_outputs(run: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
     n = min(limit, len(next(iter(inputs.values()))))
     per_sample = [run(sample_feed(inputs, i, shapes)) for i in range(n)]
     outs = [[np.asarray(s[j]) for s in per_sample] for j in range(len(per_sample[0]))]
-    return [np.concatenate(o) if o[0].ndim and o[0].shape[0] == 1 else np.stack(o) for o in outs]
+    stacked = StackedOutputs(np.concatenate(o) if o[0].ndim and o[0].shape[0] == 1
+                             else np.stack(o) for o in outs)
+    stacked.whole = [not (o[0].ndim and o[0].shape[0] == 1) for o in outs]
+    return stacked
 
 
 def compare(outs: Outputs, ref: Reference | Outputs, labels: np.ndarray | None,
