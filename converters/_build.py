@@ -30,7 +30,7 @@ from .data import Dataset, save_board_samples
 from .divergence import diagnose
 from .feeds import sample_feed, with_batch_axes
 from .export_onnx import export_onnx, output_names_for, run_torch
-from .export_tflite import export_tflite
+from .tflite_routes import make_tflite
 from .load import LoadedModel
 from .passes import apply_recipe
 from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
@@ -153,7 +153,8 @@ def _make_artifacts(work: Path, loaded: LoadedModel, model: Any, inputs: dict[st
         source["input_shapes_fixed"] = fix_onnx_input_shapes(fp32, loaded.fixed_shapes)
     made: dict[str, dict[str, Any]] = {}
     left: list[LeftOut] = []
-    for art, stage, make in _makers(work, calib, inputs, profile, progress, source):
+    for art, stage, make in _makers(work, calib, inputs, profile, progress, source,
+                                    model if loaded.is_torch else None):
         try:
             info = make()
         except ConversionError as exc:
@@ -169,8 +170,8 @@ def _make_artifacts(work: Path, loaded: LoadedModel, model: Any, inputs: dict[st
 
 
 def _makers(work: Path, calib: dict[str, np.ndarray], inputs: dict[str, np.ndarray],
-            profile: Profile, progress: Progress, source: dict[str, Any]
-            ) -> Iterator[tuple[Artifact, str, Callable[[], dict[str, Any]]]]:
+            profile: Profile, progress: Progress, source: dict[str, Any],
+            torch_model: Any = None) -> Iterator[tuple[Artifact, str, Callable[[], dict[str, Any]]]]:
     """``(artifact, stage, make)`` for each artifact of the profile, ONNX first, one at a time."""
     fp32, wanted = work / "model.fp32.onnx", {a.key: a for a in profile.artifacts}
     if "onnx-fp32" in wanted:
@@ -184,11 +185,19 @@ def _makers(work: Path, calib: dict[str, np.ndarray], inputs: dict[str, np.ndarr
         progress("converting ONNX fp16")
         yield wanted["onnx-fp16"], "convert", lambda: convert_fp16(fp32, work / "model.fp16.onnx")
     tflite = [a for a in profile.artifacts if a.format == "tflite"]
-    if tflite:
+    if tflite:  # one converter process, each precision its own call: one failing keeps the rest
         progress(f"converting to TFLite ({', '.join(a.precision for a in tflite)})")
-    for art in tflite:  # each precision converted on its own: one failing keeps the others
-        yield art, "convert", lambda p=art.precision: export_tflite(
-            fp32, work, [p], calib, int8_quantization(profile, "tflite"))[p]
+        results = make_tflite(fp32, work, [a.precision for a in tflite], calib,
+                              int8_quantization(profile, "tflite"), torch_model=torch_model,
+                              progress=progress)
+    for art in tflite:
+        yield art, "convert", lambda p=art.precision: _made(results[p])
+
+
+def _made(result: dict[str, Any] | ConversionError) -> dict[str, Any]:
+    if isinstance(result, ConversionError):
+        raise result
+    return result
 
 
 def _load_problem(work: Path, art: Artifact, shapes: dict[str, tuple[int, ...]],

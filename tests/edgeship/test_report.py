@@ -76,7 +76,7 @@ def test_left_out_artifacts_make_the_verdict_partial_below_fail_and_error() -> N
     console = Console(width=300, record=True)
     console.print(render_table(rep))
     assert "is not a valid scope name [tried onnx2tf]" in console.export_text()  # not markup
-    assert ("| tflite-int8 | — | — | — | — | — | left out: convert (onnx2tf): TFLite export "
+    assert ("| tflite-int8 | — | — | — | — | — | — | left out: convert (onnx2tf): TFLite export "
             "failed: 'Softmax@0' is not a valid scope name [tried onnx2tf] |") in render_markdown(rep)
     assert verdict(Budgets(p99_ms=0.55), agent["results"])["verdict"] == "fail"
     broken = [agent["results"][0], {"key": "onnx-int8", "ok": False, "error": "segfault"}]
