@@ -248,4 +248,4 @@ def test_tflite_layers_are_matched_by_values(multi, tmp_path: Path) -> None:
     _perturbed(fp32, other, inputs[1])  # the float model's map conv, negated
     found = first_divergence("tflite", tflite, other, _feeds(multi), 1e-3)
     assert found["op"] == "CONV_2D" and found["matched_by"] == "values"
-    assert found["nearest_onnx"]["name"] == map_conv
+    assert found["onnx_candidate"]["name"] == map_conv
