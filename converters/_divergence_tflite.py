@@ -21,6 +21,7 @@ def first_tflite(artifact: Path, feeds: list[dict[str, Any]], ref: dict[str, np.
     ops, tensors = _tflite_tensors(artifact, feeds)
     position = {t: i for i, (_, _, t, _) in enumerate(order)}
     compared, last = 0, -1  # last: topological position of the latest matched ONNX tensor
+    matched: set[str] = set()
     for op in ops:
         for index in op["outputs"]:
             got = tensors.get(int(index))
@@ -31,8 +32,9 @@ def first_tflite(artifact: Path, feeds: list[dict[str, Any]], ref: dict[str, np.
             value, tensor = best
             if value <= threshold:
                 last = max(last, position.get(tensor, -1))
+                matched.add(tensor)
                 continue
-            node = _next_of_shape(got[1], ref, order, last)
+            node = _next_of_shape(got[1], ref, order, last, matched)
             return {"op": op["op_name"], "name": got[0], "tensor": got[0], "metric": METRIC,
                     "value": float(f"{value:.4g}"), "threshold": threshold,
                     "matched_by": "values", "onnx_candidate": node,
@@ -98,11 +100,13 @@ def _nearest(got: np.ndarray, ref: dict[str, np.ndarray]) -> tuple[float, str] |
 
 
 def _next_of_shape(got: np.ndarray, ref: dict[str, np.ndarray],
-                   order: list[tuple[str, str, str, list[str]]], last: int) -> dict[str, str] | None:
-    """The first ONNX node after the last matched one whose output has *got*'s shape: the
-    operator this TFLite op most likely stands for."""
-    for op, name, tensor, _ in order[last + 1:]:
-        if _views(got, ref[tensor].shape):
+                   order: list[tuple[str, str, str, list[str]]], last: int,
+                   matched: set[str]) -> dict[str, str] | None:
+    """The ONNX node this TFLite op most likely stands for: the first one of *got*'s output shape
+    after the last matched one, else (the interpreter ran branches in another order) the first
+    of that shape not matched yet."""
+    for op, name, tensor, _ in [*order[last + 1:], *order[:last + 1]]:
+        if tensor not in matched and _views(got, ref[tensor].shape):
             return {"op": op, "name": name, "tensor": tensor}
     return None
 
