@@ -14,30 +14,31 @@ def first_tflite(artifact: Path, feeds: list[dict[str, Any]], ref: dict[str, np.
                  order: list[tuple[str, str, str, list[str]]], threshold: float
                  ) -> dict[str, Any]:
     """The first TFLite op (execution order) whose output matches no float ONNX tensor within
-    *threshold*; ``ref``/``order`` as made by ``divergence._onnx_tensors``."""
+    *threshold*, with ``onnx_candidate``: the first ONNX node of that output shape after the last
+    matched one; ``ref``/``order`` as made by ``divergence._onnx_tensors``."""
     from .divergence import METRIC
 
     ops, tensors = _tflite_tensors(artifact, feeds)
-    nodes = {t: (op, name) for op, name, t, _ in order}
-    compared = 0
+    position = {t: i for i, (_, _, t, _) in enumerate(order)}
+    compared, last = 0, -1  # last: topological position of the latest matched ONNX tensor
+    matched: set[str] = set()
     for op in ops:
         for index in op["outputs"]:
             got = tensors.get(int(index))
-            if got is None:
-                continue
-            best = _nearest(got[1], ref)
+            best = None if got is None else _nearest(got[1], ref)
             if best is None:
                 continue
             compared += 1
             value, tensor = best
-            if value > threshold:
-                onnx_op, onnx_name = nodes.get(tensor, ("?", "?"))
-                return {"op": op["op_name"], "name": got[0], "tensor": got[0], "metric": METRIC,
-                        "value": float(f"{value:.4g}"), "threshold": threshold,
-                        "matched_by": "values", "nearest_onnx": {"op": onnx_op,
-                                                                 "name": onnx_name,
-                                                                 "tensor": tensor},
-                        "layers_compared": compared}
+            if value <= threshold:
+                last = max(last, position.get(tensor, -1))
+                matched.add(tensor)
+                continue
+            node = _next_of_shape(got[1], ref, order, last, matched)
+            return {"op": op["op_name"], "name": got[0], "tensor": got[0], "metric": METRIC,
+                    "value": float(f"{value:.4g}"), "threshold": threshold,
+                    "matched_by": "values", "onnx_candidate": node,
+                    "layers_compared": compared}
     return {"op": None, "metric": METRIC, "threshold": threshold, "matched_by": "values",
             "layers_compared": compared}
 
@@ -96,6 +97,18 @@ def _nearest(got: np.ndarray, ref: dict[str, np.ndarray]) -> tuple[float, str] |
             if best is None or value < best[0]:
                 best = (value, name)
     return best
+
+
+def _next_of_shape(got: np.ndarray, ref: dict[str, np.ndarray],
+                   order: list[tuple[str, str, str, list[str]]], last: int,
+                   matched: set[str]) -> dict[str, str] | None:
+    """The ONNX node this TFLite op most likely stands for: the first one of *got*'s output shape
+    after the last matched one, else (the interpreter ran branches in another order) the first
+    of that shape not matched yet."""
+    for op, name, tensor, _ in [*order[last + 1:], *order[:last + 1]]:
+        if tensor not in matched and _views(got, ref[tensor].shape):
+            return {"op": op, "name": name, "tensor": tensor}
+    return None
 
 
 def _views(got: np.ndarray, shape: tuple[int, ...]) -> list[np.ndarray]:

@@ -13,8 +13,8 @@ become ``tf.nn.convolution``…), so tensors are matched by *values*: the interp
 tensor (``experimental_preserve_all_tensors``), and each TFLite op output, taken in execution
 order, is paired with the float ONNX tensor of the same shape (or its channels-last form) that
 it is closest to. The first op whose best pair is still beyond the threshold is named with its
-TFLite op and tensor name and the nearest ONNX node — a heuristic, recorded as ``matched_by:
-values``.
+TFLite op and tensor name, and ``onnx_candidate``: the first ONNX node of that shape after the
+last matched one — a heuristic, recorded as ``matched_by: values``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ def diagnose(result: Any, fmt: str, artifact: Path, float_onnx: Path,
     if found.get("op"):
         note = (f"first diverging op: {found['op']} {found['name']!r} ({METRIC} "
                 f"{found['value']:.3g} > {threshold:g}, {field})")
+        candidate = found.get("onnx_candidate")
+        if candidate:
+            note += f", likely ONNX {candidate['op']} {candidate['name']!r}"
         hidden = found.get("not_compared_before")
         if hidden:
             note += (", after " + ", ".join(f"{h['op']} {h['name']!r}" for h in hidden)

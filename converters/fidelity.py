@@ -72,8 +72,10 @@ class OutputJudgement:
         return all(c.passed for c in self.checks)
 
     def failures(self) -> list[str]:
-        """One line per failed check."""
-        return [c.describe(self.name, self.kind) for c in self.checks if not c.passed]
+        """One line per failed check; an inferred kind says how to set it."""
+        hint = "" if self.kind_from == "profile" else (
+            f" [kind from its {self.kind_from}; set fidelity.outputs.{self.name} to change it]")
+        return [c.describe(self.name, self.kind) + hint for c in self.checks if not c.passed]
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest form."""

@@ -31,7 +31,7 @@ from ._util import one_line
 from .data import Dataset
 from .feeds import sample_feed
 from .load import LoadedModel
-from .verify import collect_outputs, compare
+from .verify import Reference, collect_outputs, compare, host_threads
 
 __all__ = ["MIN_RUNS", "SweepRecipe", "SweepResult", "default_recipes", "load_recipes",
            "measure_side_by_side", "prepare", "quality", "run_sweep"]
@@ -83,7 +83,9 @@ def run_sweep(loaded: LoadedModel, data: Dataset, profile: Profile, recipes: Seq
     inputs = {k: data.inputs[k] for k in _input_order(loaded, data)}
     shapes = {k: v for k, v in data.sample_shapes().items() if k in inputs}
     say(f"running the original model on {min(len(v) for v in inputs.values())} samples")
-    ref, out_names = _reference(loaded, inputs, shapes, profile.runtime.threads)
+    ref = Reference.of(*_reference(loaded, inputs, shapes, host_threads(profile.runtime.threads)),
+                       fidelity=profile.fidelity, feed=sample_feed(inputs, 0, shapes))
+    out_names = ref.names
     calib = {k: v for k, v in data.calibration_set()[0].items() if k in inputs}
     built = _build_all(loaded, data, profile, recipes, out_dir, inputs, calib, out_names, say)
     rows = [_verify_row(r, b, inputs, shapes, ref, data, profile) for r, b in built]
@@ -211,7 +213,7 @@ def _tflite_group(fp32: Path, work: Path, members: list[SweepRecipe], calib: dic
 
 
 def _verify_row(r: SweepRecipe, built: Path | str, inputs: dict[str, np.ndarray],
-                shapes: dict[str, tuple[int, ...]], ref: list[np.ndarray], data: Dataset,
+                shapes: dict[str, tuple[int, ...]], ref: Reference, data: Dataset,
                 profile: Profile) -> dict[str, Any]:
     from ._runners import open_runner
 
@@ -222,9 +224,10 @@ def _verify_row(r: SweepRecipe, built: Path | str, inputs: dict[str, np.ndarray]
     if isinstance(built, str):
         return {**row, "error": built, "passed": False}
     try:
-        runner = open_runner(r.format, built, shapes, profile.runtime.threads)
+        runner = open_runner(r.format, built, shapes, host_threads(profile.runtime.threads),
+                             ref.source())
         result = compare(collect_outputs(runner.run, inputs, shapes=shapes), ref, data.labels,
-                         profile.budgets.max_accuracy_drop)
+                         profile.budgets.max_accuracy_drop, fidelity=profile.fidelity)
     except EdgeshipError as exc:
         return {**row, "error": str(exc), "passed": False}
     return {**row, "file": str(built), "size_bytes": built.stat().st_size, "_runner": runner,
@@ -261,7 +264,8 @@ def _document(loaded: LoadedModel, data: Dataset, profile: Profile, rows: list[d
 
     return {"schema": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "source": {"kind": loaded.kind, "ref": loaded.ref, "sha256": loaded.sha256},
-            "profile": profile.name, "threads": profile.runtime.threads,
+            "profile": profile.name, "threads": host_threads(profile.runtime.threads),
+            "board_threads": profile.runtime.threads,
             "data": {"ref": data.ref, "samples": data.samples, "labels": data.labels is not None,
                      "synthetic": data.synthetic},
             "quality": "accuracy" if data.labels is not None else "cosine vs original",

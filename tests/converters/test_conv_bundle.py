@@ -133,7 +133,9 @@ def test_failed_verification_leaves_nothing(tiny, tmp_path: Path,
     profile = _onnx_only("fp32").model_copy(
         update={"artifacts": (Artifact(format="onnx", precision="fp32"), no_rescue)})
     with pytest.raises(VerificationError, match=r"onnx-int8.*accuracy drop 0\.\d+ > 0\.01 "
-                       r"\(budgets\.max_accuracy_drop\); first diverging op: Gemm 'node_linear'"):
+                       r"\(budgets\.max_accuracy_drop\) \[kind from its name; set "
+                       r"fidelity\.outputs\.logits to change it\]; "
+                       r"first diverging op: Gemm 'node_linear'"):
         build_bundle(str(tiny.pt2), profile, tiny.data, paths)
     assert list(paths.bundles.iterdir()) == []
 

@@ -27,7 +27,8 @@ def test_accuracy_drop_over_budget_fails() -> None:
     v = compare(outs, ref, np.arange(4), max_drop=0.1)
     assert v.accuracy_drop == 0.25 and not v.passed
     assert v.reason == ("output 'output_0' (classes): accuracy drop 0.25 > 0.1 "
-                        "(budgets.max_accuracy_drop)")
+                        "(budgets.max_accuracy_drop) [kind from its values; set "
+                        "fidelity.outputs.output_0 to change it]")
 
 
 def test_without_labels_gate_is_drift() -> None:
@@ -59,7 +60,9 @@ def test_corrupted_weights_fail_the_gate(sim_bundle, tiny, tmp_path: Path) -> No
     assert not result.passed and result.accuracy_drop > 0.3
     with pytest.raises(VerificationError, match=r"verification failed for onnx-fp32 \(onnx-fp32: "
                                                 r"output 'output_0' \(classes\): accuracy drop "
-                                                r"0\.\d+ > 0\.01 \(budgets\.max_accuracy_drop\)\)"):
+                                                r"0\.\d+ > 0\.01 \(budgets\.max_accuracy_drop\) "
+                                                r"\[kind from its shape; set fidelity\.outputs\."
+                                                r"output_0 to change it\]\)"):
         check_verifications({"onnx-fp32": result}, 0.01)
 
 
