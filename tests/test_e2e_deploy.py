@@ -129,18 +129,21 @@ def test_corrupt_onnx_leaves_nothing_in_the_cache(env: dict[str, str], tmp_path:
     assert after == before
 
 
-def _closed_port() -> int:
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port held bound but not listening: refused, and no one else can take it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
-def test_unreachable_board(demo: Path, env: dict[str, str], tmp_path: Path) -> None:
+def test_unreachable_board(demo: Path, env: dict[str, str], tmp_path: Path,
+                           closed_port: int) -> None:
     profile = tmp_path / "tiny.yaml"
     profile.write_text("arch: x86_64\nartifacts: [{format: onnx, precision: fp32}]\n")
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(f"all:\n  hosts:\n    far:\n      ansible_host: 127.0.0.1\n"
-                         f"      ansible_port: {_closed_port()}\n      edgeship_profile: {profile}\n")
+                         f"      ansible_port: {closed_port}\n      edgeship_profile: {profile}\n")
     res = edgeship(env, "deploy", "--device", "far", "--inventory", str(inventory),
                    "--model", str(demo / "digits_cnn.pt2"), "--data", str(demo / "digits.npz"))
     _one_line_error(res, 5, "far", "unreachable")
