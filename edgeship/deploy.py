@@ -17,7 +17,8 @@ from edgeship.paths import Paths, default_paths
 from edgeship.report import build_report
 from profiles import Profile, load_profile
 
-__all__ = ["DeployOutcome", "ShipOptions", "convert", "deploy", "deploy_bundle", "start_board"]
+__all__ = ["DeployOutcome", "ShipOptions", "check_reachable", "convert", "deploy", "deploy_bundle",
+           "start_board"]
 
 Progress = Callable[[str], None]
 
@@ -100,6 +101,18 @@ def start_board(board: Board, paths: Paths, progress: Progress = _quiet) -> Boar
     return start_sim_board(board, paths)
 
 
+def check_reachable(board: Board, paths: Paths, profile: Profile,
+                    progress: Progress = _quiet) -> None:
+    """Before converting: start a simulated *board*, then check it can be reached, its host
+    key, the login, its Python, CPU and glibc (``runtimes.check``); a ✗ is a one-line
+    :class:`ShipError` in about a second instead of after the conversion."""
+    from runtimes.check import preflight
+
+    target = start_board(board, paths)  # deploy_bundle announces the start, later
+    progress(f"checking {board.name!r} ({target.host}:{target.port})")
+    preflight(target, paths.known_hosts, profile)
+
+
 def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = None,
            inventory: Inventory | None = None, progress: Progress = _quiet,
            force: bool = False,
@@ -108,6 +121,7 @@ def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = N
     """Convert, ship, profile and report on one board; save the report; return it."""
     paths = paths or default_paths()
     board = _one_board(inventory or load_inventory(), device)
+    check_reachable(board, paths, load_profile(board.profile), progress)
     profile, bundle = convert(device, model, data, paths=paths, profile=board.profile,
                               progress=progress, force=force, input_shapes=input_shapes)
     return deploy_bundle(board, profile, bundle, paths=paths, device=device, progress=progress,

@@ -17,7 +17,7 @@ import typer
 from edgeship import __version__
 from edgeship.errors import EdgeshipError
 
-from . import boards, deploy, report, ship, sweep  # noqa: F401 - registers the subcommands
+from . import boards, check, deploy, report, ship, sweep  # noqa: F401 - registers the subcommands
 from ._common import app, err
 
 __all__ = ["app", "main"]

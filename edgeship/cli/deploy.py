@@ -28,6 +28,8 @@ InputShapeOpt = Annotated[Optional[list[str]], typer.Option(
 
 def input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
     """Parsed ``--input-shape`` options (a bad spec is a one-line ConfigError)."""
+    if not specs:  # converters (numpy, …) load only when needed: a down board fails in ~1 s
+        return None
     from converters.load import parse_input_shapes
 
     return parse_input_shapes(specs) or None
