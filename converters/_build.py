@@ -82,8 +82,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
                 entry, results[art.key], lambda conv, key=art.key: _verify(
                     work, key, conv, inputs, shapes, ref, data.labels, profile))
         artifacts.append(entry)
-    for key in flag_slower_than_fp32(artifacts):
-        progress(f"warning: {key} is slower than fp32 on this host (see host_latency_ms)")
+    flag_slower_than_fp32(artifacts)  # it logs each one once (edgeship.logs)
     check_verifications(results, profile.budgets.max_accuracy_drop)
     if "onnx-fp32" not in {a.key for a in profile.artifacts}:  # only the others' source
         (work / "model.fp32.onnx").unlink(missing_ok=True)

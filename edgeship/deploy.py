@@ -150,7 +150,8 @@ def deploy_bundle(board: Board, profile: Profile, bundle: Any, *, paths: Paths, 
                         if shipped.rolled_back else "not rolled back"))
             agent = smoke or {"results": []}
         else:
-            progress(f"profiling {len(profile.artifacts)} artifacts on {board.name!r}")
+            n = len(bundle.manifest["artifacts"])  # what the bundle holds, not what was asked
+            progress(f"profiling {n} artifact{'s' if n != 1 else ''} on {board.name!r}")
             agent = profile_release(ssh, target, profile, shipped.release_id)
     report = build_report(
         device=device, board=_board_summary(target, profile), manifest=bundle.manifest,

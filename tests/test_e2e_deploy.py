@@ -68,6 +68,9 @@ def test_deploy_demo_then_redeploy_reuses_everything(demo: Path, env: dict[str, 
             "--data", str(demo / "digits.npz"), "--json")
     first = edgeship(env, *args)
     assert first.returncode == 0, first.stderr
+    assert all(ln.startswith("edgeship: ") for ln in first.stderr.splitlines()), first.stderr
+    said = [ln for ln in first.stderr.splitlines() if "warning" in ln.lower()]
+    assert len(said) == len(set(said)), first.stderr  # each thing said once, no TFLite INFO
     report = json.loads(first.stdout)
     assert {a["key"] for a in report["artifacts"]} == {"onnx-fp32", "onnx-int8", "tflite-fp32", "tflite-int8"}
     card = json.loads((demo / "model_card.json").read_text())
