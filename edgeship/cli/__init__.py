@@ -18,7 +18,7 @@ from edgeship import __version__
 from edgeship.errors import EdgeshipError
 
 from . import boards, check, deploy, report, ship, sweep  # noqa: F401 - registers the subcommands
-from ._common import app, err
+from ._common import app, err, rewrap_help
 
 __all__ = ["app", "main"]
 
@@ -50,6 +50,9 @@ def _one_line(text: str) -> str:
     from rich.markup import escape
 
     return escape(" ".join(text.split()))
+
+
+rewrap_help(app)  # after every subcommand above is registered
 
 
 def main() -> None:
