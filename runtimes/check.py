@@ -111,12 +111,13 @@ def check_board(board: Board, known_hosts: Path, profile: Profile, *, timeout: f
     if out[-1].ok:
         out.append(_skip("host key", "checked at login (ProxyJump)") if jumped
                    else _host_key(board, known_hosts, timeout, ssh_config))
-    if out[-1].ok and "ssh auth" in wanted:
+    if len(out) == 3 and not failed(out) and "ssh auth" in wanted:  # key ok (or via a jump)
         with SSHTransport(board, known_hosts, connect_timeout=timeout, ssh_config=ssh_config,
                           **transport) as ssh:
-            out += _on_board(ssh, board, profile, wanted, timeout)
+            out += _on_board(ssh, board, profile, wanted)
     names = {c.name for c in out}
-    why = f"not checked ({out[-1].name} failed)" if out and out[-1].ok is False else "not asked"
+    bad = failed(out)
+    why = f"not checked ({bad[0].name} failed)" if bad else "not asked"
     out += [_skip(n, why) for n in wanted if n not in names]
     order = {n: i for i, n in enumerate(wanted)}
     return sorted((c for c in out if c.name in order), key=lambda c: order[c.name])
@@ -207,8 +208,8 @@ def _host_key(board: Board, known_hosts: Path, timeout: float,
 
 
 # -- on the board -----------------------------------------------------------------------------
-def _on_board(ssh: SSHTransport, board: Board, profile: Profile, wanted: tuple[str, ...],
-              timeout: float) -> list[Check]:
+def _on_board(ssh: SSHTransport, board: Board, profile: Profile,
+              wanted: tuple[str, ...]) -> list[Check]:
     started = time.perf_counter()
     try:
         ssh.connect()
@@ -224,7 +225,10 @@ def _on_board(ssh: SSHTransport, board: Board, profile: Profile, wanted: tuple[s
         return out + [Check("python", False, *_split_fix(str(exc)))]
     out += _facts(facts, profile)
     if "runtime" in wanted:
-        runtime = _runtime_doc(ssh, board)
+        try:
+            runtime = _runtime_doc(ssh, board)
+        except ShipError as exc:  # the link dropped or the probe hung
+            return out + [Check("runtime", False, *_split_fix(str(exc)))]
         out += [_runtime(runtime, profile, board), _accelerator(runtime, profile),
                 _free_space(facts, runtime, board)]
     return out

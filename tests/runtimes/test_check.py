@@ -149,3 +149,22 @@ def test_deploy_checks_the_board_before_converting(tmp_path: Path) -> None:
             deploy("far", str(tmp_path / "missing.onnx"), None,
                    paths=Paths(home=tmp_path / "home"), inventory=load_inventory(inventory))
     assert time.perf_counter() - started < 1.0
+
+
+def test_a_board_behind_a_jump_host_is_checked_through_it(sim: SimBoard, provisioned: Board,
+                                                          tmp_path: Path) -> None:
+    """ProxyJump: dns/tcp reach the jump host, the host keys are checked at login."""
+    board, key = sim.board(), sim.client_key
+    config = tmp_path / "config"
+    config.write_text(
+        f"Host behind\n  HostName 127.0.0.1\n  Port {board.port}\n  User {board.user}\n"
+        f"  IdentityFile {key}\n  ProxyJump jumpbox\n"
+        f"Host jumpbox\n  HostName 127.0.0.1\n  Port {board.port}\n  User {board.user}\n"
+        f"  IdentityFile {key}\n")
+    real = provisioned.model_copy(update={"simulated": False, "host": "behind", "port": 22,
+                                          "user": None, "key_file": None})
+    by = _by_name(check_board(real, Path(sim.paths.known_hosts), _SIM, ssh_config=config,
+                              **_QUIET))
+    assert "(first jump host)" in by["tcp"].detail
+    assert by["host key"].ok is None and "ProxyJump" in by["host key"].detail
+    assert by["ssh auth"].ok and by["runtime"].ok, [c.line() for c in by.values()]
