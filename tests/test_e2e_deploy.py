@@ -92,6 +92,25 @@ def test_deploy_demo_then_redeploy_reuses_everything(demo: Path, env: dict[str, 
     assert again["ship"]["reused"] and again["ship"]["bytes_sent"] == 0
 
 
+def test_deploy_with_synthetic_inputs_says_each_warning_once(demo: Path, env: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    """No --data: synthetic inputs. Each warning once on stderr, nothing but edgeship's voice."""
+    profile = tmp_path / "onnx.yaml"
+    profile.write_text("arch: x86_64\nartifacts:\n  - {format: onnx, precision: fp32}\n"
+                       "  - {format: onnx, precision: int8}\nprofiling: {warmup: 2, runs: 10}\n")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("all:\n  hosts:\n    sim:\n      edgeship_simulated: true\n"
+                         f"      edgeship_profile: {profile}\n")
+    res = edgeship(env, "deploy", "--device", "sim", "--inventory", str(inventory), "--model",
+                   str(demo / "digits_cnn.pt2"), "--input-shape", "input=1x1x28x28", "--json")
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    assert all(ln.startswith("edgeship: ") for ln in lines), res.stderr
+    assert sum("synthetic random inputs" in ln for ln in lines) == 1, res.stderr
+    said = [ln for ln in lines if "warning" in ln.lower()]
+    assert len(said) == len(set(said)), res.stderr
+
+
 def test_table_output_with_ship_options(demo: Path, env: dict[str, str], inventory: Path) -> None:
     res = edgeship(env, "deploy", "--inventory", str(inventory), "--compress", "--keep", "2",
                    "--retries", "1", "--lock-wait", "5", "--model", str(demo / "digits_cnn.pt2"), "--data", str(demo / "digits.npz"))
