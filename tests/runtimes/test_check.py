@@ -41,7 +41,7 @@ def test_a_down_board_fails_fast_at_tcp_and_skips_the_rest(sim: SimBoard,
         with pytest.raises(ShipError) as info:
             preflight(down, sim_paths.known_hosts, _SIM, **_QUIET)
     by = _by_name(checks)
-    assert seconds < 1.0, seconds
+    assert seconds < 1.5, seconds  # refused at once; slack for a busy CI host
     assert by["dns"].ok and by["tcp"].ok is False and "connection refused" in by["tcp"].detail
     assert "edgeship board up sim" in by["tcp"].fix
     assert [c.name for c in failed(checks)] == ["tcp"]
@@ -55,7 +55,7 @@ def test_a_name_that_does_not_resolve_is_the_first_line(sim_paths: Paths) -> Non
     board = Board(name="ghost", host="ghost.invalid", profile="sim")
     started = time.perf_counter()
     checks = check_board(board, sim_paths.known_hosts, _SIM, timeout=2.0, **_QUIET)
-    assert time.perf_counter() - started < 2.5
+    assert time.perf_counter() - started < 4.0  # the 2 s bound, plus slack for a busy host
     dns = _by_name(checks)["dns"]
     assert dns.ok is False and "ghost.invalid" in dns.detail and "ansible_host" in dns.fix
     assert [c.name for c in failed(checks)] == ["dns"]
@@ -130,7 +130,7 @@ def test_cli_check_json_and_exit_status(sim_paths: Paths, tmp_path: Path) -> Non
                               capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 5 and text.returncode == 5, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["board"] == "far" and doc["ok"] is False and doc["seconds"] < 1.0
+    assert doc["board"] == "far" and doc["ok"] is False and doc["seconds"] < 2.0
     assert [c["ok"] for c in doc["checks"]][:2] == [True, False]
     assert "✗ tcp: 127.0.0.1" in text.stdout and "1 failed" in text.stdout
 
@@ -148,7 +148,7 @@ def test_deploy_checks_the_board_before_converting(tmp_path: Path) -> None:
         with pytest.raises(ShipError, match=r"^board 'far' unreachable: .*connection refused"):
             deploy("far", str(tmp_path / "missing.onnx"), None,
                    paths=Paths(home=tmp_path / "home"), inventory=load_inventory(inventory))
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 2.0  # not the conversion (20-34 s)
 
 
 def test_a_board_behind_a_jump_host_is_checked_through_it(sim: SimBoard, provisioned: Board,
