@@ -74,7 +74,7 @@ class _Handler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             print(self.format(record), file=sys.stderr, flush=True)
-        except Exception:  # never let a log line break the run (logging's own convention)
+        except Exception:  # noqa: BLE001 - a log line never breaks the run (logging's convention)
             self.handleError(record)
 
 

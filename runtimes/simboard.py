@@ -208,7 +208,7 @@ class SimBoard:
         self.log_file.unlink(missing_ok=True)
         (self.dir / "sshd.pid").unlink(missing_ok=True)
         argv = [*self._launcher, str(SSHD), "-f", str(self._config(port)), "-E", str(self.log_file)]
-        proc = subprocess.run(argv, capture_output=True, text=True)
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             return (proc.stderr or self._log_tail()).strip()
         deadline = time.monotonic() + _START_TIMEOUT_S

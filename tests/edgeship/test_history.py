@@ -69,7 +69,7 @@ def test_two_models_on_one_board_keep_their_own_history(tmp_path: Path, monkeypa
     from edgeship.cli import app
     from edgeship.history import history_rows, models, regression_line
 
-    _, html = record(_model_report("alpha", 1.0, "2026-01-01T00:00:00"), tmp_path, 10.0)
+    record(_model_report("alpha", 1.0, "2026-01-01T00:00:00"), tmp_path, 10.0)
     path, _ = record(_model_report("beta", 50.0, "2026-01-02T00:00:00"), tmp_path, 10.0)
     beta = json.loads(path.read_text())
     assert beta["regression"]["checked"] is False  # not "+4900 %" against alpha

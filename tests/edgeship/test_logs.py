@@ -33,7 +33,7 @@ def _chatter() -> None:
     for _ in range(3):
         mine.warning("int8 is slower than fp32 (p50 %.1f ms)", 2.0)
     mine.info("a detail")
-    logging.warning("Axis 1 is out-of-range for weight 'w'")  # onnxruntime's quantizer does this
+    logging.warning("Axis 1 is out-of-range for weight 'w'")  # noqa: LOG015 - as the quantizer
     logging.getLogger("absl").warning("absl says something")
     warnings.warn("a library's deprecation", DeprecationWarning, stacklevel=1)
     with logs.native_stderr("tflite"):
@@ -84,7 +84,7 @@ def test_a_convert_with_synthetic_inputs_says_each_thing_once(tmp_path: Path) ->
     env.pop("EDGESHIP_DEBUG", None)
     proc = subprocess.run([sys.executable, "-m", "edgeship", "convert", "--profile", str(profile),
                            "--model", str(tmp_path / "tiny.onnx"), "--json"],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stderr.splitlines()
     said = Counter(ln for ln in lines if "warning" in ln.lower())

@@ -30,6 +30,7 @@ __all__ = [
     "start_tiny_models",
     "make_bundle",
     "open_transport",
+    "refused_port",
     "sha256_file",
 ]
 

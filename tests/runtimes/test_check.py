@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from rt_kit import refused_port
 
 from devices import Board
 from edgeship.errors import ShipError
 from edgeship.paths import Paths
 from profiles import load_profile
-from rt_kit import refused_port
 from runtimes import SimBoard
 from runtimes.check import Check, check_board, failed, preflight
 
@@ -124,10 +124,10 @@ def test_cli_check_json_and_exit_status(sim_paths: Paths, tmp_path: Path) -> Non
         env = {**os.environ, "EDGESHIP_HOME": str(tmp_path / "home")}
         proc = subprocess.run([sys.executable, "-m", "edgeship", "check", "--device", "far",
                                "--inventory", str(inventory), "--json"],
-                              capture_output=True, text=True, env=env, timeout=60)
+                              capture_output=True, text=True, env=env, timeout=60, check=False)
         text = subprocess.run([sys.executable, "-m", "edgeship", "check", "--device", "far",
                                "--inventory", str(inventory)],
-                              capture_output=True, text=True, env=env, timeout=60)
+                              capture_output=True, text=True, env=env, timeout=60, check=False)
     assert proc.returncode == 5 and text.returncode == 5, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["board"] == "far" and doc["ok"] is False and doc["seconds"] < 2.0
