@@ -5,6 +5,9 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 PIPQ := 2>&1 | { grep -v 'neither a file nor a directory' || true; }
+# setuptools' "The 'compat' editable mode is transitional" banner (pip re-emits it as a Python
+# warning): that one message only, for the editable install only
+COMPATQ := PYTHONWARNINGS='ignore:Compat editable installs'
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -25,7 +28,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "edgeship: installing the host environment into $(VENV) (pinned; first time ~1-2 min)..."
 	@$(BIN)/python -m pip install -q --upgrade pip $(PIPQ)
-	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,ansible]' --config-settings editable_mode=compat $(PIPQ)
+	@$(COMPATQ) $(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,ansible]' --config-settings editable_mode=compat $(PIPQ)
 	@# onnx2tf imports tf_keras; its wheel requires `tensorflow` (a second 572 MB build) -> no deps
 	@$(BIN)/python -m pip install -q --no-deps tf-keras==2.21.0 $(PIPQ)
 	@touch $@
@@ -87,7 +90,7 @@ test-arm64-vm: setup  ## the arm64 board as a full qemu-system-aarch64 VM, 2 GB 
 	@EDGESHIP_ARM64_VM_REPORT=build/arm64-vm-report.json $(BIN)/python -m pytest -m slow tests/runtimes/test_arm64_vm.py $(ARGS)
 
 $(VENV)/.bench-installed: $(VENV)/.installed
-	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]' --config-settings editable_mode=compat $(PIPQ)
+	@$(COMPATQ) $(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]' --config-settings editable_mode=compat $(PIPQ)
 	@touch $@
 
 bench: setup $(VENV)/.bench-installed  ## run every benchmark, write BENCHMARKS.md

@@ -95,8 +95,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     for item in left:
         progress(f"left out {item.line()}")
     check_survivors(len(artifacts), left)
-    for key in flag_slower_than_fp32(artifacts):
-        progress(f"warning: {key} is slower than fp32 on this host (see host_latency_ms)")
+    flag_slower_than_fp32(artifacts)  # it logs each one once (edgeship.logs)
     _drop_unshipped(work, artifacts)
     save_board_samples(work / "samples.npz", inputs)
     return {"data": _data_part(data, calib_desc), "reference": {

@@ -94,8 +94,11 @@ class TfliteRunner:
                  source: SourceOutputs | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        self.interpreter.allocate_tensors()
+        from edgeship.logs import native_stderr
+
+        with native_stderr("tflite"):  # "INFO: Created TensorFlow Lite XNNPACK delegate…"
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
         details = self.interpreter.get_input_details()
         names = _match_sources([d["name"] for d in details], list(source_shapes))
         self._in = [(d, _transpose(path, d, source_shapes[n])) for d, n in zip(details, names)]

@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -115,8 +114,7 @@ def _synthetic(loaded: LoadedModel) -> Dataset:
     data = synthetic_dataset(loaded.declared_shapes, dtypes=loaded.input_dtypes)
     msg = (f"no data file for {loaded.ref}: verifying on {data.samples} synthetic random inputs "
            "(drift only, no accuracy); int8 calibration will not be representative")
-    log.warning(msg)
-    warnings.warn(msg, UserWarning, stacklevel=3)
+    log.warning(msg)  # said once, through edgeship.logs (not also as a UserWarning)
     return data
 
 

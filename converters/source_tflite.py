@@ -100,9 +100,12 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
 def _interpreter(path: Path) -> Any:
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgeship.logs import native_stderr
+
     try:
-        interp = Interpreter(model_path=str(path))
-        interp.allocate_tensors()
+        with native_stderr("tflite"):  # its XNNPACK INFO line: -v shows it
+            interp = Interpreter(model_path=str(path))
+            interp.allocate_tensors()
     except Exception as exc:  # litert raises ValueError/RuntimeError for bad flatbuffers
         raise ModelError(f"{path.name} is not a loadable TFLite model ({one_line(exc)}); "
                          "re-convert it") from exc

@@ -80,9 +80,26 @@ def latency_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
     cdf_ax.axhline(0.99, color="#999", linestyle=":", linewidth=1)
     for ax in (hist_ax, cdf_ax):
         ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis, low, high)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _png(plt, fig)
+
+
+def _plain_log_ticks(axis: Any, low: float, high: float) -> None:
+    """Plain numbers on a log axis ("0.5 1 2 5"), never "1.2×10⁰ 1.3×10⁰" piled on each other.
+
+    Within one decade the axis is almost linear: a few evenly chosen ticks; across decades,
+    1-2-5 steps. Minor ticks keep their marks but get no labels.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    if high / low < 10:
+        axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+    else:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 @_serialized
@@ -128,19 +145,29 @@ def tradeoff_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
 
 @_serialized
 def history_plot(rows: Sequence[Mapping[str, Any]]) -> str | None:
-    """p50 per artifact over the past deploys on this board (oldest → newest)."""
+    """p50 per artifact over past deploys (oldest → newest), one line per model × artifact.
+
+    The report passes one model's rows (``history.history_rows``): different models never
+    share a line.
+    """
     if not rows:
         return None
     stamps = sorted({r["created"] for r in rows})
+    names = sorted({r.get("model_name") or "?" for r in rows})
     plt, fig, ax = _figure(8, 3.6)
-    for key, colour in zip(sorted({r["artifact"] for r in rows}), _COLOURS):
+    lines = sorted({(r.get("model_name") or "?", r["artifact"]) for r in rows})
+    for (name, key), colour in zip(lines, _COLOURS * 4):
         pts = [(stamps.index(r["created"]), r["p50_ms"]) for r in rows
-               if r["artifact"] == key and r["p50_ms"] is not None]
+               if (r.get("model_name") or "?", r["artifact"]) == (name, key)
+               and r["p50_ms"] is not None]
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colour, label=key)
+            label = key if len(names) == 1 else f"{name} · {key}"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colour,
+                    label=label)
     ax.set_xticks(range(len(stamps)), [s[5:19].replace("T", " ") for s in stamps],
                   rotation=30, fontsize=7)
-    ax.set(ylabel="p50 latency (ms)", title=f"History on this board ({len(stamps)} deploys)")
+    model = f" of {names[0]}" if len(names) == 1 else ""
+    ax.set(ylabel="p50 latency (ms)", title=f"History{model} on this board ({len(stamps)} deploys)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(plt, fig)

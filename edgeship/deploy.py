@@ -17,7 +17,8 @@ from edgeship.paths import Paths, default_paths
 from edgeship.report import build_report
 from profiles import Profile, load_profile
 
-__all__ = ["DeployOutcome", "ShipOptions", "convert", "deploy", "deploy_bundle", "start_board"]
+__all__ = ["DeployOutcome", "ShipOptions", "check_reachable", "convert", "deploy", "deploy_bundle",
+           "start_board"]
 
 Progress = Callable[[str], None]
 
@@ -103,6 +104,18 @@ def start_board(board: Board, paths: Paths, progress: Progress = _quiet) -> Boar
     return started.model_copy(update={k: getattr(board, k) for k in kept})
 
 
+def check_reachable(board: Board, paths: Paths, profile: Profile,
+                    progress: Progress = _quiet) -> None:
+    """Before converting: start a simulated *board*, then check it can be reached, its host
+    key, the login, its Python, CPU and glibc (``runtimes.check``); a ✗ is a one-line
+    :class:`ShipError` in about a second instead of after the conversion."""
+    from runtimes.check import preflight
+
+    target = start_board(board, paths)  # deploy_bundle announces the start, later
+    progress(f"checking {board.name!r} ({target.host}:{target.port})")
+    preflight(target, paths.known_hosts, profile)
+
+
 def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = None,
            inventory: Inventory | None = None, progress: Progress = _quiet,
            force: bool = False,
@@ -111,6 +124,7 @@ def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = N
     """Convert, ship, profile and report on one board; save the report; return it."""
     paths = paths or default_paths()
     board = _one_board(inventory or load_inventory(), device)
+    check_reachable(board, paths, load_profile(board.profile), progress)
     profile, bundle = convert(device, model, data, paths=paths, profile=board.profile,
                               progress=progress, force=force, input_shapes=input_shapes)
     return deploy_bundle(board, profile, bundle, paths=paths, device=device, progress=progress,
@@ -139,9 +153,9 @@ def deploy_bundle(board: Board, profile: Profile, bundle: Any, *, paths: Paths, 
                         if shipped.rolled_back else "not rolled back"))
             agent = smoke or {"results": []}
         else:
-            shipped_keys = [a["key"] for a in bundle.manifest["artifacts"]]  # not the left-out
-            progress(f"profiling {len(shipped_keys)} artifacts on {board.name!r} "
-                     f"({', '.join(shipped_keys)})")
+            keys = [a["key"] for a in bundle.manifest["artifacts"]]  # what it holds, not the ask
+            progress(f"profiling {len(keys)} artifact{'s' if len(keys) != 1 else ''} on "
+                     f"{board.name!r} ({', '.join(keys)})")
             agent = profile_release(ssh, target, profile, shipped.release_id)
     report = build_report(
         device=device, board=_board_summary(target, profile), manifest=bundle.manifest,

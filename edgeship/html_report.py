@@ -166,7 +166,8 @@ def render_html(report: Mapping[str, Any], history_rows: Sequence[Mapping[str, A
         "<h2>Trade-off</h2>", _figure("tradeoff", _plots.tradeoff_plot(arts),
                                       "Size, p50 latency and accuracy of each artifact"),
         "<h2>History on this board</h2>", _figure("history", _plots.history_plot(history_rows),
-                                                  "p50 per artifact over past deploys"),
+                                                  "p50 per artifact over past deploys of this model "
+                                                  "(same board and profile)"),
         "<h2>Board during the runs</h2>", _details(report),
         _figure("thermal", _plots.thermal_plot(arts), "CPU temperature during the runs"),
         "<h2>Device fingerprint</h2>", _fingerprint(report.get("device_facts") or {}),

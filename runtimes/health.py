@@ -57,7 +57,8 @@ def check_health(transport: SSHTransport, board: Board, profile: Profile,
                               "seconds": round(time.perf_counter() - started, 3)}
     rolled_back = False
     if error is not None and shipped.switched and shipped.previous:
-        log.warning("board %r: release %s failed its health probe (%s); rolling back to %s",
+        # info, not warning: the deploy's progress line says it once, with the outcome
+        log.info("board %r: release %s failed its health probe (%s); rolling back to %s",
                     board.name, shipped.release_id, error, shipped.previous)
         try:
             health["rolled_back_to"] = rollback(transport, board)

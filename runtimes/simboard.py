@@ -121,11 +121,15 @@ class SimBoard:
         return True
 
     def status(self) -> SimStatus:
-        """Running means: the pid file names a live sshd *and* its port answers."""
+        """Running means: the pid file names a live sshd *and* it listens on its port.
+
+        Observed locally through ``/proc`` (never by connecting): a board whose link is shaped
+        to drop packets is still running, and its status must not depend on the link.
+        """
         pid = _read_int(self.dir / "sshd.pid")
         port = _read_int(self.dir / "port")
         running = (pid is not None and port is not None and _alive(pid)
-                   and _port_open(port, self.address))
+                   and _listening(pid, port, self.address))
         return SimStatus(self.name, running, port, pid if running else None, self.dir)
 
     def board(self) -> Board:
@@ -175,29 +179,49 @@ class SimBoard:
         return config
 
     def _start(self) -> int:
-        """Start sshd on a free port (the previous one when free) and wait for it to answer."""
-        previous = _read_int(self.dir / "port")
-        port = self._fixed_port or (previous if previous is not None and _port_free(previous)
-                                    else _free_port())
-        (self.dir / "port").write_text(f"{port}\n")
-        (self.dir / "address").write_text(f"{self._address or _HOST}\n")
-        self.log_file.unlink(missing_ok=True)
+        """Start sshd on a free port (the previous one when free) and wait for it to answer.
+
+        A port found free can be taken by another process before sshd binds it (parallel test
+        runs start boards at once): then sshd starts again on another free port.
+        """
         if not SSHD.exists():
             raise ShipError(f"{SSHD} is missing, so the simulated board cannot start; "
                             "install it with `apt-get install openssh-server` (or `make setup`)")
+        previous = _read_int(self.dir / "port")
+        port = self._fixed_port or (previous if previous is not None and _port_free(previous)
+                                    else _free_port())
+        for attempt in range(1, 4):
+            error = self._launch(port)
+            if error is None:
+                return port
+            if self._fixed_port or attempt == 3 or "already in use" not in error:
+                raise ShipError(f"simulated board {self.name!r}: sshd refused to start "
+                                f"({error[-300:]})")
+            log.debug("port %d was taken before sshd bound it; trying another", port)
+            port = _free_port()
+        raise AssertionError("unreachable")
+
+    def _launch(self, port: int) -> str | None:
+        """Start sshd (it daemonizes) on *port* and wait until it listens; its error, else None."""
+        (self.dir / "port").write_text(f"{port}\n")
+        (self.dir / "address").write_text(f"{self._address or _HOST}\n")
+        self.log_file.unlink(missing_ok=True)
+        (self.dir / "sshd.pid").unlink(missing_ok=True)
         argv = [*self._launcher, str(SSHD), "-f", str(self._config(port)), "-E", str(self.log_file)]
-        proc = subprocess.run(argv, capture_output=True, text=True)
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            raise ShipError(f"simulated board {self.name!r}: sshd refused to start "
-                            f"({(proc.stderr or self._log_tail()).strip()[-300:]})")
+            return (proc.stderr or self._log_tail()).strip()
         deadline = time.monotonic() + _START_TIMEOUT_S
-        while not (_port_open(port, self.address) and _read_int(self.dir / "sshd.pid")):
+        while not ((pid := _read_int(self.dir / "sshd.pid"))
+                   and _listening(pid, port, self.address)):
+            if "Cannot bind any address" in (tail := self._log_tail()):
+                return tail
             if time.monotonic() > deadline:
                 raise ShipError(f"simulated board {self.name!r}: sshd did not answer on "
                                 f"{self.address}:{port} within {_START_TIMEOUT_S:g} s; sshd log: "
-                                f"{self._log_tail()}")
+                                f"{tail}")
             time.sleep(0.01)
-        return port
+        return None
 
     def _log_tail(self) -> str:
         try:
@@ -258,9 +282,45 @@ def _alive(pid: int) -> bool:
     return stat.split(") ")[-1][:1] != "Z" and b"sshd" in cmdline
 
 
-def _port_open(port: int, host: str = _HOST) -> bool:
+def _listening(pid: int, port: int, host: str) -> bool:
+    """Whether process *pid* holds a listening TCP socket on *port*, read from ``/proc``.
+
+    ``/proc/<pid>/net/tcp`` is the table of the process's own network namespace, so this works
+    for an sshd inside a namespace without touching its (possibly lossy) link. Falls back to a
+    connect probe only when ``/proc`` may not be read (another user's process).
+    """
+    try:
+        inodes = _socket_inodes(pid)
+        tables = [Path(f"/proc/{pid}/net/{t}").read_text() for t in ("tcp", "tcp6")]
+    except PermissionError:
+        return _port_open(port, host, timeout=3.0)
+    except OSError:  # the process is gone
+        return False
+    for table in tables:
+        for line in table.splitlines()[1:]:
+            fields = line.split()
+            if (len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes
+                    and int(fields[1].rsplit(":", 1)[1], 16) == port):
+                return True
+    return False
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """The inodes of *pid*'s open sockets (``socket:[123]`` links under ``/proc/<pid>/fd``)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def _port_open(port: int, host: str = _HOST, timeout: float = 0.2) -> bool:
     with socket.socket() as sock:
-        sock.settimeout(0.2)
+        sock.settimeout(timeout)
         return sock.connect_ex((host, port)) == 0
 
 

@@ -68,6 +68,9 @@ def test_deploy_demo_then_redeploy_reuses_everything(demo: Path, env: dict[str, 
             "--data", str(demo / "digits.npz"), "--json")
     first = edgeship(env, *args)
     assert first.returncode == 0, first.stderr
+    assert all(ln.startswith("edgeship: ") for ln in first.stderr.splitlines()), first.stderr
+    said = [ln for ln in first.stderr.splitlines() if "warning" in ln.lower()]
+    assert len(said) == len(set(said)), first.stderr  # each thing said once, no TFLite INFO
     report = json.loads(first.stdout)
     assert {a["key"] for a in report["artifacts"]} == {"onnx-fp32", "onnx-int8", "tflite-fp32", "tflite-int8"}
     card = json.loads((demo / "model_card.json").read_text())
@@ -87,6 +90,25 @@ def test_deploy_demo_then_redeploy_reuses_everything(demo: Path, env: dict[str, 
     again = json.loads(edgeship(env, *args).stdout)
     assert again["bundle"] == {**report["bundle"], "reused": True}
     assert again["ship"]["reused"] and again["ship"]["bytes_sent"] == 0
+
+
+def test_deploy_with_synthetic_inputs_says_each_warning_once(demo: Path, env: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    """No --data: synthetic inputs. Each warning once on stderr, nothing but edgeship's voice."""
+    profile = tmp_path / "onnx.yaml"
+    profile.write_text("arch: x86_64\nartifacts:\n  - {format: onnx, precision: fp32}\n"
+                       "  - {format: onnx, precision: int8}\nprofiling: {warmup: 2, runs: 10}\n")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("all:\n  hosts:\n    sim:\n      edgeship_simulated: true\n"
+                         f"      edgeship_profile: {profile}\n")
+    res = edgeship(env, "deploy", "--device", "sim", "--inventory", str(inventory), "--model",
+                   str(demo / "digits_cnn.pt2"), "--input-shape", "input=1x1x28x28", "--json")
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    assert all(ln.startswith("edgeship: ") for ln in lines), res.stderr
+    assert sum("synthetic random inputs" in ln for ln in lines) == 1, res.stderr
+    said = [ln for ln in lines if "warning" in ln.lower()]
+    assert len(said) == len(set(said)), res.stderr
 
 
 def test_table_output_with_ship_options(demo: Path, env: dict[str, str], inventory: Path) -> None:
@@ -129,18 +151,21 @@ def test_corrupt_onnx_leaves_nothing_in_the_cache(env: dict[str, str], tmp_path:
     assert after == before
 
 
-def _closed_port() -> int:
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port held bound but not listening: refused, and no one else can take it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
-def test_unreachable_board(demo: Path, env: dict[str, str], tmp_path: Path) -> None:
+def test_unreachable_board(demo: Path, env: dict[str, str], tmp_path: Path,
+                           closed_port: int) -> None:
     profile = tmp_path / "tiny.yaml"
     profile.write_text("arch: x86_64\nartifacts: [{format: onnx, precision: fp32}]\n")
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(f"all:\n  hosts:\n    far:\n      ansible_host: 127.0.0.1\n"
-                         f"      ansible_port: {_closed_port()}\n      edgeship_profile: {profile}\n")
+                         f"      ansible_port: {closed_port}\n      edgeship_profile: {profile}\n")
     res = edgeship(env, "deploy", "--device", "far", "--inventory", str(inventory),
                    "--model", str(demo / "digits_cnn.pt2"), "--data", str(demo / "digits.npz"))
     _one_line_error(res, 5, "far", "unreachable")

@@ -17,8 +17,8 @@ import typer
 from edgeship import __version__
 from edgeship.errors import EdgeshipError
 
-from . import boards, deploy, report, ship, sweep  # noqa: F401 - registers the subcommands
-from ._common import app, err
+from . import boards, check, deploy, report, ship, sweep  # noqa: F401 - registers the subcommands
+from ._common import app, err, rewrap_help
 
 __all__ = ["app", "main"]
 
@@ -29,23 +29,50 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_VERBOSE = ("-v", "-vv", "--verbose")
+
+
 @app.callback()
 def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Show the version and exit.")] = False) -> None:
+                                                help="Show the version and exit.")] = False,
+          verbose: Annotated[int, typer.Option(
+              "--verbose", "-v", count=True,
+              help="Also show progress details and third-party output (TensorFlow, "
+                   "onnxruntime, paramiko); -vv or EDGESHIP_DEBUG=1: everything.")] = 0) -> None:
     """edgeship: one command from a trained model to figures measured on the board."""
+    from edgeship.logs import setup
+
+    setup(verbose)
+
+
+def _one_line(text: str) -> str:
+    """The message on one line, its brackets kept literal (``[host]:port`` is not markup)."""
+    from rich.markup import escape
+
+    return escape(" ".join(text.split()))
+
+
+rewrap_help(app)  # after every subcommand above is registered
 
 
 def main() -> None:
-    """Console entry point: run the app, map errors to one line and an exit code."""
+    """Console entry point: run the app, map errors to one line and an exit code.
+
+    ``-v`` is accepted anywhere on the line (``edgeship deploy -v``), not only before the
+    subcommand.
+    """
+    args = sys.argv[1:]
+    args = [a for a in args if a in _VERBOSE] + [a for a in args if a not in _VERBOSE]
     try:
-        app()  # standalone: usage errors print click's message and exit 2
+        app(args=args)  # standalone: usage errors print click's message and exit 2
     except EdgeshipError as exc:
-        err.print(f"[red]edgeship: error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]edgeship: error:[/] {_one_line(str(exc))}", highlight=False,
+                  soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # an unexpected failure still ends in one line, not a traceback
         if os.environ.get("EDGESHIP_DEBUG"):
             raise
-        err.print(f"[red]edgeship: internal error:[/] {type(exc).__name__}: {exc} "
-                  "(set EDGESHIP_DEBUG=1 for the traceback and report it)",
+        err.print(f"[red]edgeship: internal error:[/] {type(exc).__name__}: "
+                  f"{_one_line(str(exc))} (set EDGESHIP_DEBUG=1 for the traceback and report it)",
                   highlight=False, soft_wrap=True)
         sys.exit(70)

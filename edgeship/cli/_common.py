@@ -11,8 +11,9 @@ import typer
 from rich.console import Console
 
 __all__ = ["DEMO_DATA", "DEMO_MODEL", "DataOpt", "DeviceOpt", "ForceOpt", "InventoryOpt",
-           "JsonOpt", "ModelOpt", "app", "board_app", "boards_app", "default_data", "err", "open_inventory",
-           "out", "progress"]
+           "JsonOpt", "ModelOpt", "app", "board_app", "boards_app", "build_demo_model",
+           "default_data", "demo_missing", "err", "open_inventory", "out", "profile_not_device",
+           "progress", "rewrap_help"]
 
 app = typer.Typer(
     help="Convert a model for an edge board, ship it over SSH, profile it there, report.",
@@ -87,6 +88,60 @@ def progress() -> Iterator[_Reporter]:
 def default_data(model: str, data: str | None) -> str | None:
     """The demo model comes with its data file; any other model gets only what it is given."""
     return DEMO_DATA if data is None and model == DEMO_MODEL else data
+
+
+def demo_missing(model: str) -> bool:
+    """Whether *model* is the default demo model and it has not been built yet."""
+    return model == DEMO_MODEL and not (Path(DEMO_MODEL).exists() and Path(DEMO_DATA).exists())
+
+
+def build_demo_model(say: Any) -> None:
+    """Train the demo model into ``build/demo`` (what ``make demo-model`` does), saying so."""
+    from edgeship.demo import build_demo
+
+    say(f"the demo model is not built yet: training it into {Path(DEMO_MODEL).parent} "
+        "(about a minute, once; `make demo-model` does the same)")
+    card = build_demo(Path(DEMO_MODEL).parent)
+    say(f"demo model ready: test accuracy {card['test_accuracy']:.3f} on {card['test']} "
+        f"held-out digits ({card['train_seconds']} s)")
+
+
+@contextmanager
+def profile_not_device(inventory: Any, command: str) -> Iterator[None]:
+    """``--device rpi4`` where rpi4 is a profile, not a board: say so and point to the fix."""
+    from edgeship.errors import ConfigError, UnknownNameError
+
+    try:
+        yield
+    except UnknownNameError as exc:
+        from profiles import available_profiles
+
+        if exc.kind != "device" or exc.name not in available_profiles():
+            raise
+        where = getattr(inventory, "path", None) or "the inventory"
+        fix = (f"`edgeship convert --profile {exc.name}` builds for it" if command == "convert"
+               else f"add a board with `edgeship_profile: {exc.name}` to {where} and "
+                    f"{command} to that board (`edgeship convert --profile {exc.name}` only "
+                    "builds)")
+        raise ConfigError(f"{exc.name!r} is a profile, not a board of {where}: {fix}") from exc
+
+
+def rewrap_help(typer_app: typer.Typer) -> None:
+    """Help texts from docstrings, their source line breaks removed: each paragraph (separated
+    by a blank line) is re-flowed to the terminal's width by rich."""
+    import inspect
+
+    def flow(doc: str | None) -> str | None:
+        if not doc:
+            return doc
+        return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc).split("\n\n"))
+
+    for info in typer_app.registered_commands:
+        info.help = flow(info.help or inspect.getdoc(info.callback))
+    for group in typer_app.registered_groups:
+        rewrap_help(group.typer_instance)
+    if isinstance(typer_app.info.help, str):
+        typer_app.info.help = flow(typer_app.info.help)
 
 
 def open_inventory(path: Path | None):

@@ -10,7 +10,8 @@ import typer
 from edgeship.errors import BudgetExceeded
 
 from ._common import (DEMO_MODEL, DataOpt, DeviceOpt, ForceOpt, InventoryOpt, JsonOpt, ModelOpt,
-                      app, default_data, open_inventory, out, progress)
+                      app, build_demo_model, default_data, demo_missing, open_inventory, out,
+                      profile_not_device, progress)
 from ._fleet import Engine, EngineOpt, ForksOpt, MaxFailOpt, SerialOpt, engine_options
 
 __all__ = ["InputShapeOpt", "ParallelOpt", "convert", "deploy", "input_shapes"]
@@ -28,6 +29,8 @@ InputShapeOpt = Annotated[Optional[list[str]], typer.Option(
 
 def input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
     """Parsed ``--input-shape`` options (a bad spec is a one-line ConfigError)."""
+    if not specs:  # converters (numpy, …) load only when needed: a down board fails in ~1 s
+        return None
     from converters.load import parse_input_shapes
 
     return parse_input_shapes(specs) or None
@@ -43,10 +46,15 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
            lock_wait: LockWaitOpt = 0.0) -> None:
     """Convert MODEL for DEVICE's profile, ship it, profile it on the board, report.
 
+    The board is checked first (reachable, host key, login, Python, CPU, glibc), so a board
+    that cannot be deployed to is reported before anything is converted. Without --model, the
+    demo model (trained once into build/demo when missing).
+
     DEVICE may be a group of the inventory: every board is deployed to, PARALLEL at a time, with
     one result per board. The report is saved under reports/<device>/<timestamp>/report.json.
     With --engine ansible the ship and profile stages run through ansible-playbook (FORKS,
     SERIAL, MAX_FAIL_PERCENTAGE) and give the same fleet report.
+
     Exit status: 0 when every artifact of the profile was built and ran (on every board); 8
     (partial) when some were left out of the bundle (the report's left_out says why) and the
     rest passed; 7 when the profile's budgets are hard limits and one was exceeded; 1 when an
@@ -63,10 +71,16 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
     if device in inv.groups or ansible is not None:
         from ._fleet import deploy_group
 
+        if demo_missing(model):
+            with progress() as report_progress:
+                build_demo_model(report_progress)
         return deploy_group(device, model, data, inv, json_out=json_out, force=force,
                             parallel=parallel, input_shapes=input_shapes(input_shape),
                             ansible=ansible, ship=ship)
-    with progress() as report_progress:
+    with progress() as report_progress, profile_not_device(inv, "deploy"):
+        if demo_missing(model):  # the board first: a down board is said before training
+            _check_board(inv.board(device), report_progress)
+            build_demo_model(report_progress)
         outcome = run_deploy(device, model, data, inventory=inv,
                              progress=report_progress, force=force,
                              input_shapes=input_shapes(input_shape), ship=ship)
@@ -110,7 +124,11 @@ def convert(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
 
     data = default_data(model, data)
     inv = None if profile else open_inventory(inventory)
-    with progress() as report_progress:
+    with progress() as report_progress, profile_not_device(inv, "convert"):
+        if demo_missing(model):
+            if inv is not None:  # a wrong --device is said before a minute of training
+                inv.resolve(device)
+            build_demo_model(report_progress)
         _, bundle = run_convert(device, model, data, inventory=inv, profile=profile,
                                 progress=report_progress, force=force,
                                 input_shapes=input_shapes(input_shape))
@@ -147,6 +165,15 @@ def _bundle_table(bundle: Any) -> Any:
         table.add_row(lo["key"], "—", "—", "—", "—", "—",
                       f"[yellow]left out[/]: {escape(left_out_line(lo))}")
     return table
+
+
+def _check_board(board: Any, say: Any) -> None:
+    """The deploy's own pre-flight (edgeship.deploy.check_reachable), run ahead of a long step."""
+    from edgeship.deploy import check_reachable
+    from edgeship.paths import default_paths
+    from profiles import load_profile
+
+    check_reachable(board, default_paths(), load_profile(board.profile), say)
 
 
 def _num(value: Any) -> str:

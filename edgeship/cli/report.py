@@ -56,34 +56,59 @@ def report(path: Annotated[Optional[Path], typer.Argument(help="A saved report.j
         out.print(regression_line(doc))
         out.print(f"report: {path}")
     if html:
-        from edgeship.history import trend
+        from edgeship.history import history_rows
         from edgeship.html_report import write_html
         from edgeship.paths import default_paths
 
-        rows = trend(default_paths().reports, doc["device"])["rows"] if device else []
+        try:  # the plot shows this board's runs of this model and profile
+            rows = history_rows(default_paths().reports, doc)
+        except ConfigError:  # a report copied from elsewhere: no history here
+            rows = []
         target = write_html(doc, path.parent / "report.html", rows)
         out.print(f"html report (plots): {target}")
 
 
 @app.command()
 def history(device: Annotated[str, typer.Option("--device", "-d", help="Board name.")],
+            model: Annotated[Optional[str], typer.Option(
+                "--model", "-m", help="Only this model: a prefix of its sha256 or of its name.")] = None,
             json_out: JsonOpt = False) -> None:
-    """The trend of past deploys on a board: p50, p99, peak RSS per artifact."""
+    """The models deployed to a board, and the trend of each: p50, p99, peak RSS per artifact.
+
+    History is kept per board, profile, model (its source's sha256) and artifact: a new model
+    starts its own history instead of being compared with the previous one.
+    """
     from rich.table import Table
 
-    from edgeship.history import trend
+    from edgeship.history import models, trend
     from edgeship.paths import default_paths
 
-    data = trend(default_paths().reports, device)
+    reports = default_paths().reports
+    data = trend(reports, device)  # one clear error when the board has no reports
+    found = models(reports, device)
+    if model is not None:
+        sha = next((m["model"] for m in found if m["name"].startswith(model)), model)
+        data = trend(reports, device, model=sha)
+        found = [m for m in found if (m["model"] or "").startswith(sha)]
     if json_out:
-        print(json.dumps(data, indent=2))
+        print(json.dumps({**data, "models": found}, indent=2))
         return
+    table = Table(title=f"models on {device}", title_justify="left")
+    for col in ("model", "profile", "deploys", "first", "last", "last verdict"):
+        table.add_column(col, justify="right" if col == "deploys" else "left")
+    for m in found:
+        table.add_row(m["name"], str(m["profile"]), str(m["deploys"]), m["first"] or "?",
+                      m["last"] or "?", m.get("verdict") or "—")
+    out.print(table)
     table = Table(title=f"history of {device} · {data['deploys']} deploys", title_justify="left")
-    for col in ("created", "bundle", "artifact", "p50 ms", "p99 ms", "peak RSS MB", "verdict"):
+    for col in ("model", "created", "bundle", "artifact", "p50 ms", "p99 ms", "peak RSS MB",
+                "verdict"):
         table.add_column(col, justify="right" if "ms" in col or "MB" in col else "left")
-    for r in data["rows"]:
-        table.add_row(r["created"] or "?", r["bundle"], r["artifact"], _n(r["p50_ms"], ".3f"),
-                      _n(r["p99_ms"], ".3f"), _n(r["peak_rss_mb"], ".1f"), r["verdict"] or "—")
+    for r in sorted(data["rows"], key=lambda r: (r["model_name"], r["profile"] or "",
+                                                 r["created"] or "")):
+        table.add_row(r["model_name"], r["created"] or "?", r["bundle"], r["artifact"],
+                      _n(r["p50_ms"], ".3f"), _n(r["p99_ms"], ".3f"), _n(r["peak_rss_mb"], ".1f"),
+                      r["verdict"] or "—")
     out.print(table)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -156,10 +157,13 @@ def test_factory_source_builds(tiny, factory_source: str, tmp_path: Path) -> Non
     assert set(bundle.manifest["files"]) == {"model.fp16.onnx", "samples.npz", "edgeship_agent.py"}
 
 
-def test_onnx_source_without_data_is_synthetic(sim_bundle, tmp_path: Path) -> None:
+def test_onnx_source_without_data_is_synthetic(sim_bundle, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
     source = sim_bundle[0].path / "model.fp32.onnx"
-    with pytest.warns(UserWarning, match="synthetic random inputs"):
+    with caplog.at_level(logging.WARNING, logger="converters"):
         bundle = build_bundle(str(source), _onnx_only("fp32", "int8"), None, Paths(home=tmp_path))
+    said = [r for r in caplog.records if "synthetic random inputs" in r.getMessage()]
+    assert len(said) == 1  # said once: a log record (no longer also a UserWarning)
     m = bundle.manifest
     assert m["source"]["kind"] == "onnx" and m["data"]["synthetic"] is True
     assert m["data"]["calibration"].startswith("synthetic random inputs (32)")
@@ -168,10 +172,12 @@ def test_onnx_source_without_data_is_synthetic(sim_bundle, tmp_path: Path) -> No
         assert art["verification"]["accuracy"] is None and "drift only" in art["verification"]["reason"]
 
 
-def test_torch_with_input_shapes_and_no_data(factory_source: str, tmp_path: Path) -> None:
-    with pytest.warns(UserWarning, match="synthetic random inputs"):
+def test_torch_with_input_shapes_and_no_data(factory_source: str, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="converters"):
         bundle = build_bundle(factory_source, _onnx_only("fp32"), None, Paths(home=tmp_path),
                               input_shapes={"x": (1, 1, 28, 28)})
+    assert "synthetic random inputs" in caplog.text
     art = bundle.manifest["artifacts"][0]
     assert art["inputs"][0]["name"] == "input" and art["inputs"][0]["shape"] == [1, 1, 28, 28]
     assert art["verification"]["passed"] and bundle.manifest["data"]["synthetic"] is True

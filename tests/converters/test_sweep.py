@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -53,13 +54,15 @@ def test_json_and_chart_are_written(swept) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "sweep.svg").stat().st_size > 0
 
 
-def test_synthetic_sweep_has_no_accuracy(tmp_path: Path, swept) -> None:
+def test_synthetic_sweep_has_no_accuracy(tmp_path: Path, swept,
+                                         caplog: pytest.LogCaptureFixture) -> None:
     import onnx  # noqa: F401 - the bag ONNX comes from the model fixture's export
 
     result, out = swept
     fp32 = Path(next(r["file"] for r in result.rows if r["name"] == "fp32"))
-    with pytest.warns(UserWarning, match="synthetic"):
+    with caplog.at_level(logging.WARNING, logger="converters"):
         loaded, data = prepare(str(fp32), None)
+    assert "synthetic" in caplog.text
     assert data.synthetic and data.labels is None
     res = run_sweep(loaded, data, ONNX, RECIPES[:2], tmp_path, runs=100, chart=False)
     assert all(r["accuracy"] is None and r["cosine"] > 0.9 for r in res.rows)

@@ -54,3 +54,47 @@ def test_record_writes_json_markdown_html_and_trend(tmp_path: Path) -> None:
     assert [r["p50_ms"] for r in rows] == [1.0, 2.0]
     with pytest.raises(ConfigError, match="no saved reports for 'pi'"):
         trend(tmp_path, "pi")
+
+
+def _model_report(model: str, p50: float, created: str) -> dict[str, Any]:
+    doc = _report(p50, created)
+    doc["bundle"]["source"] = {"kind": "onnx", "ref": f"/models/{model}.onnx",
+                               "sha256": (model[0] * 64)}
+    return doc
+
+
+def test_two_models_on_one_board_keep_their_own_history(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from edgeship.cli import app
+    from edgeship.history import history_rows, models, regression_line
+
+    record(_model_report("alpha", 1.0, "2026-01-01T00:00:00"), tmp_path, 10.0)
+    path, _ = record(_model_report("beta", 50.0, "2026-01-02T00:00:00"), tmp_path, 10.0)
+    beta = json.loads(path.read_text())
+    assert beta["regression"]["checked"] is False  # not "+4900 %" against alpha
+    assert beta["regression"]["reason"] == ("first run of this model (beta.onnx (bbbbbbbbbbbb)) "
+                                            "on this board")
+    assert "first run of this model" in regression_line(beta)
+    path, _ = record(_model_report("alpha", 1.05, "2026-01-03T00:00:00"), tmp_path, 10.0)
+    alpha = json.loads(path.read_text())
+    reg = alpha["regression"]
+    assert reg["checked"] and reg["previous_bundle"] == "b1.0" and reg["regressed"] == []
+    assert reg["artifacts"]["onnx-fp32"]["change_pct"] == pytest.approx(5.0)
+    assert "the previous run of alpha.onnx (aaaaaaaaaaaa)" in regression_line(alpha)
+    assert [r["p50_ms"] for r in history_rows(tmp_path, alpha)] == [1.0, 1.05]  # the plot's
+    assert [(m["name"], m["deploys"]) for m in models(tmp_path, "sim")] == [
+        ("alpha.onnx (aaaaaaaaaaaa)", 2), ("beta.onnx (bbbbbbbbbbbb)", 1)]
+    assert [r["p50_ms"] for r in trend(tmp_path, "sim", model="bbbb")["rows"]] == [50.0]
+    with pytest.raises(ConfigError, match="no saved reports of model 'cccc'.*alpha.onnx"):
+        trend(tmp_path, "sim", model="cccc")
+
+    monkeypatch.setenv("EDGESHIP_REPORTS", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")
+    res = CliRunner().invoke(app, ["history", "--device", "sim"])
+    assert res.exit_code == 0, res.output
+    assert "models on sim" in res.output and "beta.onnx (bbbbbbbbbbbb)" in res.output
+    res = CliRunner().invoke(app, ["history", "--device", "sim", "--model", "beta", "--json"])
+    doc = json.loads(res.output)
+    assert [m["name"] for m in doc["models"]] == ["beta.onnx (bbbbbbbbbbbb)"]
+    assert doc["deploys"] == 1

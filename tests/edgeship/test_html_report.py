@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edgeship.html_report import (PLOTS, fleet_spread, num, render_fleet_section, render_html,
                                   write_html)
 
@@ -92,3 +94,26 @@ def test_fleet_section_shows_unit_to_unit_spread() -> None:
     html = render_fleet_section(reports)
     assert "pi-a" in html and "pi-b" in html and f"{spread['spread_pct']:.1f} %" in html
     assert fleet_spread(reports)["onnx-int8"]["mean_ms"] is None
+
+
+@pytest.mark.parametrize(("low", "high"), [(1.2, 1.5), (0.05, 40.0)])
+def test_log_latency_axis_has_plain_labels_that_do_not_pile_up(low: float, high: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgeship._plots import _plain_log_ticks
+
+    fig, ax = plt.subplots()
+    ax.plot([low, high], [0, 1])
+    ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis, low, high)
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    major = [t.get_text() for t in ax.get_xticklabels() if lo <= t.get_position()[0] <= hi]
+    minor = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    plt.close(fig)
+    assert 3 <= len(major) <= 12, major
+    assert all(float(t.replace("\u2212", "-")) > 0 for t in major), major  # plain numbers
+    assert minor == []

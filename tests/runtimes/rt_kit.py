@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,7 @@ __all__ = [
     "start_tiny_models",
     "make_bundle",
     "open_transport",
+    "refused_port",
     "sha256_file",
 ]
 
@@ -65,6 +69,18 @@ def open_transport(board: Board, paths: Paths, *, connect_timeout: float = 10.0)
         allow_agent=False,
         system_host_keys=False,
     )
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs.
+
+    The port stays bound (never listening), so no other process — another test's sshd picking a
+    free port — can take it meanwhile; a port merely found free and closed again can be.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 def sha256_file(path: Path) -> str:

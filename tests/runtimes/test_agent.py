@@ -121,7 +121,7 @@ def test_a_hung_agent_becomes_a_profile_error(
     started = time.monotonic()
     with pytest.raises(ProfileError, match=r"agent on board 'sim' did not finish within 2 s"):
         profile_release(transport, board, _profile(timeout_s=2))
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 20  # not the agent's 600 s (slack for a busy host)
     agent = f"{board.root}/current/edgeship_agent.py"
     assert agent not in transport.run(["ps", "-eo", "args"]).stdout  # killed on the board too
 

@@ -100,6 +100,22 @@ def test_deploy_over_a_lossy_rate_limited_link_completes(
     assert "es_link" not in sim.netns.exec(["nft", "list", "ruleset"]).stdout
 
 
+def test_status_does_not_depend_on_a_lossy_link(fleet) -> None:
+    """Status is read from /proc, not by connecting: a link dropping 99 % of packets changes
+    nothing (a 0.2 s connect probe used to call such a board down, and `up` restarted it)."""
+    _, _, boards = fleet
+    sim = boards[2]
+    before = sim.status()
+    sim.netns.shape(loss_pct=99)
+    try:
+        states = [sim.status() for _ in range(5)]
+        again = sim.up()
+    finally:
+        sim.netns.unshape()
+    assert before.running and all(s.running and s.pid == before.pid for s in states)
+    assert again.port == 22 and sim.status().pid == before.pid  # not restarted
+
+
 @pytest.fixture
 def group_inventory(fleet, tmp_path: Path) -> Callable[[], Path]:
     paths, _, boards = fleet

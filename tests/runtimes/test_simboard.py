@@ -78,3 +78,24 @@ def test_resolve_board_says_how_to_start_a_stopped_sim(tmp_path: Path) -> None:
 def test_real_boards_pass_through(tmp_path: Path) -> None:
     real = Board(name="pi", host="raspberrypi.local", user="pi", profile="rpi4")
     assert resolve_board(real, Paths(home=tmp_path)) is real
+
+
+def test_a_port_taken_before_sshd_binds_it_is_replaced(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process may take the free port found for sshd before sshd binds it."""
+    import socket
+
+    from runtimes import simboard
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1]])
+        real = simboard._free_port
+        monkeypatch.setattr(simboard, "_free_port", lambda: next(ports, None) or real())
+        sim = SimBoard(Paths(home=tmp_path), "race")
+        try:
+            board = sim.up()
+            assert board.port != taken.getsockname()[1] and sim.status().running
+        finally:
+            sim.down()

@@ -11,9 +11,8 @@ from devices import Board
 from edgeship.errors import RemoteCommandError, ShipError
 from edgeship.paths import Paths
 from runtimes import CommandTimeout, SimBoard, SSHTransport
-from runtimes.simboard import _free_port
 
-from rt_kit import open_transport
+from rt_kit import open_transport, refused_port
 
 pytestmark = pytest.mark.ssh
 
@@ -49,8 +48,9 @@ def test_changed_host_key_is_refused(sim: SimBoard, tmp_path: Path) -> None:
 
 
 def test_connection_refused_is_one_actionable_line(sim: SimBoard, sim_paths: Paths) -> None:
-    dead = sim.board().model_copy(update={"port": _free_port()})
-    with open_transport(dead, sim_paths, connect_timeout=3) as tr:
+    with refused_port() as port, open_transport(
+            dead := sim.board().model_copy(update={"port": port}), sim_paths,
+            connect_timeout=3) as tr:
         with pytest.raises(ShipError) as info:
             tr.run(["true"])
     msg = str(info.value)
