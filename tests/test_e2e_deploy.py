@@ -228,7 +228,7 @@ def test_partial_result_exits_8_and_ships_and_profiles_only_what_was_built(
     assert report["verdict"] == "partial"
     assert [lo["key"] for lo in report["left_out"]] == ["onnx-int8"]
     assert [a["key"] for a in report["artifacts"]] == ["onnx-fp32"] and report["artifacts"][0]["ok"]
-    assert "profiling 1 artifacts on 'sim' (onnx-fp32)" in res.stderr
+    assert "profiling 1 artifact on 'sim' (onnx-fp32)" in res.stderr
     table = edgeship(env, "deploy", "--device", "sim", "--inventory", str(inventory),
                      "--model", str(model), "--data", str(data))
     assert table.returncode == 8

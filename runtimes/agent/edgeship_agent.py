@@ -849,6 +849,8 @@ class TensorRTRunner(object):
         self.tensor_api = hasattr(self.engine, "num_io_tensors")
         self.stream = self.cuda.stream()
         self._bind(samples or {})
+        self.output_names = list(self.outputs)  # engine I/O keeps the ONNX tensor names
+        self.output_quant = [None] * len(self.outputs)  # outputs come back as float
         fixed = self.host[self.inputs[0]].shape[:1] if self.inputs else ()
         if batch > 1 and fixed and fixed[0] != batch:
             self.batch, self.batch_note = fixed[0], "engine input has a fixed batch of %d" % fixed[0]

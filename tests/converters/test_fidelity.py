@@ -33,10 +33,9 @@ def multi(tmp_path_factory: pytest.TempPathFactory):
         "artifacts": tuple(Artifact(format=k.split("-")[0], precision=k.split("-")[1])
                            for k in KEYS),
         "runtime": sim.runtime.model_copy(update={"threads": 64})})
-    with pytest.warns(UserWarning, match="synthetic"):
-        bundle = build_bundle("conv_models:multi_head", profile, None,
-                              Paths(home=tmp_path_factory.mktemp("multi")),
-                              input_shapes={"x": SHAPE})
+    bundle = build_bundle("conv_models:multi_head", profile, None,
+                          Paths(home=tmp_path_factory.mktemp("multi")),
+                          input_shapes={"x": SHAPE})
     return bundle
 
 

@@ -26,7 +26,7 @@ def test_help_keeps_paragraphs_not_source_line_breaks(monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     text = CliRunner().invoke(cli.app, ["deploy", "--help"]).output
     assert "PARALLEL at a time, with one result per board." in text  # two source lines, one text
-    assert "Exit status: 0 when every artifact ran" in text
+    assert "Exit status: 0 when every artifact of the profile was built and ran" in text
 
 
 @pytest.mark.parametrize(("command", "fix"), [
