@@ -79,11 +79,15 @@ def _left_out(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _say(step: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {step}", flush=True)
+
+
 def _job_convert(entry: dict[str, Any], target: str, shapes: dict[str, tuple[int, ...]]) -> dict:
     from edgeship.deploy import convert
 
     _, bundle = convert(target, entry["source"], entry.get("data"), profile=target,
-                        input_shapes=shapes or None, force=True)
+                        input_shapes=shapes or None, force=True, progress=_say)
     man = bundle.manifest
     return {"bundle": bundle.id, "artifacts": summarize_manifest(man) + _left_out(man)}
 
@@ -92,7 +96,7 @@ def _job_deploy(entry: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> di
     from edgeship.deploy import deploy
 
     out = deploy("sim", entry["source"], entry.get("data"), input_shapes=shapes or None,
-                 force=True)
+                 force=True, progress=_say)
     man_rows = {r["key"]: r for r in summarize_manifest(out.report.get("manifest") or {})}
     rows = []
     for art in out.report.get("artifacts", []):
@@ -131,7 +135,11 @@ def run_job(entry: dict[str, Any], target: str) -> dict[str, Any]:
 
 
 def _child(model: str, target: str, out: Path) -> None:
+    import logging
+
     import yaml
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     entries = yaml.safe_load((cache_dir() / "zoo.yaml").read_text())["models"]
     entry = next(e for e in entries if e["name"] == model)
