@@ -93,24 +93,25 @@ def _job_convert(entry: dict[str, Any], target: str, shapes: dict[str, tuple[int
 
 
 def _job_deploy(entry: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> dict:
-    from edgeship.deploy import deploy
+    """``deploy`` on ``sim`` in its two library steps, so the manifest (routes, left-outs) and
+    the board's report are both at hand."""
+    from devices import load_inventory
+    from edgeship.deploy import convert, deploy_bundle
+    from edgeship.paths import default_paths
 
-    out = deploy("sim", entry["source"], entry.get("data"), input_shapes=shapes or None,
-                 force=True, progress=_say)
-    man_rows = {r["key"]: r for r in summarize_manifest(out.report.get("manifest") or {})}
+    board = load_inventory().resolve("sim")[0]
+    profile, bundle = convert("sim", entry["source"], entry.get("data"), profile=board.profile,
+                              input_shapes=shapes or None, force=True, progress=_say)
+    built = {r["key"]: r for r in summarize_manifest(bundle.manifest)}
+    out = deploy_bundle(board, profile, bundle, paths=default_paths(), device="sim",
+                        progress=_say)
     rows = []
     for art in out.report.get("artifacts", []):
-        row = {**man_rows.get(art.get("key"), {}), "key": art.get("key"), "built": True,
-               "max_abs_drift": art.get("max_abs_drift"), "cosine": art.get("cosine"),
-               "top1_agreement": art.get("top1_agreement"), "accuracy": art.get("accuracy"),
-               "size_bytes": art.get("size_bytes"), "precision": art.get("precision"),
-               "host_p50_ms": (art.get("host_latency_ms") or {}).get("p50"),
-               "board_p50_ms": (art.get("latency_ms") or {}).get("p50"),
-               "board_verdict": art.get("verdict"), "board_error": art.get("error")}
-        rows.append(row)
-    left = out.report.get("left_out") or []
-    rows += _left_out({"left_out": left})
-    return {"report": str(out.report_path), "artifacts": rows}
+        rows.append({**built.get(art.get("key"), {"key": art.get("key"), "built": True}),
+                     "board_p50_ms": (art.get("latency_ms") or {}).get("p50"),
+                     "board_verdict": art.get("verdict"), "board_error": art.get("error")})
+    rows += _left_out(bundle.manifest)
+    return {"bundle": bundle.id, "report": str(out.report_path), "artifacts": rows}
 
 
 def run_job(entry: dict[str, Any], target: str) -> dict[str, Any]:

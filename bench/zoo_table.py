@@ -14,7 +14,7 @@ __all__ = ["BEGIN", "END", "render", "replace_section", "write_sections"]
 
 BEGIN = "<!-- zoo:begin (written by `make zoo`; edits here are overwritten) -->"
 END = "<!-- zoo:end -->"
-_HEAD = ("| model | target | artifact | built | route | fp32 drift | int8 cosine / top-1 / acc "
+_HEAD = ("| model | target | artifact | built | route | fp32 drift | int8·fp16 cosine / top-1 / acc "
          "| host p50 ms | board p50 ms | size KiB | reason if left out / failed |")
 _SEP = "|" + " --- |" * 11
 
