@@ -366,3 +366,38 @@ def test_op_types_that_will_not_load_are_kept_float(tmp_path: Path,
     assert info["options"]["exclude"] and info["options"]["per_channel"] is True
     ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
     assert "QuantizeLinear" in ops and "Conv" in ops
+
+
+def test_fp16_keeps_nodes_with_constants_beyond_fp16_range_in_float(tmp_path: Path) -> None:
+    """A BatchNorm variance of 1e8 (as in a real OCR detector) used to be clamped to 1e4 by the
+    fp16 converter: output cosine 0.2. The node reading it now stays float32."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from converters.quantize_onnx import convert_fp16
+
+    rng = np.random.default_rng(0)
+    c = 4
+    inits = [numpy_helper.from_array(rng.normal(size=(c, c, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.full(c, 3e3, np.float32), "scale"),
+             numpy_helper.from_array(np.zeros(c, np.float32), "bias"),
+             numpy_helper.from_array(np.zeros(c, np.float32), "mean"),
+             numpy_helper.from_array(np.full(c, 1e8, np.float32), "var")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["h", "scale", "bias", "mean", "var"], ["y"])]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, c, 8, 8])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, c, 8, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "bn.onnx"))
+
+    info = convert_fp16(tmp_path / "bn.onnx", tmp_path / "bn.fp16.onnx")
+
+    x = rng.normal(size=(1, c, 8, 8)).astype(np.float32)
+    ref, got = (ort.InferenceSession(str(tmp_path / f), providers=["CPUExecutionProvider"])
+                .run(None, {"x": x})[0] for f in ("bn.onnx", "bn.fp16.onnx"))
+    assert len(info["kept_float"]) == 1  # the BatchNorm, named for the converter
+    cosine = float(np.sum(ref * got) / (np.linalg.norm(ref) * np.linalg.norm(got)))
+    assert cosine > 0.999
