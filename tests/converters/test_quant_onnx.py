@@ -370,7 +370,7 @@ def test_op_types_that_will_not_load_are_kept_float(tmp_path: Path,
 
 def test_fp16_keeps_nodes_with_constants_beyond_fp16_range_in_float(tmp_path: Path) -> None:
     """A BatchNorm variance of 1e8 (as in a real OCR detector) used to be clamped to 1e4 by the
-    fp16 converter: output cosine 0.2. The node reading it now stays float32."""
+    fp16 converter (outputs 100x off here; cosine 0.2 after the real model's later layers). The node reading it now stays float32."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -398,6 +398,5 @@ def test_fp16_keeps_nodes_with_constants_beyond_fp16_range_in_float(tmp_path: Pa
     x = rng.normal(size=(1, c, 8, 8)).astype(np.float32)
     ref, got = (ort.InferenceSession(str(tmp_path / f), providers=["CPUExecutionProvider"])
                 .run(None, {"x": x})[0] for f in ("bn.onnx", "bn.fp16.onnx"))
-    cosine = float(np.sum(ref * got) / (np.linalg.norm(ref) * np.linalg.norm(got)))
-    assert cosine > 0.999
+    assert float(np.max(np.abs(got - ref))) <= 0.01 * float(np.max(np.abs(ref)))  # not 100x off
     assert len(info["kept_float"]) == 1  # the BatchNorm, named for the converter
