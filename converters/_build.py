@@ -123,17 +123,28 @@ def _reference(loaded: LoadedModel, inputs: dict[str, np.ndarray],
 def _reference_onnx(loaded: LoadedModel, inputs: dict[str, np.ndarray],
                     shapes: dict[str, tuple[int, ...]], threads: int) -> list[np.ndarray]:
     name = Path(loaded.ref).name
+    refused = ConfigError  # the data's values or dtypes are not what the model accepts
     try:
-        runner = OnnxRunner(loaded.model, shapes, threads)
-    except Exception as exc:  # onnxruntime refusing the source model itself
-        raise ModelError(f"onnxruntime cannot run {name} ({ort_cause(exc)}); check that the model "
-                         "runs in onnxruntime as it is") from exc
-    try:
+        runner = OnnxRunner(loaded.model, shapes, threads, example=sample_feed(inputs, 0, shapes))
         return collect_outputs(runner.run, inputs, shapes=shapes)
-    except Exception as exc:  # the data's values or dtypes are not what the model accepts
-        raise ConfigError(f"{name} fails on the data's inputs ({ort_cause(exc)}); give inputs it "
-                          "accepts with --data (synthetic inputs are floats in [0, 1) and integers "
-                          "1)") from exc
+    except Exception as exc:
+        if not _runs_on_zeros(loaded.model, shapes, threads):
+            refused = ModelError  # nor on zeros: onnxruntime refuses the source model itself
+        cause = exc
+    if refused is ModelError:
+        raise ModelError(f"onnxruntime cannot run {name} ({ort_cause(cause)}); check that the "
+                         "model runs in onnxruntime as it is") from cause
+    raise ConfigError(f"{name} fails on the data's inputs ({ort_cause(cause)}); give inputs it "
+                      "accepts with --data (synthetic inputs are floats in [0, 1) and integers "
+                      "1)") from cause
+
+
+def _runs_on_zeros(model: Any, shapes: dict[str, tuple[int, ...]], threads: int) -> bool:
+    try:
+        OnnxRunner(model, shapes, threads)  # its first inference is on zeros
+    except Exception:  # onnxruntime's own error types: a model it cannot load or run at all
+        return False
+    return True
 
 
 def _make_artifacts(work: Path, loaded: LoadedModel, model: Any, inputs: dict[str, np.ndarray],
@@ -160,7 +171,8 @@ def _make_artifacts(work: Path, loaded: LoadedModel, model: Any, inputs: dict[st
             left.append(LeftOut.from_error(art.key, stage, make_tool(art.key), exc,
                                            required=art.required))
             continue
-        problem = _load_problem(work, art, shapes, host_threads(profile.runtime.threads))
+        problem = _load_problem(work, art, shapes, host_threads(profile.runtime.threads),
+                                sample_feed(inputs, 0, shapes))
         if problem is None:
             made[art.key] = info
         else:
@@ -200,10 +212,12 @@ def _made(result: dict[str, Any] | ConversionError) -> dict[str, Any]:
 
 
 def _load_problem(work: Path, art: Artifact, shapes: dict[str, tuple[int, ...]],
-                  threads: int) -> LeftOut | None:
-    """``None`` when the artifact loads (and runs once) in its runtime, else why not."""
+                  threads: int, example: dict[str, np.ndarray]) -> LeftOut | None:
+    """``None`` when the artifact loads (and runs once, on *example*) in its runtime, else why
+    not."""
     try:
-        open_runner(art.format, work / f"model.{art.precision}.{art.format}", shapes, threads)
+        open_runner(art.format, work / f"model.{art.precision}.{art.format}", shapes, threads,
+                    example=example)
     except ConversionError as exc:
         return LeftOut.from_error(art.key, "load", runtime_tool(art.key), exc,
                                   required=art.required)

@@ -55,7 +55,10 @@ class OnnxRunner:
     """An onnxruntime CPU session over one ONNX file."""
 
     def __init__(self, path: Path, source_shapes: dict[str, tuple[int, ...]], threads: int,
-                 source: SourceOutputs | None = None) -> None:
+                 source: SourceOutputs | None = None,
+                 example: dict[str, np.ndarray] | None = None) -> None:
+        """*example*: a real sample (source layout) to learn the outputs' shapes from when
+        *source* has none; zeros otherwise — which some models refuse (a sample rate of 0)."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -68,7 +71,8 @@ class OnnxRunner:
                             len(source_shapes[i.name])), "source_name": i.name, "transpose": None}
                        for i in self.session.get_inputs()]
         names = [o.name for o in self.session.get_outputs()]
-        raw = self.invoke(self.prepare(_zeros(self.inputs)))
+        first = source.feed if source is not None and source.feed else example
+        raw = self.invoke(self.prepare(first if first is not None else _zeros(self.inputs)))
         self._map = _match(source, [[n] for n in names], raw, lambda: self.invoke(
             self.prepare(source.feed)) if source and source.feed else None)
         self.outputs = _describe_outputs(names, raw, self._map, source, None)
@@ -141,12 +145,15 @@ class TfliteRunner:
 
 
 def open_runner(fmt: str, path: Path, source_shapes: dict[str, tuple[int, ...]],
-                threads: int, source: SourceOutputs | None = None) -> OnnxRunner | TfliteRunner:
+                threads: int, source: SourceOutputs | None = None,
+                example: dict[str, np.ndarray] | None = None) -> OnnxRunner | TfliteRunner:
     """The runner for an artifact of format ``onnx`` or ``tflite``; *source* describes the
-    outputs to match (``None``: the artifact's own, as listed)."""
-    cls = OnnxRunner if fmt == "onnx" else TfliteRunner
+    outputs to match (``None``: the artifact's own, as listed); *example*: a real sample for
+    an ONNX runner's first inference when *source* has none."""
     try:
-        return cls(path, source_shapes, threads, source)
+        if fmt == "onnx":
+            return OnnxRunner(path, source_shapes, threads, source, example)
+        return TfliteRunner(path, source_shapes, threads, source)
     except ConversionError:
         raise
     except Exception as exc:  # a runtime refusing the file is a conversion failure

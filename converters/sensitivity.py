@@ -35,7 +35,7 @@ from edgeship.errors import ConversionError
 
 from ._runners import OnnxRunner
 from ._shapes import onnx_input_shapes
-from .feeds import feed_shapes
+from .feeds import feed_shapes, sample_feed
 from ._util import one_line
 from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
 from .verify import collect_outputs
@@ -110,7 +110,7 @@ def most_sensitive(scores: list[dict[str, Any]], k: int) -> tuple[str, ...]:
 def _outputs(path: Path, shapes: dict[str, tuple[int, ...]], inputs: dict[str, np.ndarray],
              threads: int, limit: int) -> list[np.ndarray]:
     try:
-        runner = OnnxRunner(path, shapes, threads)
+        runner = OnnxRunner(path, shapes, threads, example=sample_feed(inputs, 0, shapes))
     except Exception as exc:  # onnxruntime's own types: the probe graph does not load
         raise ConversionError(f"int8 sensitivity probe {path.name} does not load in "
                               f"onnxruntime: {one_line(exc)}") from exc
