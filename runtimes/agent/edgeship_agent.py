@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 
-AGENT_VERSION = "0.2.0"
+AGENT_VERSION = "0.3.0"
 SCHEMA = 2
 log = logging.getLogger("edgeship-agent")
 RUNTIME_DISTS = ("onnxruntime", "onnxruntime-gpu", "ai-edge-litert", "tflite-runtime",
