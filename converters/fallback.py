@@ -4,7 +4,8 @@
 measured, bounded per-layer sensitivity (:mod:`converters.sensitivity`). :func:`gate_int8` runs
 after an int8 artifact was verified: when it failed its gate it tries the int8 remedies first —
 per-channel weights (when the profile asked for per-tensor), keeping the most sensitive layers
-in float (1, 2, 4, … of them; ONNX only) — and fp16 last, re-verifying each, and keeps the first
+in float (1, 2, 4, … of them; ONNX only), int8 weights with int16 activations (ONNX only) — and
+fp16 last, re-verifying each, and keeps the first
 that passes. A remedy that cannot be made is recorded with its one-line error and the next is
 tried. The entry records ``fallback: {tried, taken, figures, cause}``.
 
@@ -143,6 +144,8 @@ def _remedies(job: Int8Job, tmp: Path, figures: list[dict[str, Any]]) -> Iterato
     per_channel = job.quantization is None or job.quantization.per_channel
     if job.fmt == "onnx":
         yield from _onnx_remedies(job, tmp, per_channel, figures)
+        if job.quantization is None or job.quantization.mode == "static":
+            yield "int16-activations", "int8", lambda out: _int16_activations(job, tmp, out)
         fp16: Remedy = ("fp16", "fp16", lambda out: dict(convert_fp16(job.fp32, out),
                                                           precision="fp16"))
     else:
@@ -178,6 +181,16 @@ def _onnx_remedies(job: Int8Job, tmp: Path, per_channel: bool,
             keep = tuple(dict.fromkeys((*options.exclude, *most_sensitive(ranking, k))))
             yield f"keep-float-{k}", "int8", lambda out, keep=keep: quantizer.quantize(
                 options.with_(exclude=keep), out)
+
+
+def _int16_activations(job: Int8Job, tmp: Path, out: Path) -> dict[str, Any]:
+    """int8 weights with int16 activations (QDQ; onnxruntime moves the graph to opset 21): the
+    remedy for an activation range int8 cannot resolve, before giving up int8 weights."""
+    (tmp / "int16").mkdir(exist_ok=True)
+    quantizer = OnnxQuantizer(job.fp32, job.calibration, tmp / "int16")
+    options = OnnxQuantOptions.from_profile(job.quantization).with_(
+        per_channel=True, activations="int16", format="QDQ")
+    return quantizer.quantize(options, out)
 
 
 def _keep_counts(n: int) -> list[int]:

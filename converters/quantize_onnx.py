@@ -50,7 +50,8 @@ WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Attention", "LSTM", "G
 """Node types the sensitivity measurement (and ``exclude: auto``) considers: those with weights."""
 MIN_PER_CHANNEL_OPSET = 13
 """``DequantizeLinear`` takes ``axis`` (per-channel weights) from this opset on."""
-_QTYPES = {"int8": "QInt8", "uint8": "QUInt8"}
+_QTYPES = {"int8": "QInt8", "uint8": "QUInt8", "int16": "QInt16"}
+"""Activation types; ``int16`` (weights stay int8) is a remedy, not a profile choice."""
 _INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
              "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul",
              "QGemm", "QAttention", "DynamicQuantizeLSTM"}

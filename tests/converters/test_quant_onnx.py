@@ -245,33 +245,53 @@ def test_required_int8_failing_its_gate_is_one_line_and_fatal(mlps: dict, tmp_pa
     assert list((tmp_path / "bundles").iterdir()) == []
 
 
+def _no_int16(job: object, tmp: Path, out: Path) -> dict:
+    raise ConversionError("int16 activations withheld by the test")
+
+
+def test_int16_activations_rescue_an_activation_outlier_as_int8(
+        mlps: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [1])
+    bundle, _ = _bundle(mlps, "activation", tmp_path, None)
+    m = bundle.manifest
+    assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-int8"] and not m["left_out"]
+    int8 = m["artifacts"][1]
+    assert int8["precision"] == "int8" and int8["converter"]["activations"] == "QInt16"
+    assert int8["fallback"]["tried"] == ["keep-float-1", "int16-activations"]
+    assert int8["fallback"]["taken"] == "int16-activations" and int8["verification"]["passed"]
+
+
 def test_fp16_fallback_is_named_fp16(mlps: dict, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [1])  # int8 cannot pass
+    monkeypatch.setattr("converters.fallback._int16_activations", _no_int16)
     bundle, _ = _bundle(mlps, "activation", tmp_path, None)
     m = bundle.manifest
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-fp16"]
     fp16 = m["artifacts"][1]
     assert fp16["precision"] == "fp16" and fp16["file"] == "model.fp16.onnx"
     assert fp16["requested"] == "onnx-int8" and fp16["quantization"] is None
-    assert fp16["fallback"]["tried"] == ["keep-float-1", "fp16"]  # int8 remedies first
+    assert fp16["fallback"]["tried"] == ["keep-float-1", "int16-activations", "fp16"]
     assert fp16["fallback"]["taken"] == "fp16" and fp16["verification"]["passed"]
     assert "model.int8.onnx" not in m["files"] and "model.fp16.onnx" in m["files"]
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] == "onnx-fp16"
-    assert "accuracy drop" in out["cause"] and out["tried"] == ["keep-float-1", "fp16"]
+    assert "accuracy drop" in out["cause"]
+    assert out["tried"] == ["keep-float-1", "int16-activations", "fp16"]  # int8 remedies first
 
 
 def test_fallback_fp16_false_leaves_int8_out(mlps: dict, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [1])
+    monkeypatch.setattr("converters.fallback._int16_activations", _no_int16)
     bundle, _ = _bundle(mlps, "activation", tmp_path, {"fallback_fp16": False})
     m = bundle.manifest
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32"]
     assert not any(name.startswith(("model.int8", "model.fp16")) for name in m["files"])
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] is None
-    assert out["tried"] == ["keep-float-1"] and "fallbacks keep-float-1 failed" in out["cause"]
+    assert out["tried"] == ["keep-float-1", "int16-activations"]
+    assert "fallbacks keep-float-1, int16-activations failed" in out["cause"]
 
 
 def test_unsupported_op_is_named(tmp_path: Path) -> None:
