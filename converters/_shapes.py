@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from edgeship.errors import ModelError
 
@@ -19,7 +20,7 @@ __all__ = ["fix_onnx_input_shapes", "onnx_input_shapes"]
 log = logging.getLogger(__name__)
 
 
-def fix_onnx_input_shapes(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, list[int]]:
+def fix_onnx_input_shapes(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
     """Write *shapes* into *path*'s inputs; return what was fixed (for the manifest)."""
     import onnx
 
@@ -41,9 +42,31 @@ def fix_onnx_input_shapes(path: Path, shapes: dict[str, tuple[int, ...]]) -> dic
     except Exception as exc:  # InferenceError, ValidationError
         raise ModelError(f"{path.name}: fixing input shapes {shapes} breaks the graph "
                          f"({one_line(exc)}); give shapes the model accepts") from exc
+    original = path.read_bytes()
     onnx.save(model, str(path))
+    refused = _ort_refuses(path)
+    if refused:  # onnx's inference passed, onnxruntime's (in If/Loop subgraphs) did not
+        path.write_bytes(original)
+        log.warning("%s: kept the dynamic input shapes: with %s onnxruntime refuses the graph "
+                    "(%s)", path.name, shapes, refused)
+        return {"kept_dynamic": refused, **{k: list(v) for k, v in shapes.items()}}
     log.info("fixed ONNX input shapes %s", shapes)
     return {k: list(v) for k, v in shapes.items()}
+
+
+def _ort_refuses(path: Path) -> str | None:
+    """onnxruntime's one-line reason for not loading *path*, or ``None`` when it loads."""
+    import onnxruntime as ort
+
+    from ._util import ort_cause
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's Fail / InvalidGraph / ...
+        return ort_cause(exc)
+    return None
 
 
 def onnx_input_shapes(path: Path) -> dict[str, tuple[int, ...]]:

@@ -145,3 +145,30 @@ def test_cli_bad_input_shape_exits_2_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "bad --input-shape 'input=1xbad'" in lines[0]
+
+
+def test_input_shapes_onnxruntime_refuses_keep_the_dynamic_graph(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """silero VAD: onnx's shape inference accepted the fixed shapes, onnxruntime's inference in
+    an If branch did not ("LSTM: first input tensor must have rank 3"): the fp32 artifact did not
+    load. The dynamic graph is kept, and the manifest says why."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    import converters._shapes as shapes_mod
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "dyn.onnx"
+    onnx.save(model, str(path))
+    original = path.read_bytes()
+    monkeypatch.setattr(shapes_mod, "_ort_refuses", lambda p: "LSTM: rank 3 expected")
+    fixed = shapes_mod.fix_onnx_input_shapes(path, {"x": (1, 4)})
+    assert path.read_bytes() == original
+    assert fixed == {"kept_dynamic": "LSTM: rank 3 expected", "x": [1, 4]}
+    monkeypatch.undo()
+    assert shapes_mod.fix_onnx_input_shapes(path, {"x": (1, 4)}) == {"x": [1, 4]}
+    assert onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
