@@ -75,7 +75,8 @@ def _left_out(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     for key, item in items:
         info = item if isinstance(item, dict) else {"reason": str(item)}
         out.append({"key": info.get("key", key), "built": False, "route": info.get("route"),
-                    "reason": info.get("reason") or info.get("message") or json.dumps(info)})
+                    "reason": info.get("reason") or info.get("message") or json.dumps(info),
+                    "delivered_instead": info.get("delivered_instead")})
     return out
 
 

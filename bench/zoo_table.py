@@ -7,6 +7,7 @@ marked zoo section of ``BENCHMARKS.md`` in place (appending it the first time).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,22 @@ def _cell(text: Any) -> str:
     return str(text if text not in (None, "") else "–").replace("|", "\\|").replace("\n", " ")
 
 
+def _reason(text: Any) -> str | None:
+    """A left-out entry (``{key, stage, tool, cause, tried}``, stored as JSON) as one line."""
+    try:
+        info = json.loads(text) if isinstance(text, str) and text.startswith("{") else text
+    except ValueError:
+        return text
+    if isinstance(info, dict) and info.get("cause"):
+        tried = f" [tried {', '.join(map(str, info['tried']))}]" if info.get("tried") else ""
+        return f"{info.get('stage')} ({info.get('tool')}): {info['cause']}{tried}"
+    return text
+
+
 def _artifact_line(model: str, target: str, row: dict[str, Any]) -> str:
     drift, int8 = _fidelity(row)
     size = row.get("size_bytes")
-    reason = row.get("reason") or row.get("board_error") or (
+    reason = _reason(row.get("reason")) or row.get("board_error") or (
         None if row.get("passed") in (True, None) else row.get("verdict_reason"))
     built = "yes" if row.get("built") else "**no**"
     if row.get("board_verdict"):
