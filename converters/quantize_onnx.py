@@ -268,8 +268,9 @@ def convert_fp16(fp32: Path, out: Path) -> dict[str, Any]:
     """Write an fp16 copy of *fp32* (float32 I/O kept) to *out*; return how it was made.
 
     Nodes that read a float constant beyond fp16's range (a BatchNorm variance of 1e8 in a real
-    OCR detector) stay in float32 rather than have the constant clamped, which turned that
-    model's fp16 output into noise (cosine 0.20); ``kept_float`` names them.
+    OCR detector) stay in float32 rather than have the constant clamped; ``kept_float`` names
+    them. Activations that overflow fp16 are not caught here (that detector still fails its
+    fp16 gate: the verification says so).
     """
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
