@@ -15,9 +15,13 @@ TRANSIENT = (EOFError, OSError, paramiko.SSHException)
 
 
 def drain(chan: paramiko.Channel, deadline: float | None) -> tuple[bytes | None, bytes]:
-    """Read stdout/stderr until the command exits; ``(None, err)`` when *deadline* passes.
+    """Read stdout/stderr until the command has exited AND its output has ended (EOF);
+    ``(None, err)`` when *deadline* passes.
 
-    A channel closed by a dropped connection also ends the loop (its exit status is then -1).
+    sshd may send the exit status before the last of the output (it reaps the child before it
+    has forwarded everything the child wrote): stopping at the exit status cut the last line of
+    a `sha256sum` once in 7 suite runs, and a release failed its verification. A channel closed
+    by a dropped connection also ends the loop (its exit status is then -1).
     """
     out, err = bytearray(), bytearray()
     while True:
@@ -28,7 +32,8 @@ def drain(chan: paramiko.Channel, deadline: float | None) -> tuple[bytes | None,
         while chan.recv_stderr_ready():
             err += chan.recv_stderr(65536)
             busy = True
-        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+        ended = chan.exit_status_ready() and (chan.eof_received or chan.closed)
+        if ended and not chan.recv_ready() and not chan.recv_stderr_ready():
             return bytes(out), bytes(err)
         if deadline is not None and time.monotonic() > deadline:
             return None, bytes(err)

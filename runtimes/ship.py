@@ -277,11 +277,7 @@ def rollback(transport: SSHTransport, board: Board, *, lock_wait_s: float = 0.0)
 def _mismatched(transport: SSHTransport, directory: str, files: dict[str, str]) -> set[str]:
     """Names whose sha256 in the board *directory* differs from *files* (or that are missing)."""
     found = remote_sha256(transport, directory, sorted(files))
-    bad = {name for name, digest in files.items() if found.get(name) != digest}
-    if bad:  # read once more: a lost or cut `sha256sum` output is not a bad file
-        found = remote_sha256(transport, directory, sorted(bad))
-        bad = {name for name in bad if found.get(name) != files[name]}
-    return bad
+    return {name for name, digest in files.items() if found.get(name) != digest}
 
 
 def _switch(transport: SSHTransport, lock: BoardLock, bundle_id: str, keep: int, tally: _Tally,
