@@ -19,7 +19,8 @@ from .export_onnx import export_onnx
 from .export_tflite import export_tflite
 from .load import LoadedModel, load_model
 from .passes import apply_recipe, available_passes, register_pass, resolve_recipe
-from .quantize_onnx import convert_fp16, quantize_int8
+from .quantize_fp16 import convert_fp16
+from .quantize_onnx import quantize_int8
 from .verify import Verification
 
 __all__ = [

@@ -34,7 +34,7 @@ from .tflite_routes import make_tflite
 from .load import LoadedModel
 from .passes import apply_recipe
 from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
-from .quantize_onnx import convert_fp16
+from .quantize_fp16 import convert_fp16
 from .verify import (Reference, Verification, collect_outputs, compare, flag_slower_than_fp32,
                      host_latency_record, host_threads, reference_accuracy)
 

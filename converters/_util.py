@@ -15,6 +15,7 @@ __all__ = [
     "file_sha256",
     "layout_name",
     "one_line",
+    "op_hint",
     "ort_cause",
     "tool_versions",
 ]
@@ -106,3 +107,19 @@ def import_callable(ref: str, error: type[Exception], returns: str) -> Callable[
         raise error(f"{module_name!r} has no callable {attr!r}; "
                     f"give package.module:function returning {returns}")
     return target
+
+
+def op_hint(exc: BaseException | str, model_path: Path) -> str:
+    """`` at node N (op T)`` when the error names a node or op type of the model, else ``""``."""
+    try:
+        import onnx
+
+        nodes = onnx.load(str(model_path), load_external_data=False).graph.node
+    except Exception:  # the hint is best effort; the error itself is raised by the caller
+        return ""
+    text = str(exc)
+    for node in nodes:
+        if node.name and re.search(rf"\b{re.escape(node.name)}\b", text):
+            return f" at node {node.name} (op {node.op_type})"
+    ops = sorted({n.op_type for n in nodes if re.search(rf"\b{n.op_type}\b", text)})
+    return f" (op {', '.join(ops)})" if ops else ""

@@ -30,7 +30,8 @@ import numpy as np
 from edgeship.errors import ConversionError
 
 from ._util import one_line
-from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions, convert_fp16
+from .quantize_fp16 import convert_fp16
+from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
 from .sensitivity import measure_sensitivity, most_sensitive
 from .verify import Verification
 

@@ -30,7 +30,8 @@ import numpy as np
 
 from edgeship.errors import ConversionError
 
-from ._util import one_line
+from ._util import one_line, op_hint
+from .quantize_fp16 import convert_fp16  # kept importable from here (sweep, older callers)
 
 __all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer",
            "convert_fp16", "quantize_int8"]
@@ -197,7 +198,7 @@ class OnnxQuantizer:
         stage = "load" if any(t["stage"] == "load" for t in tried) else "quantize"
         what = "would not load in onnxruntime" if stage == "load" else "quantization failed"
         return ConversionError(
-            f"ONNX int8 {what}{_op_hint(last, self.source)} ({names} tried): {last}; drop "
+            f"ONNX int8 {what}{op_hint(last, self.source)} ({names} tried): {last}; drop "
             "onnx-int8 from the profile or use precision fp16", stage=stage, tool="onnxruntime",
             cause=last, tried=[t["variant"] for t in tried])
 
@@ -258,58 +259,6 @@ def quantize_int8(fp32: Path, out: Path, calibration: dict[str, np.ndarray],
         info = quantizer.quantize(options or OnnxQuantOptions(), out)
     log.info("quantized %s -> %s (%s)", fp32.name, out.name, info["method"])
     return info
-
-
-FP16_MAX = 65504.0
-"""The largest finite float16: a float constant beyond it cannot be stored in fp16."""
-
-
-def convert_fp16(fp32: Path, out: Path) -> dict[str, Any]:
-    """Write an fp16 copy of *fp32* (float32 I/O kept) to *out*; return how it was made.
-
-    Nodes that read a float constant beyond fp16's range (a BatchNorm variance of 1e8 in a real
-    OCR detector) stay in float32 rather than have the constant clamped; ``kept_float`` names
-    them. Activations that overflow fp16 are not caught here (that detector still fails its
-    fp16 gate: the verification says so).
-    """
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    try:
-        model = onnx.load(str(fp32))
-        keep = _fp16_unsafe_nodes(model)
-        model = convert_float_to_float16(model, keep_io_types=True, max_finite_val=FP16_MAX,
-                                         node_block_list=keep or None)
-        onnx.save(model, str(out))
-    except Exception as exc:  # converter/ protobuf errors
-        raise ConversionError(f"ONNX fp16 conversion failed{_op_hint(exc, fp32)}: "
-                              f"{one_line(exc)}; drop onnx-fp16 from the profile") from exc
-    return {"tool": "onnxruntime.transformers.float16", "method": "convert_float_to_float16",
-            "keep_io_types": True, "kept_float": keep}
-
-
-def _fp16_unsafe_nodes(model: Any) -> list[str]:
-    """Names of the nodes reading a float initializer or Constant beyond :data:`FP16_MAX`
-    (unnamed ones are given a name so the converter can keep them in float32)."""
-    from onnx import TensorProto, numpy_helper
-
-    def too_big(tensor: Any) -> bool:
-        if tensor.data_type != TensorProto.FLOAT:
-            return False
-        values = numpy_helper.to_array(tensor)
-        return bool(values.size) and float(np.max(np.abs(values))) > FP16_MAX
-
-    big = {t.name for t in model.graph.initializer if too_big(t)}
-    for node in model.graph.node:
-        if node.op_type == "Constant" and any(a.name == "value" and too_big(a.t)
-                                              for a in node.attribute):
-            big.update(node.output)
-    keep = []
-    for i, node in enumerate(model.graph.node):
-        if node.op_type != "Constant" and big.intersection(node.input):
-            node.name = node.name or f"edgeship_fp32_keep_{i}"
-            keep.append(node.name)
-    return keep
 
 
 class _Reader:
@@ -401,19 +350,3 @@ def _types_at(path: Path, error: str) -> set[str]:
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             start.extend(c for o in node.output for c in consumers.get(o, []))
     return types
-
-
-def _op_hint(exc: BaseException | str, model_path: Path) -> str:
-    """`` at node N (op T)`` when the error names a node or op type of the model, else ``""``."""
-    try:
-        import onnx
-
-        nodes = onnx.load(str(model_path), load_external_data=False).graph.node
-    except Exception:  # the hint is best effort; the error itself is raised by the caller
-        return ""
-    text = str(exc)
-    for node in nodes:
-        if node.name and re.search(rf"\b{re.escape(node.name)}\b", text):
-            return f" at node {node.name} (op {node.op_type})"
-    ops = sorted({n.op_type for n in nodes if re.search(rf"\b{n.op_type}\b", text)})
-    return f" (op {', '.join(ops)})" if ops else ""

@@ -395,7 +395,7 @@ def test_fp16_keeps_nodes_with_constants_beyond_fp16_range_in_float(tmp_path: Pa
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from converters.quantize_onnx import convert_fp16
+    from converters.quantize_fp16 import convert_fp16
 
     rng = np.random.default_rng(0)
     c = 4
