@@ -22,11 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.paths import Paths  # noqa: E402
 from devices import load_inventory  # noqa: E402
-from edgeship.ansible_engine import (AnsibleOptions, ansible_unavailable_reason,  # noqa: E402
-                                     deploy_fleet_ansible)
+from edgeship.ansible_engine import AnsibleOptions, ansible_unavailable_reason, deploy_fleet_ansible  # noqa: E402
 from edgeship.fleet import deploy_fleet  # noqa: E402
-from edgeship.paths import Paths  # noqa: E402
 from runtimes import SSHTransport, ensure_runtime, netns  # noqa: E402
 from runtimes.netns_board import NetnsBoard, write_group_inventory  # noqa: E402
 

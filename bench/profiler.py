@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edgeship.paths import Paths, default_paths  # noqa: E402
+from core.paths import Paths, default_paths  # noqa: E402
 from profiles import load_profile  # noqa: E402
 from runtimes import SimBoard, SSHTransport, ensure_runtime, ship_bundle  # noqa: E402
 
@@ -88,11 +88,13 @@ def _transport(board, paths: Paths) -> SSHTransport:
 
 def _bundle():
     from converters import build_bundle
+    from profiler.agent import board_files
 
     if not DEMO_MODEL.exists():
         sys.exit("bench/profiler.py: build the demo model first: "
                  ".venv/bin/python -m edgeship.demo --out build/demo")
-    return build_bundle(str(DEMO_MODEL), load_profile("sim"), str(DEMO_DATA), default_paths())
+    return build_bundle(str(DEMO_MODEL), load_profile("sim"), str(DEMO_DATA), default_paths(),
+                        board_files=board_files())
 
 
 def _agent_round(ssh: SSHTransport, python: str, release: str, key: str) -> dict[str, float]:

@@ -31,11 +31,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.paths import Paths  # noqa: E402
 from devices import Board  # noqa: E402
 from edgeship.fleet import run_fleet  # noqa: E402
-from edgeship.paths import Paths  # noqa: E402
-from runtimes import SimBoard, SSHTransport, ship_bundle  # noqa: E402
-from runtimes import netns  # noqa: E402
+from runtimes import (  # noqa: E402
+    SimBoard,
+    SSHTransport,
+    netns,  # noqa: E402
+    ship_bundle,
+)
 from runtimes.netns_board import NetnsBoard  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -153,7 +157,7 @@ def fault_injection(sim: SimBoard, board: Board, paths: Paths, work: Path) -> di
     """FAULT_TRIALS deploys through a cutting relay; tally outcomes; verify `current` each time."""
     import random
 
-    from edgeship.errors import ShipError
+    from core.errors import ShipError
     from runtimes.relay import CuttingRelay
 
     root = work / "fault-root"

@@ -96,9 +96,9 @@ def _job_convert(entry: dict[str, Any], target: str, shapes: dict[str, tuple[int
 def _job_deploy(entry: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> dict:
     """``deploy`` on ``sim`` in its two library steps, so the manifest (routes, left-outs) and
     the board's report are both at hand."""
+    from core.paths import default_paths
     from devices import load_inventory
     from edgeship.deploy import convert, deploy_bundle
-    from edgeship.paths import default_paths
 
     board = load_inventory().resolve("sim")[0]
     profile, bundle = convert("sim", entry["source"], entry.get("data"), profile=board.profile,
@@ -118,7 +118,7 @@ def _job_deploy(entry: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> di
 def run_job(entry: dict[str, Any], target: str) -> dict[str, Any]:
     """Convert (or deploy, for ``sim``) one model; never raises: failures become the result."""
     from converters.load import parse_input_shapes
-    from edgeship.errors import EdgeshipError
+    from core.errors import EdgeshipError
 
     start = time.monotonic()
     result: dict[str, Any] = {"model": entry["name"], "target": target}

@@ -5,7 +5,7 @@ Public API::
     load_model(source, input_shapes=None) -> LoadedModel
     load_dataset(path) -> Dataset
     build_bundle(source, profile, data=None, paths=None, *, progress=None, force=False,
-                 input_shapes=None) -> Bundle
+                 input_shapes=None, board_files=None) -> Bundle
     bundle_id(...) -> str
     register_pass(name, config_cls) / apply_recipe(model, steps, dataset)
 
@@ -13,7 +13,7 @@ Importing this package is light: torch, onnxruntime, tensorflow and onnx2tf are 
 the functions that need them (tensorflow only in the TFLite converter's child process).
 """
 
-from .bundle import Bundle, agent_path, build_bundle, bundle_id
+from .bundle import Bundle, build_bundle, bundle_id
 from .data import Dataset, load_dataset, synthetic_dataset
 from .export_onnx import export_onnx
 from .export_tflite import export_tflite
@@ -28,7 +28,6 @@ __all__ = [
     "Dataset",
     "LoadedModel",
     "Verification",
-    "agent_path",
     "apply_recipe",
     "available_passes",
     "build_bundle",

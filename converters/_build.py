@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import ConfigError, ConversionError, ModelError
+from core.errors import ConfigError, ConversionError, ModelError
 from profiles import Artifact, Profile
 
 from ._isolate import LeftOut, check_survivors, make_tool, runtime_tool
@@ -28,15 +28,23 @@ from ._runners import OnnxRunner, open_runner
 from ._util import file_sha256, ort_cause
 from .data import Dataset, save_board_samples
 from .divergence import diagnose
-from .feeds import sample_feed, with_batch_axes
 from .export_onnx import export_onnx, output_names_for, run_torch
-from .tflite_routes import make_tflite
+from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
+from .feeds import sample_feed, with_batch_axes
 from .load import LoadedModel
 from .passes import apply_recipe
-from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
 from .quantize_fp16 import convert_fp16
-from .verify import (Reference, Verification, collect_outputs, compare, flag_slower_than_fp32,
-                     host_latency_record, host_threads, reference_accuracy)
+from .tflite_routes import make_tflite
+from .verify import (
+    Reference,
+    Verification,
+    collect_outputs,
+    compare,
+    flag_slower_than_fp32,
+    host_latency_record,
+    host_threads,
+    reference_accuracy,
+)
 
 __all__ = ["align_data", "build_artifacts"]
 
@@ -95,7 +103,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     for item in left:
         progress(f"left out {item.line()}")
     check_survivors(len(artifacts), left)
-    flag_slower_than_fp32(artifacts)  # it logs each one once (edgeship.logs)
+    flag_slower_than_fp32(artifacts)  # it logs each one once (core.logs)
     _drop_unshipped(work, artifacts)
     save_board_samples(work / "samples.npz", inputs)
     return {"data": _data_part(data, calib_desc), "reference": {

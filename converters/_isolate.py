@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from edgeship.errors import ConversionError, VerificationError
+from core.errors import ConversionError, VerificationError
 
 from ._util import one_line
 

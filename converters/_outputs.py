@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeship.errors import ConversionError
+from core.errors import ConversionError
 
 __all__ = ["OutputMatch", "inverse", "match_outputs", "strip_name"]
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeship.errors import ConversionError
+from core.errors import ConversionError
 
 from ._outputs import OutputMatch, inverse, match_outputs
 from ._util import layout_name
@@ -98,7 +98,7 @@ class TfliteRunner:
                  source: SourceOutputs | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        from edgeship.logs import native_stderr
+        from core.logs import native_stderr
 
         with native_stderr("tflite"):  # "INFO: Created TensorFlow Lite XNNPACK delegate…"
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads)

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from edgeship.errors import ModelError
+from core.errors import ModelError
 
 from ._util import one_line
 

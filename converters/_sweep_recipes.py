@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 from profiles import Profile, RecipeStep
 
 from ._util import one_line

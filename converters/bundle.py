@@ -1,8 +1,8 @@
 """Build (or reuse) the bundle of one model for one profile: ``<home>/bundles/<bundle_id>/``.
 
 The id is computed first — sha256 over the source fingerprint, the data file, the profile, the
-agent, the tool versions and :data:`~converters._util.FORMAT_VERSION` — so an unchanged input is
-never rebuilt. A new bundle is built in ``bundles/.tmp-<id>-<random>/`` and renamed into place
+board files (the caller's: the orchestration passes the profiler's agent script), the tool
+versions and :data:`~converters._util.FORMAT_VERSION` — so an unchanged input is never rebuilt. A new bundle is built in ``bundles/.tmp-<id>-<random>/`` and renamed into place
 when complete; on any failure the temp dir is removed, so nothing half-written remains.
 """
 
@@ -14,14 +14,14 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edgeship.errors import ConfigError
-from edgeship.paths import Paths, default_paths
+from core.errors import ConfigError
+from core.paths import Paths, default_paths
 from profiles import Profile
 
 from ._build import align_data, build_artifacts
@@ -30,7 +30,7 @@ from .data import Dataset, load_dataset, synthetic_dataset
 from .load import LoadedModel, identify_source, load_model, source_sha256
 from .passes import resolve_recipe
 
-__all__ = ["MANIFEST", "SCHEMA", "Bundle", "agent_path", "build_bundle", "bundle_id"]
+__all__ = ["MANIFEST", "SCHEMA", "Bundle", "build_bundle", "bundle_id"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ MANIFEST = "manifest.json"
 SCHEMA = 2
 """2: ``left_out`` (artifacts not built, with stage, tool, cause, tried); fp16 fallbacks named
 fp16 with ``requested``."""
-AGENT_NAME = "edgeship_agent.py"
 
 
 @dataclass(frozen=True)
@@ -51,20 +50,14 @@ class Bundle:
     reused: bool = False
 
 
-def agent_path() -> Path:
-    """The on-board agent script copied into every bundle (owned by ``runtimes.agent``)."""
-    from runtimes.agent import AGENT_PATH
-
-    return Path(AGENT_PATH)
-
-
-def bundle_id(source_sha256: str, data_sha256: str | None, profile: Profile, agent_sha256: str,
+def bundle_id(source_sha256: str, data_sha256: str | None, profile: Profile,
+              board_files: Mapping[str, str] | None = None,
               tools: dict[str, str | None] | None = None,
               input_shapes: dict[str, tuple[int, ...]] | None = None) -> str:
     """First 16 hex of sha256 over everything that determines the bundle's content."""
     key = {"format": FORMAT_VERSION, "source": source_sha256, "data": data_sha256,
            "input_shapes": {k: list(v) for k, v in sorted((input_shapes or {}).items())},
-           "profile": profile.model_dump(mode="json"), "agent": agent_sha256,
+           "profile": profile.model_dump(mode="json"), "board_files": dict(sorted((board_files or {}).items())),
            "tools": tools if tools is not None else tool_versions(for_hash=True)}
     blob = json.dumps(key, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -73,11 +66,14 @@ def bundle_id(source_sha256: str, data_sha256: str | None, profile: Profile, age
 def build_bundle(source: str, profile: Profile, data: str | Path | None = None,
                  paths: Paths | None = None, *, progress: Callable[[str], None] | None = None,
                  force: bool = False,
-                 input_shapes: dict[str, tuple[int, ...]] | None = None) -> Bundle:
+                 input_shapes: dict[str, tuple[int, ...]] | None = None,
+                 board_files: Mapping[str, Path] | None = None) -> Bundle:
     """Build the bundle of *source* for *profile*, or return the cached one (``reused=True``).
 
     *data* is a ``.npz`` data file (see docs/architecture.md); without it, ONNX sources (or
     torch sources with *input_shapes*) are verified on synthetic inputs, drift only.
+    *board_files* (``{name in the bundle: path}``) are copied in as they are — the converters
+    do not know what runs on the board; ``edgeship.deploy.convert`` passes the profiler's agent.
     """
     paths = paths or default_paths()
     say = progress or (lambda _step: None)
@@ -96,8 +92,9 @@ def build_bundle(source: str, profile: Profile, data: str | Path | None = None,
         say("loading model")
         loaded = load_model(source, input_shapes)
         sha = loaded.sha256
-    agent = agent_path()
-    bid = bundle_id(sha, dataset.sha256 if dataset else None, profile, file_sha256(agent),
+    extra = {name: Path(path) for name, path in (board_files or {}).items()}
+    bid = bundle_id(sha, dataset.sha256 if dataset else None, profile,
+                    {name: file_sha256(path) for name, path in extra.items()},
                     input_shapes=input_shapes)
     final = paths.bundles / bid
     if (final / MANIFEST).exists() and not force:
@@ -107,25 +104,26 @@ def build_bundle(source: str, profile: Profile, data: str | Path | None = None,
         say("loading model")
         loaded = load_model(source, input_shapes)
     dataset = align_data(loaded, dataset) if dataset else _synthetic(loaded)
-    return _build(bid, final, loaded, dataset, profile, agent, paths, say)
+    return _build(bid, final, loaded, dataset, profile, extra, paths, say)
 
 
 def _synthetic(loaded: LoadedModel) -> Dataset:
     data = synthetic_dataset(loaded.declared_shapes, dtypes=loaded.input_dtypes)
     msg = (f"no data file for {loaded.ref}: verifying on {data.samples} synthetic random inputs "
            "(drift only, no accuracy); int8 calibration will not be representative")
-    log.warning(msg)  # said once, through edgeship.logs (not also as a UserWarning)
+    log.warning(msg)  # said once, through core.logs (not also as a UserWarning)
     return data
 
 
 def _build(bid: str, final: Path, loaded: LoadedModel, data: Dataset, profile: Profile,
-           agent: Path, paths: Paths, say: Callable[[str], None]) -> Bundle:
+           extra: Mapping[str, Path], paths: Paths, say: Callable[[str], None]) -> Bundle:
     paths.bundles.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{bid}-", dir=paths.bundles))
     try:
         parts = build_artifacts(tmp, loaded, data, profile, say)
         say("writing bundle")
-        shutil.copyfile(agent, tmp / AGENT_NAME)
+        for name, path in extra.items():
+            shutil.copyfile(path, tmp / name)
         manifest = _manifest(bid, tmp, loaded, profile, parts)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         _install(tmp, final)

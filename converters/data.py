@@ -5,7 +5,7 @@ input, optional ``labels.npy`` and ``calibration.<input>.npy``); or ``package.mo
 returning a dict of arrays with the same keys. One array per model input (first axis =
 samples, source layout; integer inputs such as token ids keep their dtype), optional ``labels``
 (int, ``[N]``), optional ``calibration.<input name>`` arrays. Every problem is a one-line
-:class:`~edgeship.errors.ConfigError` that names the source and what to change.
+:class:`~core.errors.ConfigError` that names the source and what to change.
 
 How one sample feeds the model (whole, or batch axis added) is the rule of :mod:`converters.feeds`.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 
 from ._util import file_sha256, import_callable, one_line
 from .feeds import feed_shapes

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import ModelError
+from core.errors import ModelError
 
 from ._util import one_line
 from .load import LoadedModel

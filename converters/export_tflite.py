@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import ConversionError
+from core.errors import ConversionError
 
 from ._util import one_line
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["batch_axis", "feed_shape", "feed_shapes", "sample_feed", "with_batch_axes"]
 

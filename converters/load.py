@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeship.errors import ConfigError, ModelError
+from core.errors import ConfigError, ModelError
 
 from ._util import file_sha256, import_callable, one_line
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import ConversionError
+from core.errors import ConversionError
 
 from ._util import one_line, op_hint
 from .quantize_fp16 import convert_fp16  # kept importable from here (sweep, older callers)
@@ -203,8 +203,12 @@ class OnnxQuantizer:
             cause=last, tried=[t["variant"] for t in tried])
 
     def _static(self, options: OnnxQuantOptions, out: Path, only: list[str] | None) -> None:
-        from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                              quantize_static)
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
 
         percentile = options.calibration == "percentile"
         extra = {"CalibPercentile": options.percentile} if percentile else {}

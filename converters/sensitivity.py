@@ -17,7 +17,7 @@ and ``samples`` inferences. The bound and what it cut are returned for the manif
 Guarantees: every scanned node gets a score and the list is sorted worst first (unscanned nodes
 are not listed); the reference is the pre-processed float graph the quantizer works on, so
 export error is not counted as quantization error; a probe that onnxruntime cannot load raises
-:class:`~edgeship.errors.ConversionError` at once (it is the first, cheap sign of a graph the
+:class:`~core.errors.ConversionError` at once (it is the first, cheap sign of a graph the
 int8 route cannot make).
 """
 
@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import ConversionError
+from core.errors import ConversionError
 
 from ._runners import OnnxRunner
 from ._shapes import onnx_input_shapes
-from .feeds import feed_shapes, sample_feed
 from ._util import one_line
+from .feeds import feed_shapes, sample_feed
 from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
 from .verify import collect_outputs
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import ModelError
+from core.errors import ModelError
 from profiles import Profile
 
 from ._util import file_sha256, one_line
@@ -100,7 +100,7 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
 def _interpreter(path: Path) -> Any:
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgeship.logs import native_stderr
+    from core.logs import native_stderr
 
     try:
         with native_stderr("tflite"):  # its XNNPACK INFO line: -v shows it

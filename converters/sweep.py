@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeship.errors import ConfigError, EdgeshipError
+
+from core.errors import ConfigError, EdgeshipError
 from profiles import Profile, RecipeStep
 
 from ._sweep_recipes import SweepRecipe, default_recipes, load_recipes
@@ -55,8 +56,8 @@ class SweepResult:
 def prepare(source: str, data: str | Path | None,
             input_shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[LoadedModel, Dataset]:
     """Load *source* and its data (aligned to its inputs), or synthetic inputs with a warning."""
-    from .bundle import _synthetic
     from ._build import align_data
+    from .bundle import _synthetic
     from .data import load_dataset
     from .load import load_model
 

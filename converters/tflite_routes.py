@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import ConversionError
+from core.errors import ConversionError
 
 from . import export_litert
 from .export_tflite import export_tflite_each

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import VerificationError
+from core.errors import VerificationError
 
 from ._runners import SourceOutputs
 from .fidelity import OutputJudgement, infer_kind, judge_output

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edgeship.errors import ConfigError, UnknownNameError
+from core.errors import ConfigError, UnknownNameError
 
 __all__ = ["Board", "Inventory", "INVENTORY_FILE", "load_inventory"]
 

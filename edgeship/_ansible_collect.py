@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from core.errors import EdgeshipError, MeasurementError
+from core.paths import Paths
 from devices import Board
-from edgeship.errors import EdgeshipError, ProfileError
 from edgeship.fleet import BoardResult
-from edgeship.paths import Paths
 
 __all__ = ["collect", "failure_reason"]
 
@@ -56,24 +56,24 @@ def failure_reason(board: Board, failed: dict[str, Any]) -> str:
 def _outcome(board: Board, rec: dict[str, Any], built: Any, paths: Paths) -> Any:
     """Parse the fetched agent JSON, build and save the board's report (as ``deploy_bundle``)."""
     from edgeship.deploy import DeployOutcome, _board_summary
-    from edgeship.history import record
-    from edgeship.report import build_report
-    from runtimes.profile import enrich, parse_agent_output
+    from profiler.history import record
+    from profiler.measure import enrich, parse_agent_output
+    from profiler.report import build_report
 
     profile, bundle = built
     release = rec.get("release") or {}
     ship = release.get("ship")
     if not ship:
-        raise ProfileError(f"board {board.name!r}: the playbook gave no ship result; rerun the "
+        raise MeasurementError(f"board {board.name!r}: the playbook gave no ship result; rerun the "
                            "deploy (see the ansible output above)")
     if release.get("healthy"):
         fetched = rec.get("fetched")
         if not fetched or not Path(fetched).is_file():
-            raise ProfileError(f"agent result of board {board.name!r} was not fetched; rerun the "
+            raise MeasurementError(f"agent result of board {board.name!r} was not fetched; rerun the "
                                "deploy")
         agent = enrich(parse_agent_output(Path(fetched).read_text(), board.name))
         if agent["release"] != ship["release_id"]:
-            raise ProfileError(f"agent on board {board.name!r} measured release "
+            raise MeasurementError(f"agent on board {board.name!r} measured release "
                                f"{agent['release']!r}, not {ship['release_id']!r}; ship again")
     else:  # the health probe failed: reported, the full profile was skipped (as built-in)
         agent = release.get("smoke") or {"results": []}

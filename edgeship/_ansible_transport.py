@@ -1,6 +1,6 @@
 """edgeship's transport interface over an Ansible connection (used by ``ansible/action_plugins``).
 
-``runtimes.ship``, ``runtimes.provision`` and ``runtimes.health`` talk to a board through a
+``runtimes.ship``, ``runtimes.provision`` and ``profiler.health`` talk to a board through a
 small surface — ``run``, ``run_script``, ``put`` (resumable), ``put_bytes``, ``read_bytes``,
 ``listdir_attr``, ``get``, ``sftp().listdir_attr/posix_rename``, ``board``, ``where``,
 ``close``. :class:`AnsibleTransport` implements that surface on the connection Ansible opened
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import RemoteCommandError, ShipError
 from devices import Board
-from edgeship.errors import RemoteCommandError, ShipError
 
 __all__ = ["AnsibleTransport", "board_from_vars", "failure"]
 
@@ -110,7 +110,7 @@ class AnsibleTransport:
               input: bytes | None) -> tuple[int, bytes, bytes]:
         from ansible.errors import AnsibleConnectionFailure
 
-        from runtimes.ssh import CommandTimeout, ConnectionLost
+        from core.errors import CommandTimeout, ConnectionLost
 
         limit = self.command_timeout if timeout is None else timeout
         full = [*(["timeout", "-k", "5", f"{limit:g}"] if limit else []), *map(str, argv)]
@@ -153,7 +153,7 @@ class AnsibleTransport:
     def _put_file(self, local: Path, remote: str) -> None:
         from ansible.errors import AnsibleError
 
-        from runtimes.ssh import ConnectionLost
+        from core.errors import ConnectionLost
 
         try:
             self._conn.put_file(str(local), remote)

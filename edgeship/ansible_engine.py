@@ -4,7 +4,7 @@ The model is converted on the controller once per profile (as the built-in engin
 ``ansible-playbook ansible/deploy.yml`` runs the ship and profile stages on every board with
 Ansible's ``forks``, ``serial`` and ``max_fail_percentage``. The playbook's steps are edgeship's
 own code (action plugins over Ansible's connection), the agent's JSON comes back with
-``fetch``, and this module parses it with :func:`runtimes.profile.parse_agent_output` and builds
+``fetch``, and this module parses it with :func:`profiler.measure.parse_agent_output` and builds
 the same per-board reports and the same fleet document as :func:`edgeship.fleet.deploy_fleet`.
 
 Simulated boards are started here first; Ansible reaches every board through a *runtime*
@@ -24,10 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError, EdgeshipError, ShipError
+from core.paths import Paths, default_paths
 from devices import Board, Inventory, load_inventory
-from edgeship.errors import ConfigError, EdgeshipError, ShipError
 from edgeship.fleet import BoardResult, FleetOutcome, save_fleet_report
-from edgeship.paths import Paths, default_paths
 
 __all__ = ["ANSIBLE_DIR", "PLAYBOOK", "AnsibleOptions", "ansible_playbook",
            "ansible_unavailable_reason", "deploy_fleet_ansible", "runtime_inventory"]
@@ -108,7 +108,7 @@ def deploy_fleet_ansible(device: str, model: str, data: str | None, *,
     Saves each board's report as a single deploy would, and the fleet document (with
     ``"engine": "ansible"``) under ``reports/<device>/<timestamp>/report.json``.
     """
-    from edgeship.report import build_fleet_report
+    from profiler.report import build_fleet_report
 
     reason = ansible_unavailable_reason()
     if reason:
@@ -171,9 +171,9 @@ def _start_boards(boards: list[Board], built: dict[str, Any], paths: Paths, prog
 def _run_playbook(device: str, targets: dict[str, Board], built: dict[str, Any], paths: Paths,
                   options: AnsibleOptions, progress: Progress) -> dict[str, Any]:
     """Write the runtime inventory and extra vars, run ansible-playbook, return host records."""
-    import yaml
-
     import tempfile
+
+    import yaml
 
     (paths.home / "ansible").mkdir(parents=True, exist_ok=True)
     run = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=paths.home / "ansible"))

@@ -120,7 +120,7 @@ def trained_model():
     Reads ``digits_cnn.state.pt`` from ``$EDGESHIP_DEMO_DIR`` (default ``build/demo``).
     """
     torch = _torch()
-    from edgeship.errors import ModelError
+    from core.errors import ModelError
 
     path = Path(os.environ.get("EDGESHIP_DEMO_DIR", DEFAULT_DIR)) / "digits_cnn.state.pt"
     if not path.exists():

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
+from core.paths import Paths, default_paths
 from devices import Board, Inventory, load_inventory
-from edgeship.errors import ConfigError
-from edgeship.paths import Paths, default_paths
-from edgeship.report import build_report
+from profiler.report import build_report
 from profiles import Profile, load_profile
 
 __all__ = ["DeployOutcome", "ShipOptions", "check_reachable", "convert", "deploy", "deploy_bundle",
@@ -80,9 +80,10 @@ def convert(device: str, model: str, data: str | None, *, paths: Paths | None = 
         profile = _one_board(inventory or load_inventory(), device).profile
     prof = load_profile(profile)
     from converters import build_bundle  # heavy: only once the arguments are known good
+    from profiler.agent import board_files
 
     bundle = build_bundle(model, prof, data, paths, progress=progress, force=force,
-                          input_shapes=input_shapes)
+                          input_shapes=input_shapes, board_files=board_files())
     return prof, bundle
 
 
@@ -134,8 +135,9 @@ def deploy(device: str, model: str, data: str | None, *, paths: Paths | None = N
 def deploy_bundle(board: Board, profile: Profile, bundle: Any, *, paths: Paths, device: str,
                   progress: Progress = _quiet, ship: ShipOptions = ShipOptions()) -> DeployOutcome:
     """Start (if simulated), provision, ship *bundle*, profile and report on one *board*."""
-    from runtimes import SSHTransport, ensure_runtime, profile_release, ship_bundle
-    from runtimes.health import check_health
+    from profiler import measure_release
+    from profiler.health import check_health
+    from runtimes import SSHTransport, ensure_runtime, ship_bundle
 
     target = start_board(board, paths, progress)
     with SSHTransport(target, paths.known_hosts, compress=ship.compress) as ssh:
@@ -156,13 +158,13 @@ def deploy_bundle(board: Board, profile: Profile, bundle: Any, *, paths: Paths, 
             keys = [a["key"] for a in bundle.manifest["artifacts"]]  # what it holds, not the ask
             progress(f"profiling {len(keys)} artifact{'s' if len(keys) != 1 else ''} on "
                      f"{board.name!r} ({', '.join(keys)})")
-            agent = profile_release(ssh, target, profile, shipped.release_id)
+            agent = measure_release(ssh, target, profile, shipped.release_id)
     report = build_report(
         device=device, board=_board_summary(target, profile), manifest=bundle.manifest,
         bundle_reused=bundle.reused, ship=dataclasses.asdict(shipped), agent=agent,
         budgets=profile.budgets,
     )
-    from edgeship.history import record  # regression vs the last run; JSON + Markdown + HTML
+    from profiler.history import record  # regression vs the last run; JSON + Markdown + HTML
 
     path, html_path = record(report, paths.reports, profile.budgets.p50_regression_pct)
     return DeployOutcome(report=report, report_path=path, html_path=html_path)

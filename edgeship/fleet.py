@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from core.errors import ConfigError, EdgeshipError
+from core.paths import Paths, default_paths
 from devices import Board, Inventory, load_inventory
-from edgeship.errors import ConfigError, EdgeshipError
-from edgeship.paths import Paths, default_paths
 
 __all__ = ["DEFAULT_PARALLEL", "BoardResult", "FleetOutcome", "deploy_fleet", "run_fleet"]
 
@@ -101,7 +101,7 @@ def deploy_fleet(device: str, model: str, data: str | None, *, paths: Paths | No
     ``reports/<group>/<timestamp>/report.json``.
     """
     from edgeship.deploy import ShipOptions, convert, deploy_bundle
-    from edgeship.report import build_fleet_report
+    from profiler.report import build_fleet_report
 
     paths = paths or default_paths()
     boards = (inventory or load_inventory()).resolve(device)
@@ -139,8 +139,8 @@ def save_fleet_report(report: dict[str, Any], results: list[BoardResult[Any]],
                       reports_dir: Path) -> Path:
     """Save the fleet document (``report.json``) and its page (``fleet.html``: boards side by
     side with the unit-to-unit spread) under ``reports_dir/<group>/<timestamp>/``."""
-    from edgeship.html_report import write_fleet_html
-    from edgeship.report import save_report
+    from profiler.html_report import write_fleet_html
+    from profiler.report import save_report
 
     path = save_report(report, reports_dir)
     write_fleet_html(report, [r.value.report for r in results if r.ok], path.with_name("fleet.html"))

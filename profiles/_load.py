@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from edgeship.errors import ConfigError, UnknownNameError
+from core.errors import ConfigError, UnknownNameError
 
 from .schema import Profile
 

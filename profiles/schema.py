@@ -1,7 +1,7 @@
 """The device-profile schema: what a board class asks of the converters, runtime and profiler.
 
 A profile is parsed once, at the boundary, into frozen pydantic models with ``extra="forbid"``;
-an unknown key or a bad value raises :class:`~edgeship.errors.ConfigError` naming the file, the
+an unknown key or a bad value raises :class:`~core.errors.ConfigError` naming the file, the
 field and the allowed values.
 """
 

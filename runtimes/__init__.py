@@ -1,4 +1,4 @@
-"""Host → board: the SSH transport, the simulated board, provisioning, shipping, profiling.
+"""Host → board: the SSH transport, the simulated boards, provisioning, shipping, rollback.
 
 Public API::
 
@@ -15,25 +15,22 @@ Public API::
     ship_bundle(transport, board, bundle_dir, *, keep=3, progress=None, retries=3,
                 backoff_s=1.0, lock_wait_s=0.0) -> ShipResult   (resumable, incremental)
     rollback(transport, board, *, lock_wait_s=0.0) -> str      (current ↔ previous)
-    check_health(transport, board, profile, shipped)           (runtimes.health: smoke run,
-                                                                 rollback when it fails)
-    profile_release(transport, board, profile, release_id=None) -> dict
-    AGENT_PATH, AGENT_VERSION                                  (the on-board agent script)
+
+Measuring a release on the board (the agent, its parsers, the health probe, reports) is the
+``profiler`` package's, one layer above this one.
 
 Importing this package stays light: numpy and the inference runtimes are only imported on the
 board (by the agent), never here.
 """
 
-from .agent import AGENT_PATH, AGENT_VERSION
-from .profile import parse_agent_output, profile_release
+from core.errors import CommandTimeout, ConnectionLost
+
 from .provision import BoardFacts, build_wheelhouse, ensure_runtime, probe_board, provision
 from .ship import ShipProgress, ShipResult, read_bundle, rollback, ship_bundle
 from .simboard import SimBoard, SimStatus, resolve_board
-from .ssh import CommandTimeout, ConnectionLost, Progress, RunResult, SSHTransport, fingerprint
+from .ssh import Progress, RunResult, SSHTransport, fingerprint
 
 __all__ = [
-    "AGENT_PATH",
-    "AGENT_VERSION",
     "BoardFacts",
     "CommandTimeout",
     "ConnectionLost",
@@ -47,9 +44,7 @@ __all__ = [
     "build_wheelhouse",
     "ensure_runtime",
     "fingerprint",
-    "parse_agent_output",
     "probe_board",
-    "profile_release",
     "provision",
     "read_bundle",
     "resolve_board",

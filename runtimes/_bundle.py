@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from edgeship.errors import ShipError
+from core.errors import ShipError
 
 __all__ = ["read_bundle"]
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from types import TracebackType
 
-from edgeship.errors import ShipError
+from core.errors import ShipError
 
 from .ssh import SSHTransport
 

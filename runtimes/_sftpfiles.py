@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from edgeship.errors import ShipError
+from core.errors import ShipError
 
 from ._sshtext import TRANSIENT, reason
 

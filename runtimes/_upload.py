@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeship.errors import ShipError
+from core.errors import ShipError
 
 from ._remote import parse_sha256sum
 from .ssh import SSHTransport

@@ -28,9 +28,9 @@ import os
 import subprocess
 from pathlib import Path
 
+from core.errors import ConfigError, ShipError
+from core.paths import Paths
 from devices import Board
-from edgeship.errors import ConfigError, ShipError
-from edgeship.paths import Paths
 
 from .simboard import SimBoard
 

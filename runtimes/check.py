@@ -30,8 +30,8 @@ from typing import Any
 
 import paramiko
 
+from core.errors import ShipError
 from devices import Board
-from edgeship.errors import ShipError
 from profiles import Profile
 
 from ._sshtext import reason

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeship.errors import ShipError
+from core.errors import ShipError
 
-from .parsers.jetpack import jetson_software, parse_packages
+from .jetpack_facts import jetson_software, parse_packages
 
 __all__ = ["OrtSource", "RuntimePlan", "jetson_facts", "ort_source", "plan_runtime"]
 

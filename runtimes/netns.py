@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from edgeship.errors import ShipError
+from core.errors import ShipError
 
 __all__ = ["GUARD_METRIC", "PREFIX", "Netns", "cleanup", "free_subnet", "leftovers",
            "segment_down", "segment_up", "unavailable_reason"]

@@ -12,8 +12,8 @@ import logging
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+from core.paths import Paths
 from devices import Board
-from edgeship.paths import Paths
 
 from .netns import PREFIX, Netns, leftovers, segment_down, unavailable_reason
 from .simboard import SimBoard

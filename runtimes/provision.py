@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import ShipError
 from devices import Board
-from edgeship.errors import ShipError
 
 from .jetpack import RuntimePlan, jetson_facts, ort_source, plan_runtime
 from .ssh import SSHTransport

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConnectionLost, ShipError
 from devices import Board
-from edgeship.errors import ShipError
 
 from ._bundle import read_bundle
 from ._remote import BoardLock, remote_sha256
 from ._upload import Plan, check_space, link_from_releases, plan_upload, send
-from .ssh import ConnectionLost, SSHTransport
+from .ssh import SSHTransport
 
 __all__ = ["ShipProgress", "ShipResult", "read_bundle", "rollback", "ship_bundle"]
 

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import ShipError
+from core.paths import Paths
 from devices import Board
-from edgeship.errors import ShipError
-from edgeship.paths import Paths
 
 from ._remote import pid_alive
 

@@ -24,26 +24,17 @@ from typing import NoReturn
 
 import paramiko
 
+from core.errors import CommandTimeout, ConnectionLost, RemoteCommandError, ShipError
 from devices import Board
-from edgeship.errors import RemoteCommandError, ShipError
 
 from ._sftpfiles import Progress, SFTPFiles
 from ._sshtext import TRANSIENT, drain, reason, short
 from .sshconfig import DEFAULT_SSH_CONFIG, Hop, resolve_hops
 
-__all__ = ["CommandTimeout", "ConnectionLost", "Progress", "RunResult", "SSHTransport",
-           "fingerprint"]
+__all__ = ["Progress", "RunResult", "SSHTransport", "fingerprint"]
 
 log = logging.getLogger(__name__)
 
-
-
-class CommandTimeout(ShipError, TimeoutError):
-    """A command on the board did not finish in time (also a built-in ``TimeoutError``)."""
-
-
-class ConnectionLost(ShipError, ConnectionError):
-    """The connection dropped or stalled mid-step; reconnecting and retrying may succeed."""
 
 
 @dataclass(frozen=True)

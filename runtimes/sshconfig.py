@@ -15,8 +15,8 @@ from pathlib import Path
 
 import paramiko
 
+from core.errors import ConfigError
 from devices import Board
-from edgeship.errors import ConfigError
 
 __all__ = ["DEFAULT_SSH_CONFIG", "Hop", "parse_jump", "resolve_hops"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import paramiko
 
+from core.errors import ShipError
 from devices import Board
-from edgeship.errors import ShipError
 
 from ._sshtext import TRANSIENT, reason
 from .ssh import fingerprint

@@ -31,9 +31,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from core.errors import ShipError
+from core.paths import Paths
 from devices import Board
-from edgeship.errors import ShipError
-from edgeship.paths import Paths
 
 from ._remote import pid_alive
 from .simboard import SimBoard, SimStatus, _free_port, _port_free, _read_int

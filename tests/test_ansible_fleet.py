@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.paths import Paths
 from devices import load_inventory
 from edgeship.ansible_engine import AnsibleOptions, ansible_unavailable_reason, deploy_fleet_ansible
-from edgeship.paths import Paths
 from runtimes import netns
 from runtimes.netns_board import NetnsBoard, write_group_inventory
 

@@ -14,10 +14,14 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from core.errors import ConfigError
 from devices import INVENTORY_FILE, Board, load_inventory
-from edgeship.ansible_engine import (AnsibleOptions, ansible_playbook, ansible_unavailable_reason,
-                                     runtime_inventory)
-from edgeship.errors import ConfigError
+from edgeship.ansible_engine import (
+    AnsibleOptions,
+    ansible_playbook,
+    ansible_unavailable_reason,
+    runtime_inventory,
+)
 
 _REASON = ansible_unavailable_reason()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"ansible: {_REASON}")

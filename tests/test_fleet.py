@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from core.errors import ConfigError, ShipError
 from devices import Board
-from edgeship.errors import ConfigError, ShipError
 from edgeship.fleet import BoardResult, run_fleet
-from edgeship.report import build_fleet_report, render_fleet_table
+from profiler.report import build_fleet_report, render_fleet_table
 
 
 def _boards(n: int) -> list[Board]:

@@ -7,7 +7,7 @@ host's Ansible connection (:class:`edgeship._ansible_transport.AnsibleTransport`
   (resumable, identical files hard-linked from other releases), sha256 of every file measured
   on the board against ``manifest.json``, atomic ``current`` switch (``ln -sfn`` + ``mv -T``),
   ``previous`` kept, older releases pruned beyond ``keep``;
-* :func:`runtimes.health.check_health` — a smoke run of the release's agent, rollback to
+* :func:`profiler.health.check_health` — a smoke run of the release's agent, rollback to
   ``previous`` when it fails.
 
 Returns ``ship`` (the ``ShipResult`` fields, as in a built-in deploy's report), ``smoke`` (the
@@ -31,11 +31,11 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
+        from core.errors import EdgeshipError
         from edgeship._ansible_transport import AnsibleTransport, board_from_vars, failure
-        from edgeship.errors import EdgeshipError
+        from profiler.health import check_health
+        from profiler.measure import agent_argv
         from profiles import load_profile
-        from runtimes.health import check_health
-        from runtimes.profile import agent_argv
         from runtimes.ship import ship_bundle
 
         args = self._task.args

@@ -22,8 +22,8 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
+        from core.errors import EdgeshipError
         from edgeship._ansible_transport import AnsibleTransport, board_from_vars, failure
-        from edgeship.errors import EdgeshipError
         from runtimes.provision import ensure_runtime
 
         board = board_from_vars(task_vars or {})

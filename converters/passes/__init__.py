@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from edgeship.errors import ConfigError, ConversionError, UnknownNameError
+from core.errors import ConfigError, ConversionError, UnknownNameError
 
 __all__ = ["PassHandler", "ResolvedStep", "apply_recipe", "available_passes", "register_pass",
            "resolve_recipe"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["PassConfig", "TrainOptions", "accuracy", "count_params", "cross_entropy", "eval_split",
            "fit",

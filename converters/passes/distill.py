@@ -19,11 +19,20 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 
 from . import register_pass
-from ._common import (TrainOptions, accuracy, count_params, eval_split, fit, predict,
-                      require_module, set_training, train_split)
+from ._common import (
+    TrainOptions,
+    accuracy,
+    count_params,
+    eval_split,
+    fit,
+    predict,
+    require_module,
+    set_training,
+    train_split,
+)
 
 __all__ = ["DistillConfig", "distill", "distill_loss"]
 

@@ -18,8 +18,16 @@ from typing import Any, Literal
 from pydantic import Field
 
 from . import register_pass
-from ._common import (TrainOptions, accuracy, count_params, cross_entropy, eval_split, fit, require_module,
-                      train_split)
+from ._common import (
+    TrainOptions,
+    accuracy,
+    count_params,
+    cross_entropy,
+    eval_split,
+    fit,
+    require_module,
+    train_split,
+)
 
 __all__ = ["LowRankConfig", "factorize", "lowrank"]
 

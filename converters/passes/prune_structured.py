@@ -17,8 +17,16 @@ from typing import Any
 from pydantic import Field
 
 from . import register_pass
-from ._common import (TrainOptions, accuracy, count_params, cross_entropy, eval_split, fit, require_module,
-                      train_split)
+from ._common import (
+    TrainOptions,
+    accuracy,
+    count_params,
+    cross_entropy,
+    eval_split,
+    fit,
+    require_module,
+    train_split,
+)
 
 __all__ = ["PruneChannelsConfig", "last_layer", "prune_channels", "shrink_channels"]
 

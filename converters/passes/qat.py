@@ -19,8 +19,15 @@ from typing import Any
 from pydantic import Field
 
 from . import register_pass
-from ._common import (TrainOptions, accuracy, cross_entropy, eval_split, fit, require_module,
-                      train_split)
+from ._common import (
+    TrainOptions,
+    accuracy,
+    cross_entropy,
+    eval_split,
+    fit,
+    require_module,
+    train_split,
+)
 
 __all__ = ["QatConfig", "qat"]
 

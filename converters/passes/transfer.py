@@ -15,11 +15,19 @@ from typing import Any
 
 from pydantic import Field
 
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 
 from . import register_pass
-from ._common import (TrainOptions, accuracy, count_params, cross_entropy, eval_split, fit,
-                      require_module, train_split)
+from ._common import (
+    TrainOptions,
+    accuracy,
+    count_params,
+    cross_entropy,
+    eval_split,
+    fit,
+    require_module,
+    train_split,
+)
 
 __all__ = ["TransferConfig", "transfer"]
 

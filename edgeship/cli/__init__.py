@@ -1,6 +1,6 @@
 """The ``edgeship`` command line: thin over the library, one module per group of subcommands.
 
-Every :class:`~edgeship.errors.EdgeshipError` becomes one line on stderr and its exit code;
+Every :class:`~core.errors.EdgeshipError` becomes one line on stderr and its exit code;
 ``--json`` prints the machine-readable document on stdout and keeps progress on stderr.
 A new subcommand goes in its own module here, registered on ``app`` from ``_common``, and is
 imported below.
@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from edgeship import __version__
-from edgeship.errors import EdgeshipError
+from core import __version__
+from core.errors import EdgeshipError
 
 from . import boards, check, deploy, report, ship, sweep  # noqa: F401 - registers the subcommands
 from ._common import app, err, rewrap_help
@@ -40,7 +40,7 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
               help="Also show progress details and third-party output (TensorFlow, "
                    "onnxruntime, paramiko); -vv or EDGESHIP_DEBUG=1: everything.")] = 0) -> None:
     """edgeship: one command from a trained model to figures measured on the board."""
-    from edgeship.logs import setup
+    from core.logs import setup
 
     setup(verbose)
 

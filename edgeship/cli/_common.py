@@ -109,7 +109,7 @@ def build_demo_model(say: Any) -> None:
 @contextmanager
 def profile_not_device(inventory: Any, command: str) -> Iterator[None]:
     """``--device rpi4`` where rpi4 is a profile, not a board: say so and point to the fix."""
-    from edgeship.errors import ConfigError, UnknownNameError
+    from core.errors import ConfigError, UnknownNameError
 
     try:
         yield

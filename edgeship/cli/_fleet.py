@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from edgeship.errors import BudgetExceeded, ConfigError
+from core.errors import BudgetExceeded, ConfigError
 
 from ._common import err, out, progress
 
@@ -61,7 +61,7 @@ def deploy_group(device: str, model: str, data: str | None, inventory: Any, *, j
     (partial) and everything else passed.
     """
     from edgeship.fleet import deploy_fleet
-    from edgeship.report import render_fleet_table
+    from profiler.report import render_fleet_table
 
     with progress() as report_progress:
         if ansible is not None:
@@ -101,7 +101,7 @@ def deploy_group(device: str, model: str, data: str | None, inventory: Any, *, j
     if report["verdict"] != "pass" and any(e["verdict"] == "error" for e in report["fleet"]):
         raise typer.Exit(1)
     if any(e.get("left_out") for e in report["fleet"]):
-        from edgeship.report import PARTIAL_EXIT
+        from profiler.report import PARTIAL_EXIT
 
         raise typer.Exit(PARTIAL_EXIT)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgeship.errors import EdgeshipError
+from core.errors import EdgeshipError
 
 from ._common import InventoryOpt, JsonOpt, app, board_app, boards_app, open_inventory, out
 
@@ -52,7 +52,7 @@ def list_profiles(json_out: JsonOpt = False) -> None:
 
 
 def _sim(name: str):
-    from edgeship.paths import default_paths
+    from core.paths import default_paths
     from runtimes.arm64board import sim_board_for
 
     board = open_inventory(None).board(name)

@@ -27,8 +27,8 @@ def check(device: DeviceOpt = "sim", inventory: InventoryOpt = None, json_out: J
     on a failed one is skipped. A simulated board is started first, as deploy would.
     For a group, every board. Exit status 5 when any line failed.
     """
+    from core.paths import default_paths
     from edgeship.deploy import start_board
-    from edgeship.paths import default_paths
     from profiles import load_profile
     from runtimes.check import as_json, check_board, failed
 

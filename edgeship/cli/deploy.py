@@ -7,11 +7,25 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from edgeship.errors import BudgetExceeded
+from core.errors import BudgetExceeded
 
-from ._common import (DEMO_MODEL, DataOpt, DeviceOpt, ForceOpt, InventoryOpt, JsonOpt, ModelOpt,
-                      app, build_demo_model, default_data, demo_missing, open_inventory, out,
-                      profile_not_device, progress)
+from ._common import (
+    DEMO_MODEL,
+    DataOpt,
+    DeviceOpt,
+    ForceOpt,
+    InventoryOpt,
+    JsonOpt,
+    ModelOpt,
+    app,
+    build_demo_model,
+    default_data,
+    demo_missing,
+    open_inventory,
+    out,
+    profile_not_device,
+    progress,
+)
 from ._fleet import Engine, EngineOpt, ForksOpt, MaxFailOpt, SerialOpt, engine_options
 
 __all__ = ["InputShapeOpt", "ParallelOpt", "convert", "deploy", "input_shapes"]
@@ -62,7 +76,7 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
     """
     from edgeship.deploy import ShipOptions
     from edgeship.deploy import deploy as run_deploy
-    from edgeship.report import PARTIAL_EXIT, render_table
+    from profiler.report import PARTIAL_EXIT, render_table
 
     ship = ShipOptions(keep=keep, compress=compress, retries=retries, lock_wait_s=lock_wait)
     data = default_data(model, data)
@@ -95,7 +109,7 @@ def deploy(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
         cached = "reused cached bundle" if report["bundle"]["reused"] else "built bundle"
         out.print(f"{cached} {report['bundle']['id']}; {sent}; verdict [bold]{report['verdict']}[/]")
         out.print(f"report: {outcome.report_path}")
-        from edgeship.history import regression_line
+        from profiler.history import regression_line
 
         out.print(regression_line(report))
         if outcome.html_path is not None:
@@ -120,7 +134,7 @@ def convert(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL,
     were left out (listed with their reasons; `left_out` in --json).
     """
     from edgeship.deploy import convert as run_convert
-    from edgeship.report import PARTIAL_EXIT
+    from profiler.report import PARTIAL_EXIT
 
     data = default_data(model, data)
     inv = None if profile else open_inventory(inventory)
@@ -148,7 +162,7 @@ def _bundle_table(bundle: Any) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
-    from edgeship.report import left_out_line
+    from profiler.report import left_out_line
 
     table = Table(title=f"bundle {bundle.id} ({'cached' if bundle.reused else 'built'}) · {bundle.path}",
                   title_justify="left")
@@ -169,8 +183,8 @@ def _bundle_table(bundle: Any) -> Any:
 
 def _check_board(board: Any, say: Any) -> None:
     """The deploy's own pre-flight (edgeship.deploy.check_reachable), run ahead of a long step."""
+    from core.paths import default_paths
     from edgeship.deploy import check_reachable
-    from edgeship.paths import default_paths
     from profiles import load_profile
 
     check_reachable(board, default_paths(), load_profile(board.profile), say)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 
 from ._common import JsonOpt, app, out
 
@@ -16,8 +16,8 @@ __all__ = ["history", "report"]
 
 
 def _latest(device: str) -> Path:
-    from edgeship.history import load_history
-    from edgeship.paths import default_paths
+    from core.paths import default_paths
+    from profiler.history import load_history
 
     found = load_history(default_paths().reports, device)
     if not found:
@@ -32,8 +32,8 @@ def report(path: Annotated[Optional[Path], typer.Argument(help="A saved report.j
            html: Annotated[bool, typer.Option("--html", help="Also (re)write report.html next to it.")] = False,
            json_out: JsonOpt = False) -> None:
     """Re-render a saved report (table, JSON or HTML) without touching the board."""
-    from edgeship.history import regression_line
-    from edgeship.report import render_table
+    from profiler.history import regression_line
+    from profiler.report import render_table
 
     if (path is None) == (device is None):
         raise ConfigError("give either a report PATH or --device NAME (exactly one)")
@@ -56,9 +56,9 @@ def report(path: Annotated[Optional[Path], typer.Argument(help="A saved report.j
         out.print(regression_line(doc))
         out.print(f"report: {path}")
     if html:
-        from edgeship.history import history_rows
-        from edgeship.html_report import write_html
-        from edgeship.paths import default_paths
+        from core.paths import default_paths
+        from profiler.history import history_rows
+        from profiler.html_report import write_html
 
         try:  # the plot shows this board's runs of this model and profile
             rows = history_rows(default_paths().reports, doc)
@@ -80,8 +80,8 @@ def history(device: Annotated[str, typer.Option("--device", "-d", help="Board na
     """
     from rich.table import Table
 
-    from edgeship.history import models, trend
-    from edgeship.paths import default_paths
+    from core.paths import default_paths
+    from profiler.history import models, trend
 
     reports = default_paths().reports
     data = trend(reports, device)  # one clear error when the board has no reports

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 
 from ._common import DeviceOpt, InventoryOpt, JsonOpt, app, boards_app, err, open_inventory, out
 
@@ -19,8 +19,8 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Pin without asking (f
 
 def _target(device: str, inventory: Any) -> tuple[Any, Any]:
     """``(board, paths)``: the one board *device* names, started when simulated."""
+    from core.paths import default_paths
     from edgeship.deploy import start_board
-    from edgeship.paths import default_paths
 
     boards = open_inventory(inventory).resolve(device)
     if len(boards) != 1:

@@ -9,8 +9,19 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ._common import (DEMO_MODEL, DataOpt, DeviceOpt, InventoryOpt, JsonOpt, ModelOpt, app,
-                      default_data, open_inventory, out, progress)
+from ._common import (
+    DEMO_MODEL,
+    DataOpt,
+    DeviceOpt,
+    InventoryOpt,
+    JsonOpt,
+    ModelOpt,
+    app,
+    default_data,
+    open_inventory,
+    out,
+    progress,
+)
 from .deploy import InputShapeOpt, input_shapes
 
 __all__ = ["compare"]
@@ -33,7 +44,7 @@ def compare(device: DeviceOpt = "sim", model: ModelOpt = DEMO_MODEL, data: DataO
     sweep.svg. Latency: median of RUNS batch-1 calls per artifact, interleaved, same threads.
     """
     from converters.sweep import default_recipes, load_recipes, prepare, run_sweep
-    from edgeship.paths import default_paths
+    from core.paths import default_paths
     from profiles import load_profile
 
     shapes = input_shapes(input_shape)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.paths import Paths
+from core.paths import Paths
 
 HERE = Path(__file__).resolve().parent
 EVAL, CALIB = 300, 100
@@ -80,39 +80,15 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Paths:
 
 
 @pytest.fixture(scope="session")
-def agent_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real agent when runtimes.agent exists, else a dummy script."""
-    try:
-        from runtimes.agent import AGENT_PATH
-
-        return Path(AGENT_PATH)
-    except ImportError:
-        dummy = tmp_path_factory.mktemp("agent") / "edgeship_agent.py"
-        dummy.write_text('AGENT_VERSION = "test"\n')
-        return dummy
-
-
-@pytest.fixture(autouse=True)
-def _agent(monkeypatch: pytest.MonkeyPatch, agent_file: Path) -> None:
-    monkeypatch.setattr("converters.bundle.agent_path", lambda: agent_file)
-
-
-@pytest.fixture(scope="session")
-def sim_bundle(tiny: TinyModel, home: Paths, agent_file: Path) -> tuple[object, list[str]]:
+def sim_bundle(tiny: TinyModel, home: Paths) -> tuple[object, list[str]]:
     """The ``sim`` profile's bundle of the tiny model (onnx fp32/int8, tflite fp32/int8)."""
-    import converters.bundle as bundle_mod
     from converters import build_bundle
     from profiles import load_profile
 
     steps: list[str] = []
-    original = bundle_mod.agent_path
-    bundle_mod.agent_path = lambda: agent_file
-    try:
-        start = time.perf_counter()
-        bundle = build_bundle(str(tiny.pt2), load_profile("sim"), tiny.data, home,
-                              progress=steps.append)
-    finally:
-        bundle_mod.agent_path = original
+    start = time.perf_counter()
+    bundle = build_bundle(str(tiny.pt2), load_profile("sim"), tiny.data, home,
+                          progress=steps.append)
     print(f"sim bundle built in {time.perf_counter() - start:.1f} s")
     return bundle, steps
 

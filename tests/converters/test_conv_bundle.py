@@ -15,8 +15,8 @@ import converters
 from converters import build_bundle, bundle_id
 from converters._util import file_sha256
 from converters.data import BOARD_SAMPLES
-from edgeship.errors import ConfigError, VerificationError
-from edgeship.paths import Paths
+from core.errors import ConfigError, VerificationError
+from core.paths import Paths
 from profiles import Artifact, Profile, load_profile
 
 ARTIFACT_KEYS = {"key", "format", "precision", "file", "size_bytes", "sha256", "inputs", "outputs",
@@ -66,7 +66,7 @@ def test_files_and_hashes_match(sim_bundle) -> None:
     on_disk = {p.name for p in bundle.path.iterdir()} - {"manifest.json"}
     assert on_disk == set(bundle.manifest["files"]) == {
         "model.fp32.onnx", "model.int8.onnx", "model.fp32.tflite", "model.int8.tflite",
-        "samples.npz", "edgeship_agent.py"}
+        "samples.npz"}
     for name, info in bundle.manifest["files"].items():
         path = bundle.path / name
         assert info == {"sha256": file_sha256(path), "size_bytes": path.stat().st_size}
@@ -84,14 +84,30 @@ def test_progress_names_each_stage(sim_bundle) -> None:
         assert expected in steps
 
 
-def test_id_is_stable_and_tracks_the_profile() -> None:
-    sim = load_profile("sim")
-    same = bundle_id("a" * 64, "b" * 64, sim, "c" * 64)
-    assert same == bundle_id("a" * 64, "b" * 64, load_profile("sim"), "c" * 64)
+def test_id_is_stable_and_tracks_the_profile_and_board_files() -> None:
+    sim, agent = load_profile("sim"), {"edgeship_agent.py": "c" * 64}
+    same = bundle_id("a" * 64, "b" * 64, sim, agent)
+    assert same == bundle_id("a" * 64, "b" * 64, load_profile("sim"), dict(agent))
     assert len(same) == 16
     other = sim.model_copy(update={"opset": 17})
-    assert bundle_id("a" * 64, "b" * 64, other, "c" * 64) != same
-    assert bundle_id("a" * 64, "d" * 64, sim, "c" * 64) != same
+    assert bundle_id("a" * 64, "b" * 64, other, agent) != same
+    assert bundle_id("a" * 64, "d" * 64, sim, agent) != same
+    assert bundle_id("a" * 64, "b" * 64, sim, {"edgeship_agent.py": "e" * 64}) != same
+    assert bundle_id("a" * 64, "b" * 64, sim) != same
+
+
+def test_board_files_are_copied_in_and_listed(tiny, tmp_path: Path) -> None:
+    """The orchestration's board files (the agent) travel in the bundle, hashed like the rest."""
+    paths, profile = Paths(home=tmp_path), _onnx_only("fp32")
+    script = tmp_path / "agent.py"
+    script.write_text('AGENT_VERSION = "t"\n')
+    bare = build_bundle(str(tiny.pt2), profile, tiny.data, paths)
+    with_agent = build_bundle(str(tiny.pt2), profile, tiny.data, paths,
+                              board_files={"edgeship_agent.py": script})
+    assert with_agent.id != bare.id and not with_agent.reused
+    assert (with_agent.path / "edgeship_agent.py").read_bytes() == script.read_bytes()
+    assert "edgeship_agent.py" in with_agent.manifest["files"]
+    assert "edgeship_agent.py" not in bare.manifest["files"]
 
 
 def test_second_build_is_reused_without_export(sim_bundle, tiny, home: Paths,
@@ -112,7 +128,6 @@ def test_failed_verification_leaves_nothing(tiny, tmp_path: Path,
     from onnx import numpy_helper
 
     import converters._build as build
-
     from profiles.schema import Quantization
 
     real = build.make_onnx_int8
@@ -154,7 +169,7 @@ def test_factory_source_builds(tiny, factory_source: str, tmp_path: Path) -> Non
     assert bundle.manifest["source"]["kind"] == "module"
     art = bundle.manifest["artifacts"][0]
     assert art["key"] == "onnx-fp16" and art["verification"]["passed"]
-    assert set(bundle.manifest["files"]) == {"model.fp16.onnx", "samples.npz", "edgeship_agent.py"}
+    assert set(bundle.manifest["files"]) == {"model.fp16.onnx", "samples.npz"}
 
 
 def test_onnx_source_without_data_is_synthetic(sim_bundle, tmp_path: Path,
@@ -217,7 +232,7 @@ def test_import_is_light() -> None:
 
 def test_public_api() -> None:
     assert set(converters.__all__) == {
-        "Bundle", "Dataset", "LoadedModel", "Verification", "agent_path", "apply_recipe",
+        "Bundle", "Dataset", "LoadedModel", "Verification", "apply_recipe",
         "available_passes", "build_bundle", "bundle_id", "convert_fp16", "export_onnx",
         "export_tflite", "load_dataset", "load_model", "quantize_int8", "register_pass",
         "resolve_recipe", "synthetic_dataset"}

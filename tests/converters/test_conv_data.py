@@ -9,7 +9,7 @@ import pytest
 
 from converters import load_dataset
 from converters._util import file_sha256
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 
 X = np.zeros((10, 1, 4, 4), np.float32)
 

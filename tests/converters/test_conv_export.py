@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from converters import export_onnx, export_tflite, load_model
-from edgeship.errors import ConversionError
+from core.errors import ConversionError
 
 
 def _eval(tiny) -> np.ndarray:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from converters import build_bundle
-from edgeship.errors import ConversionError
-from edgeship.paths import Paths
+from core.errors import ConversionError
+from core.paths import Paths
 from profiles import Artifact, load_profile
 
 ONNX2TF_CAUSE = ("Dimensions must be equal, but are 4800 and 120 for '{{node p2o.Mul.178}} = "
@@ -46,8 +46,8 @@ def tflite_int8_fails(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_failed_tflite_leaves_the_onnx_and_tflite_fp32_artifacts_in(
         tiny, tmp_path: Path, tflite_int8_fails: None) -> None:
-    from edgeship.html_report import render_html
-    from edgeship.report import build_report, render_markdown, render_table
+    from profiler.html_report import render_html
+    from profiler.report import build_report, render_markdown, render_table
     from profiles import Budgets
 
     steps: list[str] = []
@@ -57,7 +57,7 @@ def test_failed_tflite_leaves_the_onnx_and_tflite_fp32_artifacts_in(
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-int8", "tflite-fp32"]
     assert all(a["verification"]["passed"] for a in m["artifacts"])
     assert set(m["files"]) == {"model.fp32.onnx", "model.int8.onnx", "model.fp32.tflite",
-                               "samples.npz", "edgeship_agent.py"}
+                               "samples.npz"}
     assert m["left_out"] == [{"key": "tflite-int8", "stage": "convert", "tool": "onnx2tf",
                               "cause": f"TFLite export failed: {ONNX2TF_CAUSE}",
                               "tried": ["onnx2tf"], "required": False,

@@ -8,7 +8,7 @@ import pytest
 
 from converters import load_model
 from converters._util import file_sha256
-from edgeship.errors import ModelError
+from core.errors import ModelError
 
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:

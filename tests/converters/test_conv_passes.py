@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from converters import passes
 from converters.passes import apply_recipe, register_pass, resolve_recipe
-from edgeship.errors import ConfigError, ConversionError, UnknownNameError
+from core.errors import ConfigError, ConversionError, UnknownNameError
 from profiles import RecipeStep
 
 

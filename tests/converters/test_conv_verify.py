@@ -9,7 +9,7 @@ import pytest
 
 from converters._runners import open_runner
 from converters.verify import check_verifications, collect_outputs, compare
-from edgeship.errors import VerificationError
+from core.errors import VerificationError
 
 
 def test_identical_outputs_pass() -> None:

@@ -15,7 +15,7 @@ import pytest
 from converters import build_bundle
 from converters.divergence import diagnose, first_divergence
 from converters.verify import Reference, compare, host_threads
-from edgeship.paths import Paths
+from core.paths import Paths
 from profiles import Artifact, Fidelity, load_profile
 
 HERE = Path(__file__).resolve().parent
@@ -73,7 +73,7 @@ def test_full_int8_output_order_is_resolved(multi) -> None:
 
 
 def test_agent_reads_outputs_in_the_source_order_and_layout(multi) -> None:
-    from runtimes.agent import AGENT_PATH
+    from profiler.agent import AGENT_PATH
 
     spec = importlib.util.spec_from_file_location("agent_under_test", AGENT_PATH)
     agent = importlib.util.module_from_spec(spec)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from converters._outputs import inverse, match_outputs, strip_name
-from edgeship.errors import ConversionError
+from core.errors import ConversionError
 
 SOURCES = [("cls", (1, 5)), ("map", (1, 4, 10, 12)), ("boxes", (1, 4))]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from converters import build_bundle, load_dataset, load_model
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 from profiles import load_profile
 
 TFLITE_FP32 = load_profile("sim").model_copy(update={"artifacts": load_profile("sim").artifacts[2:3]})

@@ -18,7 +18,7 @@ from converters import build_bundle, load_model, synthetic_dataset
 from converters.data import BOARD_SAMPLES, save_board_samples
 from converters.feeds import batch_axis, feed_shape, sample_feed
 from converters.load import parse_input_shapes
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 from profiles import load_profile
 
 ONNX_ONLY = load_profile("sim").model_copy(update={"artifacts": load_profile("sim").artifacts[:2]})

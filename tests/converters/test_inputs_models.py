@@ -14,7 +14,7 @@ from torch import nn
 
 from converters import build_bundle, load_model
 from converters.load import parse_input_shapes
-from edgeship.errors import ConfigError
+from core.errors import ConfigError
 from profiles import load_profile
 
 ONNX_ONLY = load_profile("sim").model_copy(update={"artifacts": (
@@ -125,7 +125,6 @@ def test_input_shape_against_the_model_names_both_shapes(bag_onnx: Path) -> None
 
 def test_data_shape_mismatch_names_both_shapes(factory_source: str, home, tmp_path: Path) -> None:
     import onnx
-
     from conv_models import tiny_cnn
 
     onnx_path = tmp_path / "cnn.onnx"

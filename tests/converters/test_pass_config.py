@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from converters.passes import available_passes, resolve_recipe
-from edgeship.errors import ConfigError, UnknownNameError
+from core.errors import ConfigError, UnknownNameError
 from profiles import RecipeStep
 
 BUILTIN = ["distill", "lowrank", "prune", "prune_channels", "qat", "transfer"]
@@ -53,6 +53,7 @@ def test_training_passes_need_the_train_split(name: str) -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import pass_kit
+
     from converters.passes import apply_recipe
 
     with pytest.raises(ConfigError, match=rf"pass '{name}' needs training data") as err:

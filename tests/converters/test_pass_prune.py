@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pass_kit  # noqa: E402
 
 from converters.passes import apply_recipe  # noqa: E402
-from edgeship.errors import ConfigError  # noqa: E402
+from core.errors import ConfigError  # noqa: E402
 from profiles import RecipeStep  # noqa: E402
 
 _threads = pytest.fixture(autouse=True, scope="module")(pass_kit.one_thread)

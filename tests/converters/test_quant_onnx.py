@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from converters.quantize_onnx import OnnxQuantizer, OnnxQuantOptions
-from edgeship.errors import ConversionError, VerificationError
-from edgeship.paths import Paths
+from core.errors import ConversionError, VerificationError
+from core.paths import Paths
 
 DIN, HID, CLASSES = 16, 32, 10
 
@@ -162,6 +162,7 @@ def test_sensitivity_scan_is_bounded_by_layers_and_time(mlps: dict, tmp_path: Pa
 
 def test_exclude_auto_keeps_the_worst_layers_in_float(mlps: dict, tmp_path: Path) -> None:
     import onnx
+
     from converters.fallback import make_onnx_int8
     from profiles.schema import Quantization
 
@@ -228,7 +229,7 @@ def test_no_fallback_leaves_int8_out_and_ships_fp32(mlps: dict, tmp_path: Path) 
     bundle, steps = _bundle(mlps, "activation", tmp_path, {"fallback": False})
     m = bundle.manifest
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32"]
-    assert set(m["files"]) == {"model.fp32.onnx", "samples.npz", "edgeship_agent.py"}
+    assert set(m["files"]) == {"model.fp32.onnx", "samples.npz"}
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["stage"] == "verify" and out["tool"] == "onnxruntime"
     assert "accuracy drop" in out["cause"] and out["tried"] == [] and out["required"] is False

@@ -21,7 +21,7 @@ def test_options_change_the_bundle_id() -> None:
         int8 = {"format": "onnx", "precision": "int8"}
         if quantization is not None:
             int8["quantization"] = quantization
-        return bundle_id("src", "data", _profile(int8), "agent", TOOLS)
+        return bundle_id("src", "data", _profile(int8), {"edgeship_agent.py": "agent"}, TOOLS)
 
     ids = {bid(None), bid({"mode": "dynamic"}), bid({"per_channel": False}),
            bid({"calibration": "entropy"}), bid({"exclude": "auto", "keep_float": 2})}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from converters.export_litert import export_tflite_torch, litert_env_dir
-from edgeship.errors import ConversionError
+from core.errors import ConversionError
 
 
 def _run(path: Path, x: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import pytest
 from route_models import conv_pool, nhwc_mismatch
 
 from converters.export_tflite import export_tflite
-from edgeship.errors import ConversionError
+from core.errors import ConversionError
 
 
 def _samples(n: int = 16) -> np.ndarray:

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from converters.sweep import (SweepRecipe, default_recipes, load_recipes, measure_side_by_side,
-                              prepare, run_sweep)
-from edgeship.errors import ConfigError
+from converters.sweep import (
+    SweepRecipe,
+    default_recipes,
+    load_recipes,
+    measure_side_by_side,
+    prepare,
+    run_sweep,
+)
+from core.errors import ConfigError
 from profiles import load_profile
 
 ONNX = load_profile("sim").model_copy(update={"artifacts": load_profile("sim").artifacts[:2]})

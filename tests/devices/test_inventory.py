@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError, UnknownNameError
 from devices import load_inventory
-from edgeship.errors import ConfigError, UnknownNameError
 
 
 def test_shipped_inventory() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship import logs
+from core import logs
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.errors import ConfigError, UnknownNameError
+from core.errors import ConfigError, UnknownNameError
 from profiles import available_profiles, load_profile
 
 

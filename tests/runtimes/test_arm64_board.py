@@ -19,13 +19,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from arm64_kit import (
+    OUTPUTS_SCRIPT,
+    SAMPLES,
+    finish_bundle_build,
+    run_outputs_on_host,
+    start_bundle_build,
+    test_profile,
+)
 
-from arm64_kit import (OUTPUTS_SCRIPT, SAMPLES, finish_bundle_build, run_outputs_on_host,
-                       start_bundle_build, test_profile)
+from core.paths import Paths
 from devices import Board
-from edgeship.paths import Paths
-from runtimes import SSHTransport, build_wheelhouse, probe_board, profile_release, provision
-from runtimes import ship_bundle
+from profiler import measure_release
+from runtimes import SSHTransport, build_wheelhouse, probe_board, provision, ship_bundle
 from runtimes.arm64board import Arm64Board
 from runtimes.provision import BoardFacts
 
@@ -118,7 +124,7 @@ def test_arm64_wheelhouse_is_aarch64_and_provisioned_offline(
 
 def test_arm64_profile_reports_an_aarch64_device(
         ssh: SSHTransport, runtime_board: Board, release: tuple[Path, str]) -> None:
-    doc = profile_release(ssh, runtime_board, test_profile(), release[1])
+    doc = measure_release(ssh, runtime_board, test_profile(), release[1])
     if os.environ.get("EDGESHIP_ARM64_REPORT"):
         Path(os.environ["EDGESHIP_ARM64_REPORT"]).write_text(json.dumps(doc, indent=2) + "\n")
     assert doc["device"]["machine"] == "aarch64"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from core.paths import Paths
 from devices import load_inventory
-from edgeship.paths import Paths
 from runtimes import SimBoard
 from runtimes.arm64board import ROOTFS_SCRIPT, Arm64Board, is_arm64_profile, sim_board_for
 

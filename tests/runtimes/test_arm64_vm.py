@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from arm64_kit import test_profile
-from devices import Board
-from edgeship.paths import Paths
 from rt_kit import _onnx_model, make_bundle
-from runtimes import SSHTransport, ensure_runtime, profile_release, ship_bundle
+
+from core.paths import Paths
+from devices import Board
+from profiler import measure_release
+from runtimes import SSHTransport, ensure_runtime, ship_bundle
 from runtimes.vmboard import QEMU, VmBoard
 
 
@@ -78,7 +79,7 @@ def test_vm_runs_the_agent_with_real_rss(vm: VmBoard, ssh: SSHTransport, tmp_pat
     _onnx_model(models / "model.fp32.onnx")
     bundle = make_bundle(models, tmp_path / "bundles", "vmtiny0000000001", keys=("onnx-fp32",))
     release = ship_bundle(ssh, board, bundle).release_id
-    doc = profile_release(ssh, board, test_profile(), release)
+    doc = measure_release(ssh, board, test_profile(), release)
     if os.environ.get("EDGESHIP_ARM64_VM_REPORT"):
         Path(os.environ["EDGESHIP_ARM64_VM_REPORT"]).write_text(json.dumps(doc, indent=2) + "\n")
     device, (result,) = doc["device"], doc["results"]

@@ -14,13 +14,14 @@ import os
 from pathlib import Path
 
 import pytest
+from rt_kit import _onnx_model, make_bundle
 
+from core.paths import default_paths
 from devices import load_inventory
-from edgeship.paths import default_paths
+from profiler import measure_release
 from profiles import load_profile
 from profiles.schema import Artifact
-from rt_kit import _onnx_model, make_bundle
-from runtimes import SSHTransport, ensure_runtime, probe_board, profile_release, ship_bundle
+from runtimes import SSHTransport, ensure_runtime, probe_board, ship_bundle
 
 pytestmark = pytest.mark.board
 
@@ -49,8 +50,8 @@ def test_tensorrt_engine_is_built_measured_and_cached_on_the_board(jetson, tmp_p
         assert facts.jetson and facts.jetson["tensorrt_python"], facts.jetson
         board = jetson.model_copy(update={"python": ensure_runtime(ssh, jetson)})
         shipped = ship_bundle(ssh, board, bundle)
-        first = profile_release(ssh, board, profile, shipped.release_id)["results"][0]
-        again = profile_release(ssh, board, profile, shipped.release_id)["results"][0]
+        first = measure_release(ssh, board, profile, shipped.release_id)["results"][0]
+        again = measure_release(ssh, board, profile, shipped.release_id)["results"][0]
     assert first["ok"] and first["runtime"] == "tensorrt", first
     accel = first["accelerator"]
     assert accel["ok"] and accel["device"] == "GPU" and "TensorRT" in accel["executed_by"]

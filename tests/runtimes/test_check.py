@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from rt_kit import refused_port
 
+from core.errors import ShipError
+from core.paths import Paths
 from devices import Board
-from edgeship.errors import ShipError
-from edgeship.paths import Paths
 from profiles import load_profile
 from runtimes import SimBoard
 from runtimes.check import Check, check_board, failed, preflight

@@ -19,15 +19,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from devices import Board
-from edgeship.paths import Paths
-from edgeship.report import build_report
 from jetson_kit import make_sysroot
+from rt_kit import open_transport
+
+from core.paths import Paths
+from devices import Board
+from profiler import measure_release
+from profiler.report import build_report
 from profiles import PROFILE_DIR, load_profile
 from profiles.schema import Artifact
-from rt_kit import open_transport
-from runtimes import SimBoard, profile_release, ship_bundle
+from runtimes import SimBoard, ship_bundle
 from runtimes.provision import wheelhouse_cache
 
 pytestmark = pytest.mark.ssh
@@ -95,7 +96,7 @@ def test_sim_jetson_agent_and_report_without_the_cli(provisioned: Board, sim_pat
     bundle = new_bundle(keys=("onnx-fp32",))
     with open_transport(board, sim_paths) as tr:
         shipped = ship_bundle(tr, board, bundle)
-        doc = profile_release(tr, board, profile, shipped.release_id)
+        doc = measure_release(tr, board, profile, shipped.release_id)
     assert doc["device"]["jetson"]["software"]["l4t"] == "36.4.7"
     manifest = {**json.loads((bundle / "manifest.json").read_text()),
                 "profile": {"name": profile.name}, "source": {}}

@@ -5,18 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from devices import Board, load_inventory
-from edgeship.errors import ConfigError, ShipError
-from edgeship.paths import Paths
 from jetson_kit import DATA, make_sysroot, package_text, probe_raw
-from profiles import load_profile
 from rt_kit import open_transport
+
+from core.errors import ConfigError, ShipError
+from core.paths import Paths
+from devices import Board, load_inventory
+from profiles import load_profile
 from runtimes import BoardFacts, probe_board
-from runtimes.provision import runtime_plan
 from runtimes.jetpack import OrtSource, jetson_facts, ort_source, plan_runtime
-from runtimes.parsers.jetpack import (jetpack_for_l4t, jetson_software, parse_nv_tegra_release,
-                                      parse_packages)
+from runtimes.jetpack_facts import (
+    jetpack_for_l4t,
+    jetson_software,
+    parse_nv_tegra_release,
+    parse_packages,
+)
+from runtimes.provision import runtime_plan
 
 TRT_MISSING = {"tensorrt_error": "No module named 'tensorrt'"}
 
@@ -184,7 +188,7 @@ def test_probe_reads_a_simulated_jetson(provisioned: Board, sim_paths: Paths,
 
 
 def test_health_probe_leaves_time_for_engine_builds() -> None:
-    from runtimes.health import SMOKE_TIMEOUT_S, smoke_profile
+    from profiler.health import SMOKE_TIMEOUT_S, smoke_profile
 
     assert smoke_profile(load_profile("jetson-orin-nano")).profiling.timeout_s == 1800
     assert smoke_profile(load_profile("sim")).profiling.timeout_s == SMOKE_TIMEOUT_S

@@ -16,10 +16,10 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
-
-from devices import Board
-from edgeship.paths import Paths
 from rt_kit import make_bundle, open_transport, sha256_file
+
+from core.paths import Paths
+from devices import Board
 from runtimes import netns, ship_bundle
 from runtimes.netns_board import NetnsBoard, write_group_inventory
 

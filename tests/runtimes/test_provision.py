@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from devices import Board
-from edgeship.errors import ShipError
-from edgeship.paths import Paths
 from rt_kit import open_transport
+
+from core.errors import ShipError
+from core.paths import Paths
+from devices import Board
 from runtimes import BoardFacts, build_wheelhouse, probe_board, provision
 from runtimes.provision import wheelhouse_cache
 

@@ -27,7 +27,7 @@ def test_public_api_is_pinned() -> None:
         "fingerprint",
         "parse_agent_output",
         "probe_board",
-        "profile_release",
+        "measure_release",
         "provision",
         "read_bundle",
         "resolve_board",

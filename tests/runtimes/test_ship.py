@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from devices import Board
-from edgeship.errors import ShipError
-from edgeship.paths import Paths
 from rt_kit import sha256_file
+
+from core.errors import ShipError
+from core.paths import Paths
+from devices import Board
 from runtimes import SSHTransport, read_bundle, rollback, ship_bundle
 
 pytestmark = pytest.mark.ssh

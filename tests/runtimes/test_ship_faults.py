@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from devices import Board
-from edgeship.errors import ShipError
-from edgeship.paths import Paths
 from rt_kit import open_transport, sha256_file
+
+from core.errors import ShipError
+from core.paths import Paths
+from devices import Board
 from runtimes import SimBoard, ship_bundle
 from runtimes.relay import CuttingRelay
 

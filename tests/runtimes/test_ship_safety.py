@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from devices import Board
-from edgeship.errors import ShipError
-from edgeship.paths import Paths
 from rt_kit import open_transport, sha256_file
+
+from core.errors import ShipError
+from core.paths import Paths
+from devices import Board
 from runtimes import SSHTransport, ship_bundle
 from runtimes import ship as ship_mod
 from runtimes._remote import BoardLock

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from devices import Board
-from edgeship.errors import ShipError
-from edgeship.paths import Paths
-from runtimes import SimBoard, resolve_board
-
 from rt_kit import open_transport
+
+from core.errors import ShipError
+from core.paths import Paths
+from devices import Board
+from runtimes import SimBoard, resolve_board
 
 pytestmark = pytest.mark.ssh
 

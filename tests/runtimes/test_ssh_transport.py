@@ -6,13 +6,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from devices import Board
-from edgeship.errors import RemoteCommandError, ShipError
-from edgeship.paths import Paths
-from runtimes import CommandTimeout, SimBoard, SSHTransport
-
 from rt_kit import open_transport, refused_port
+
+from core.errors import RemoteCommandError, ShipError
+from core.paths import Paths
+from devices import Board
+from runtimes import CommandTimeout, SimBoard, SSHTransport
 
 pytestmark = pytest.mark.ssh
 

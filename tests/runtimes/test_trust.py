@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError, ShipError
 from devices import Board
-from edgeship.errors import ConfigError, ShipError
 from runtimes import SimBoard, SSHTransport, fingerprint
 from runtimes.sshconfig import parse_jump, resolve_hops
 from runtimes.trust import fetch_host_key, pin_host_key

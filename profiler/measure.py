@@ -1,0 +1,156 @@
+"""Host side of profiling: run the release's agent on the board and validate its JSON.
+
+The agent runs under the board's ``timeout`` (so a hung runtime is killed on the board too) and
+under a host-side deadline; either way a hang becomes a :class:`MeasurementError`, never a hang of
+the deploy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from core.errors import CommandTimeout, MeasurementError
+from devices import Board
+from profiles import Profile
+from runtimes.ssh import SSHTransport
+
+from .parsers.board import enrich
+
+__all__ = ["RESULT_FIELDS", "DEVICE_FIELDS", "SCHEMA", "agent_argv", "enrich",
+           "parse_agent_output", "measure_release"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA = 2
+DEVICE_FIELDS = ("hostname", "machine", "system", "release", "cpu", "cores", "ram_mb", "python",
+                 "os", "temps_c")
+RESULT_FIELDS = ("key", "ok", "error", "runtime", "runtime_version", "providers", "threads",
+                 "load_ms", "first_inference_ms", "warmup", "runs", "latency_ms",
+                 "throughput_ips", "rss_mb")
+LATENCY_FIELDS = ("min", "mean", "std", "p50", "p90", "p95", "p99", "max")
+_GRACE_S = 10.0  # host waits this much longer than the board-side `timeout`
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def measure_release(transport: SSHTransport, board: Board, profile: Profile,
+                    release_id: str | None = None) -> dict[str, Any]:
+    """Run ``edgeship_agent.py`` of ``current`` (or *release_id*) and return its parsed JSON.
+
+    Uses ``board.python`` and the profile's threads, warm-up, runs, ONNX providers and timeout.
+
+    Raises:
+        MeasurementError: the agent did not finish within ``profile.profiling.timeout_s``, failed,
+            or printed something that is not a valid result document.
+    """
+    if release_id is not None and not _ID.match(release_id):
+        raise MeasurementError(f"release id {release_id!r} is not a plain name")
+    root = board.root.rstrip("/") or "/"
+    release = f"{root}/releases/{release_id}" if release_id else f"{root}/current"
+    limit = profile.profiling.timeout_s
+    argv = ["timeout", "-k", "5", f"{limit:g}", board.python, f"{release}/edgeship_agent.py",
+            "--release", release, *agent_argv(profile)]
+    if getattr(board, "sysroot", None):  # a simulated Jetson: its JetPack files live there
+        argv += ["--sysroot", board.sysroot]
+    started = time.perf_counter()
+    try:
+        res = transport.run(argv, timeout=limit + _GRACE_S, check=False)
+    except CommandTimeout as exc:
+        raise _hung(board, limit) from exc
+    if res.status in (124, 137):  # coreutils timeout: TERM sent / KILL needed
+        raise _hung(board, limit)
+    if res.status != 0:
+        tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        raise MeasurementError(f"agent on board {board.name!r} exited {res.status}: {tail}; is the "
+                           f"release shipped and the runtime provisioned?")
+    doc = enrich(parse_agent_output(res.stdout, board.name))
+    if release_id is not None and doc["release"] != release_id:
+        raise MeasurementError(f"agent on board {board.name!r} measured release {doc['release']!r}, "
+                           f"not {release_id!r}; the release directory is inconsistent, ship again")
+    log.info("board %r: profiled %s in %.1f s", board.name, doc["release"],
+             time.perf_counter() - started)
+    return doc
+
+
+def agent_argv(profile: Profile) -> list[str]:
+    """The agent's options for *profile* (runs, warm-up, stability, pinning, batch, tools)."""
+    opts = profile.profiling
+    argv = ["--warmup", str(opts.warmup), "--warmup-s", f"{opts.warmup_s:g}",
+            "--runs", str(opts.runs), "--duration-s", f"{opts.duration_s:g}",
+            "--max-runs", str(opts.max_runs), "--threads", str(profile.runtime.threads),
+            "--batch", str(opts.batch), "--providers", ",".join(profile.runtime.onnx_providers),
+            "--op-top", str(opts.op_top), "--samples", str(opts.latency_samples),
+            "--sample-interval", f"{opts.sample_interval_s:g}",
+            "--stable-tol", f"{opts.stable_tolerance:g}",
+            "--stable-windows", str(opts.stable_windows), "--timeout", f"{opts.timeout_s:g}"]
+    if opts.pin_cpus:
+        argv += ["--pin", opts.pin_cpus]
+    engines = [a.key for a in profile.artifacts if a.runner == "tensorrt"]
+    if engines:
+        argv += ["--tensorrt", ",".join(engines)]
+    if profile.runtime.accelerator != "none":
+        argv += ["--accelerator", profile.runtime.accelerator]
+    return argv + (["--until-stable"] if opts.until_stable else []) + (
+        ["--trtexec"] if opts.trtexec else [])
+
+
+def _hung(board: Board, limit: float) -> MeasurementError:
+    return MeasurementError(f"agent on board {board.name!r} did not finish within {limit:g} s; a "
+                        f"runtime hung or the board is overloaded: raise profiling.timeout_s or "
+                        f"lower profiling.runs in the profile")
+
+
+def parse_agent_output(stdout: str, board_name: str = "?") -> dict[str, Any]:
+    """Parse and validate the agent's JSON document; :class:`MeasurementError` on anything else."""
+    try:
+        doc = json.loads(stdout)
+        problem = _problem(doc)
+    except ValueError:
+        problem = "not JSON"
+    if problem:
+        head = " ".join(stdout[:200].split()) or "(empty)"
+        raise MeasurementError(f"agent on board {board_name!r} returned an invalid result ({problem}); "
+                           f"its output began: {head!r}; check the agent and runtime versions")
+    return doc  # type: ignore[no-any-return]
+
+
+def _problem(doc: Any) -> str | None:
+    """The first way *doc* breaks the result contract, or ``None``."""
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    if doc.get("schema") != SCHEMA:
+        return f"schema {doc.get('schema')!r}, expected {SCHEMA}"
+    for key in ("agent_version", "release", "device", "results"):
+        if key not in doc:
+            return f"no {key!r}"
+    if not isinstance(doc["device"], dict) or not isinstance(doc["results"], list):
+        return "device must be an object and results a list"
+    missing = [f for f in DEVICE_FIELDS if f not in doc["device"]]
+    if missing:
+        return f"device lacks {missing[0]!r}"
+    for result in doc["results"]:
+        problem = _result_problem(result)
+        if problem:
+            return problem
+    return None
+
+
+def _result_problem(result: Any) -> str | None:
+    if not isinstance(result, dict):
+        return "a result is not an object"
+    missing = [f for f in RESULT_FIELDS if f not in result]
+    if missing:
+        return f"result {result.get('key')!r} lacks {missing[0]!r}"
+    if result["ok"]:
+        latency = result["latency_ms"]
+        if not isinstance(latency, dict) or any(f not in latency for f in LATENCY_FIELDS):
+            return f"result {result['key']!r} has incomplete latency_ms"
+        if not latency["min"] <= latency["p50"] <= latency["p99"] <= latency["max"]:
+            return f"result {result['key']!r} has unordered latencies"
+    elif not result["error"]:
+        return f"result {result['key']!r} failed without an error message"
+    return None
+
