@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .verify import METRIC, relative_rms
+
 __all__ = ["first_tflite"]
 
 
@@ -16,7 +18,6 @@ def first_tflite(artifact: Path, feeds: list[dict[str, Any]], ref: dict[str, np.
     """The first TFLite op (execution order) whose output matches no float ONNX tensor within
     *threshold*, with ``onnx_candidate``: the first ONNX node of that output shape after the last
     matched one; ``ref``/``order`` as made by ``divergence._onnx_tensors``."""
-    from .divergence import METRIC
 
     ops, tensors = _tflite_tensors(artifact, feeds)
     position = {t: i for i, (_, _, t, _) in enumerate(order)}
@@ -88,7 +89,6 @@ def _dequantized(interp: Any, detail: dict[str, Any]) -> np.ndarray | None:
 
 def _nearest(got: np.ndarray, ref: dict[str, np.ndarray]) -> tuple[float, str] | None:
     """``(relative RMS error, ONNX tensor)`` of the closest same-shaped float ONNX tensor."""
-    from .divergence import relative_rms
 
     best = None
     for name, want in ref.items():

@@ -20,7 +20,6 @@ def write_chart(rows: list[dict[str, Any]], out_dir: Path, title: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .sweep import quality
 
     ok = [r for r in rows if r.get("error") is None and r.get("latency_ms") is not None]
     label = "accuracy" if ok and ok[0].get("accuracy") is not None else "cosine vs original"
@@ -50,3 +49,8 @@ def write_chart(rows: list[dict[str, Any]], out_dir: Path, title: str,
         fig.savefig(path, dpi=110)
     plt.close(fig)
     return paths
+
+
+def quality(row: dict[str, Any]) -> float:
+    """Accuracy when labels were given, else cosine to the original's outputs."""
+    return row["accuracy"] if row.get("accuracy") is not None else row["cosine"]

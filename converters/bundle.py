@@ -20,24 +20,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from core.contracts import MANIFEST_SCHEMA, Manifest
 from core.errors import ConfigError
 from core.paths import Paths, default_paths
 from profiles import Profile
 
-from ._build import align_data, build_artifacts
 from ._util import FORMAT_VERSION, file_sha256, tool_versions
-from .data import Dataset, load_dataset, synthetic_dataset
+from .data import Dataset, load_dataset
 from .load import LoadedModel, identify_source, load_model, source_sha256
 from .passes import resolve_recipe
+from .pipeline import align_data, build_artifacts, synthetic_for
 
 __all__ = ["MANIFEST", "SCHEMA", "Bundle", "build_bundle", "bundle_id"]
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-SCHEMA = 2
-"""2: ``left_out`` (artifacts not built, with stage, tool, cause, tried); fp16 fallbacks named
-fp16 with ``requested``."""
+SCHEMA = MANIFEST_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -103,16 +102,8 @@ def build_bundle(source: str, profile: Profile, data: str | Path | None = None,
     if loaded is None:
         say("loading model")
         loaded = load_model(source, input_shapes)
-    dataset = align_data(loaded, dataset) if dataset else _synthetic(loaded)
+    dataset = align_data(loaded, dataset) if dataset else synthetic_for(loaded)
     return _build(bid, final, loaded, dataset, profile, extra, paths, say)
-
-
-def _synthetic(loaded: LoadedModel) -> Dataset:
-    data = synthetic_dataset(loaded.declared_shapes, dtypes=loaded.input_dtypes)
-    msg = (f"no data file for {loaded.ref}: verifying on {data.samples} synthetic random inputs "
-           "(drift only, no accuracy); int8 calibration will not be representative")
-    log.warning(msg)  # said once, through core.logs (not also as a UserWarning)
-    return data
 
 
 def _build(bid: str, final: Path, loaded: LoadedModel, data: Dataset, profile: Profile,
@@ -125,6 +116,7 @@ def _build(bid: str, final: Path, loaded: LoadedModel, data: Dataset, profile: P
         for name, path in extra.items():
             shutil.copyfile(path, tmp / name)
         manifest = _manifest(bid, tmp, loaded, profile, parts)
+        Manifest.model_validate(manifest)  # the contract shipping, agent and report rely on
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         _install(tmp, final)
     except BaseException:

@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 
 from ._util import one_line
+from .verify import METRIC, relative_rms
 
 __all__ = ["METRIC", "diagnose", "first_divergence", "relative_rms"]
 
 log = logging.getLogger(__name__)
 
-METRIC = "relative RMS error"
 _DQ = "_DequantizeLinear_Output"
 _FLOAT = (1, 10, 11, 16)  # onnx TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 Node = tuple[str, str, str, list[str]]
@@ -93,14 +93,6 @@ def first_divergence(fmt: str, artifact: Path, float_onnx: Path, feeds: list[dic
     except Exception as exc:  # diagnostics must never hide the gate's own verdict
         log.warning("layer-by-layer comparison failed: %s", one_line(exc))
         return {"error": f"layer-by-layer comparison failed: {one_line(exc)}"}
-
-
-def relative_rms(got: np.ndarray, want: np.ndarray) -> float:
-    """``rms(got - want) / rms(want)`` (0 when both are zero)."""
-    a, b = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    den = float(np.sqrt(np.mean(b ** 2))) if b.size else 0.0
-    num = float(np.sqrt(np.mean((a - b) ** 2))) if b.size else 0.0
-    return num / den if den > 0 else (0.0 if num == 0 else float("inf"))
 
 
 def _first_onnx(ref: dict[str, np.ndarray], order: list[Node], got: dict[str, np.ndarray],

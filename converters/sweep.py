@@ -3,7 +3,9 @@
 Each :class:`SweepRecipe` is compression passes (from :func:`converters.passes.available_passes`)
 followed by one artifact (format × precision, int8 static or dynamic, per-channel or not). All
 artifacts are verified against the same reference outputs (accuracy with labels, cosine,
-top-1 agreement) and their host latency is measured interleaved — ``rounds`` rounds, each
+top-1 agreement) — made by the same makers as ``edgeship convert`` (:mod:`converters.pipeline`:
+the load-checked int8 with its variant ladder, fp16, TFLite one precision per call) but without
+the int8 gate's remedies, since each row *is* one setting — and their host latency is measured interleaved — ``rounds`` rounds, each
 running every artifact ``runs / rounds`` times, same runtime and threads — so machine noise hits
 them alike; the median of all ``runs`` calls is reported. The result is a table, a JSON file
 and a Pareto chart (:mod:`converters._sweep_chart`).
@@ -27,11 +29,13 @@ import numpy as np
 from core.errors import ConfigError, EdgeshipError
 from profiles import Profile, RecipeStep
 
+from ._sweep_chart import quality
 from ._sweep_recipes import SweepRecipe, default_recipes, load_recipes
 from ._util import one_line
 from .data import Dataset
 from .feeds import sample_feed
 from .load import LoadedModel
+from .pipeline import align_data, prepare_reference, synthetic_for
 from .verify import Reference, collect_outputs, compare, host_threads
 
 __all__ = ["MIN_RUNS", "SweepRecipe", "SweepResult", "default_recipes", "load_recipes",
@@ -56,8 +60,6 @@ class SweepResult:
 def prepare(source: str, data: str | Path | None,
             input_shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[LoadedModel, Dataset]:
     """Load *source* and its data (aligned to its inputs), or synthetic inputs with a warning."""
-    from ._build import align_data
-    from .bundle import _synthetic
     from .data import load_dataset
     from .load import load_model
 
@@ -66,26 +68,20 @@ def prepare(source: str, data: str | Path | None,
         raise ConfigError(f"{source}: a torch model without --data needs --input-shape "
                           "NAME=1x3x224x224; or pass --data")
     loaded = load_model(source, input_shapes)
-    return loaded, align_data(loaded, dataset) if dataset else _synthetic(loaded)
+    return loaded, align_data(loaded, dataset) if dataset else synthetic_for(loaded)
 
 
 def run_sweep(loaded: LoadedModel, data: Dataset, profile: Profile, recipes: Sequence[SweepRecipe],
               out_dir: Path, *, runs: int = MIN_RUNS, rounds: int = 5,
               progress: Progress | None = None, chart: bool = True) -> SweepResult:
     """Build, verify and time every recipe; write ``sweep.json`` (+ charts) into *out_dir*."""
-    from ._build import _input_order, _reference
-
     say = progress or (lambda _s: None)
     if loaded.kind == "tflite":
         raise ConfigError(f"{loaded.ref}: a .tflite source has one artifact, nothing to sweep; "
                           "give the torch or ONNX model")
     runs = max(runs, MIN_RUNS)
     out_dir.mkdir(parents=True, exist_ok=True)
-    inputs = {k: data.inputs[k] for k in _input_order(loaded, data)}
-    shapes = {k: v for k, v in data.sample_shapes().items() if k in inputs}
-    say(f"running the original model on {min(len(v) for v in inputs.values())} samples")
-    ref = Reference.of(*_reference(loaded, inputs, shapes, host_threads(profile.runtime.threads)),
-                       fidelity=profile.fidelity, feed=sample_feed(inputs, 0, shapes))
+    inputs, shapes, ref = prepare_reference(loaded, data, profile, say)
     out_names = ref.names
     calib = {k: v for k, v in data.calibration_set()[0].items() if k in inputs}
     built = _build_all(loaded, data, profile, recipes, out_dir, inputs, calib, out_names, say)
@@ -147,10 +143,13 @@ def _build_all(loaded: LoadedModel, data: Dataset, profile: Profile,
             log.warning("recipe group %s failed: %s", [r.name for r in members], one_line(exc))
             built.update({r.name: one_line(exc) for r in members})
             continue
-        _tflite_group(fp32, work, [r for r in members if r.format == "tflite"], calib, built, say)
+        torch_model = _group_model(loaded, data, members[0].passes)
+        _tflite_group(fp32, work, [r for r in members if r.format == "tflite"], calib, built, say,
+                      torch_model)
+        threads = host_threads(profile.runtime.threads)
         for r in members:
             if r.format == "onnx":
-                built[r.name] = _onnx_artifact(fp32, work, r, calib, say)
+                built[r.name] = _onnx_artifact(fp32, work, r, calib, inputs, threads, say)
     return [(r, built[r.name]) for r in recipes]
 
 
@@ -178,8 +177,13 @@ def _export_group(loaded: LoadedModel, data: Dataset, profile: Profile,
 
 
 def _onnx_artifact(fp32: Path, work: Path, r: SweepRecipe, calib: dict[str, np.ndarray],
-                   say: Progress) -> Path | str:
-    from .quantize_onnx import OnnxQuantOptions, convert_fp16, quantize_int8
+                   inputs: dict[str, np.ndarray], threads: int, say: Progress) -> Path | str:
+    """The recipe's ONNX artifact, by the makers ``convert`` uses (the int8 one load-checked,
+    with its variant ladder), with the recipe's quantization options."""
+    from profiles import Quantization
+
+    from .fallback import make_onnx_int8
+    from .quantize_fp16 import convert_fp16
 
     if r.precision == "fp32":
         return fp32
@@ -189,28 +193,33 @@ def _onnx_artifact(fp32: Path, work: Path, r: SweepRecipe, calib: dict[str, np.n
         if r.precision == "fp16":
             convert_fp16(fp32, out)
         else:
-            quantize_int8(fp32, out, calib, OnnxQuantOptions(mode=r.mode, per_channel=r.per_channel,
-                                                             activations="int8" if r.mode == "static"
-                                                             else "dynamic"))
+            make_onnx_int8(fp32, out, calib, Quantization(mode=r.mode, per_channel=r.per_channel),
+                           inputs, threads, say)
     except EdgeshipError as exc:
         return str(exc)
     return out
 
 
 def _tflite_group(fp32: Path, work: Path, members: list[SweepRecipe], calib: dict[str, np.ndarray],
-                  built: dict[str, Path | str], say: Progress) -> None:
-    from .export_tflite import export_tflite
+                  built: dict[str, Path | str], say: Progress, torch_model: Any) -> None:
+    """Each precision converted on its own by ``convert``'s TFLite maker (onnx2tf, then
+    litert-torch for a torch source)."""
+    from .tflite_routes import make_tflite
 
     if not members:
         return
     precisions = sorted({r.precision for r in members})
     say(f"converting to TFLite ({', '.join(precisions)})")
-    try:
-        export_tflite(fp32, work, precisions, calib)
-    except EdgeshipError as exc:
-        built.update({r.name: str(exc) for r in members})
-        return
-    built.update({r.name: work / f"model.{r.precision}.tflite" for r in members})
+    made = make_tflite(fp32, work, precisions, calib, torch_model=torch_model, progress=say)
+    for r in members:
+        result = made[r.precision]
+        built[r.name] = (str(result) if isinstance(result, EdgeshipError)
+                         else work / f"model.{r.precision}.tflite")
+
+
+def _group_model(loaded: LoadedModel, data: Dataset, passes: tuple[RecipeStep, ...]) -> Any:
+    """The torch model a TFLite fallback route converts (``None`` for ONNX sources or passes)."""
+    return loaded.model if loaded.is_torch and not passes else None
 
 
 def _verify_row(r: SweepRecipe, built: Path | str, inputs: dict[str, np.ndarray],
@@ -245,11 +254,6 @@ def _ratios_and_front(rows: list[dict[str, Any]]) -> None:
         r["baseline"] = r is base
     for r in ok:
         r["pareto"] = not any(_dominates(o, r) for o in ok if o is not r)
-
-
-def quality(row: dict[str, Any]) -> float:
-    """Accuracy when labels were given, else cosine to the original's outputs."""
-    return row["accuracy"] if row.get("accuracy") is not None else row["cosine"]
 
 
 def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:

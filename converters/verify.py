@@ -33,6 +33,7 @@ from ._runners import SourceOutputs
 from .fidelity import OutputJudgement, infer_kind, judge_output
 
 __all__ = [
+    "METRIC",
     "HOST_RUNS",
     "MAX_EVAL_SAMPLES",
     "Reference",
@@ -45,6 +46,7 @@ __all__ = [
     "host_latency_record",
     "host_threads",
     "reference_accuracy",
+    "relative_rms",
 ]
 
 log = logging.getLogger(__name__)
@@ -274,3 +276,15 @@ def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
+
+
+METRIC = "relative RMS error"
+"""The metric the first-diverging-op search compares tensors by."""
+
+
+def relative_rms(got: np.ndarray, want: np.ndarray) -> float:
+    """``rms(got - want) / rms(want)`` (0 when both are zero)."""
+    a, b = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    den = float(np.sqrt(np.mean(b ** 2))) if b.size else 0.0
+    num = float(np.sqrt(np.mean((a - b) ** 2))) if b.size else 0.0
+    return num / den if den > 0 else (0.0 if num == 0 else float("inf"))

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from . import _plots
+from .report import fleet_spread, left_out_line
 
-__all__ = ["PLOTS", "fleet_spread", "render_fleet_section", "render_html", "write_fleet_html",
+__all__ = ["PLOTS", "render_fleet_section", "render_html", "write_fleet_html",
            "write_html"]
 
 PLOTS = ("latency", "ops", "tradeoff", "history", "thermal")
@@ -76,7 +77,6 @@ def _artifact_rows(report: Mapping[str, Any]) -> str:
 
 def _left_out(report: Mapping[str, Any]) -> str:
     """Artifacts of the profile that are not in the bundle, each with its stage, tool and cause."""
-    from profiler.report import left_out_line
 
     items = report.get("left_out") or []
     if not items:
@@ -186,22 +186,6 @@ def write_html(report: Mapping[str, Any], path: Path,
 
 
 # -- fleets ---------------------------------------------------------------------------------
-def fleet_spread(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per artifact, p50 on each board and the unit-to-unit spread ((max − min) / mean)."""
-    out: dict[str, Any] = {}
-    for rep in reports:
-        for a in rep.get("artifacts", []):
-            p50 = (a.get("latency_ms") or {}).get("p50") if a.get("ok") else None
-            board = rep.get("device") or (rep.get("board") or {}).get("name", "?")
-            out.setdefault(a["key"], {"boards": {}})["boards"][board] = p50
-    for entry in out.values():
-        vals = [v for v in entry["boards"].values() if v is not None]
-        mean = sum(vals) / len(vals) if vals else None
-        entry.update(mean_ms=mean, min_ms=min(vals, default=None), max_ms=max(vals, default=None),
-                     spread_pct=(max(vals) - min(vals)) / mean * 100 if mean else None)
-    return out
-
-
 def render_fleet_section(reports: Sequence[Mapping[str, Any]]) -> str:
     """An HTML section: artifacts × boards (p50 ms) with mean and unit-to-unit spread."""
     spread = fleet_spread(reports)

@@ -13,6 +13,16 @@ import re
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
+from core.contracts import (
+    AGENT_SCHEMA,
+    AgentResult,
+    DeviceFacts,
+    Latency,
+    MeasuredArtifact,
+    first_problem,
+)
 from core.errors import CommandTimeout, MeasurementError
 from devices import Board
 from profiles import Profile
@@ -25,13 +35,10 @@ __all__ = ["RESULT_FIELDS", "DEVICE_FIELDS", "SCHEMA", "agent_argv", "enrich",
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 2
-DEVICE_FIELDS = ("hostname", "machine", "system", "release", "cpu", "cores", "ram_mb", "python",
-                 "os", "temps_c")
-RESULT_FIELDS = ("key", "ok", "error", "runtime", "runtime_version", "providers", "threads",
-                 "load_ms", "first_inference_ms", "warmup", "runs", "latency_ms",
-                 "throughput_ips", "rss_mb")
-LATENCY_FIELDS = ("min", "mean", "std", "p50", "p90", "p95", "p99", "max")
+SCHEMA = AGENT_SCHEMA
+DEVICE_FIELDS = tuple(DeviceFacts.model_fields)
+RESULT_FIELDS = tuple(MeasuredArtifact.model_fields)
+LATENCY_FIELDS = tuple(Latency.model_fields)
 _GRACE_S = 10.0  # host waits this much longer than the board-side `timeout`
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -118,39 +125,12 @@ def parse_agent_output(stdout: str, board_name: str = "?") -> dict[str, Any]:
 
 
 def _problem(doc: Any) -> str | None:
-    """The first way *doc* breaks the result contract, or ``None``."""
+    """The first way *doc* breaks the result contract (:class:`core.contracts.AgentResult`)."""
     if not isinstance(doc, dict):
         return "not a JSON object"
-    if doc.get("schema") != SCHEMA:
-        return f"schema {doc.get('schema')!r}, expected {SCHEMA}"
-    for key in ("agent_version", "release", "device", "results"):
-        if key not in doc:
-            return f"no {key!r}"
-    if not isinstance(doc["device"], dict) or not isinstance(doc["results"], list):
-        return "device must be an object and results a list"
-    missing = [f for f in DEVICE_FIELDS if f not in doc["device"]]
-    if missing:
-        return f"device lacks {missing[0]!r}"
-    for result in doc["results"]:
-        problem = _result_problem(result)
-        if problem:
-            return problem
-    return None
-
-
-def _result_problem(result: Any) -> str | None:
-    if not isinstance(result, dict):
-        return "a result is not an object"
-    missing = [f for f in RESULT_FIELDS if f not in result]
-    if missing:
-        return f"result {result.get('key')!r} lacks {missing[0]!r}"
-    if result["ok"]:
-        latency = result["latency_ms"]
-        if not isinstance(latency, dict) or any(f not in latency for f in LATENCY_FIELDS):
-            return f"result {result['key']!r} has incomplete latency_ms"
-        if not latency["min"] <= latency["p50"] <= latency["p99"] <= latency["max"]:
-            return f"result {result['key']!r} has unordered latencies"
-    elif not result["error"]:
-        return f"result {result['key']!r} failed without an error message"
+    try:
+        AgentResult.model_validate(doc)
+    except ValidationError as exc:
+        return first_problem(exc, doc)
     return None
 

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from core import __version__
+from core.contracts import REPORT_SCHEMA, Report
 from profiles import Budgets
 
-__all__ = ["PARTIAL_EXIT", "REPORT_SCHEMA", "build_fleet_report", "build_report", "judge",
+__all__ = ["PARTIAL_EXIT", "REPORT_SCHEMA", "build_fleet_report", "build_report", "fleet_spread", "judge",
            "left_out_line", "render_fleet_table", "render_markdown", "render_table", "save_report"]
 
-REPORT_SCHEMA = 3  # 2: per-artifact samples, thermal, power, ops; regression. 3: left_out
 PARTIAL_EXIT = 8
 """Exit status of ``edgeship deploy`` / ``convert`` when the verdict is ``partial``."""
 _VERDICT_ORDER = ("error", "fail", "partial")
@@ -110,7 +110,7 @@ def build_report(*, device: str, board: Mapping[str, Any], manifest: Mapping[str
     rows = [_artifact_row(a, measured.get(a["key"]), budgets) for a in manifest["artifacts"]]
     left_out = [dict(lo) for lo in manifest.get("left_out") or []]
     verdicts = {r["verdict"] for r in rows} | ({"partial"} if left_out else set())
-    return {
+    report = {
         "schema": REPORT_SCHEMA,
         "edgeship": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -128,6 +128,8 @@ def build_report(*, device: str, board: Mapping[str, Any], manifest: Mapping[str
         "left_out": left_out,
         "verdict": next((v for v in _VERDICT_ORDER if v in verdicts), "pass"),
     }
+    Report.model_validate(report)  # the contract readers rely on (core.contracts)
+    return report
 
 
 def left_out_line(item: Mapping[str, Any]) -> str:
@@ -245,8 +247,6 @@ def build_fleet_report(*, device: str, boards: list[Any], results: list[Any], pa
     Verdict: ``pass`` when every board ran and passed its budgets, ``failed`` when a board could
     not be deployed to, else the worst board verdict (``error`` / ``fail`` / ``partial``).
     """
-    from profiler.html_report import fleet_spread
-
     fleet = [_fleet_entry(b, r) for b, r in zip(boards, results)]
     verdicts = {e["verdict"] for e in fleet}
     ran = [r.value.report for r in results if r.ok]
@@ -311,3 +311,19 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += ["", f"Regressions (p50 > +{reg['threshold_pct']:g} % vs {reg['previous_created']}): "
                       f"{slow}"]
     return "\n".join(lines) + "\n"
+
+
+def fleet_spread(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per artifact, p50 on each board and the unit-to-unit spread ((max − min) / mean)."""
+    out: dict[str, Any] = {}
+    for rep in reports:
+        for a in rep.get("artifacts", []):
+            p50 = (a.get("latency_ms") or {}).get("p50") if a.get("ok") else None
+            board = rep.get("device") or (rep.get("board") or {}).get("name", "?")
+            out.setdefault(a["key"], {"boards": {}})["boards"][board] = p50
+    for entry in out.values():
+        vals = [v for v in entry["boards"].values() if v is not None]
+        mean = sum(vals) / len(vals) if vals else None
+        entry.update(mean_ms=mean, min_ms=min(vals, default=None), max_ms=max(vals, default=None),
+                     spread_pct=(max(vals) - min(vals)) / mean * 100 if mean else None)
+    return out

@@ -116,9 +116,9 @@ def plan_runtime(facts: Any, source: OrtSource | None, accelerator: str = "none"
         return _with_source(facts, source, trt, notes, extra)
     if not trt and accelerator == "required":
         raise ShipError(_no_gpu_runtime(jetson, board_name, found, "edgeship needs one"))
-    warning = (f"onnxruntime from PyPI is a CPU build: ONNX artifacts on onnxruntime run on the "
-               f"CPU (reported as such); set edgeship_ort_wheel=… or edgeship_ort_index=… for a "
-               f"build with CUDA/TensorRT providers" if trt else _no_gpu_runtime(
+    warning = ("onnxruntime from PyPI is a CPU build: ONNX artifacts on onnxruntime run on the "
+               "CPU (reported as such); set edgeship_ort_wheel=… or edgeship_ort_index=… for a "
+               "build with CUDA/TensorRT providers" if trt else _no_gpu_runtime(
                    jetson, board_name, found,
                    "installing the CPU fallback, every figure will be the CPU's; to use the GPU"))
     log.warning("board %r: %s", board_name, warning)

@@ -117,7 +117,7 @@ def test_second_build_is_reused_without_export(sim_bundle, tiny, home: Paths,
     def refuse(*_args, **_kwargs):
         raise AssertionError("re-exported a cached bundle")
 
-    monkeypatch.setattr("converters._build.export_onnx", refuse)
+    monkeypatch.setattr("converters.pipeline.export_onnx", refuse)
     again = build_bundle(str(tiny.pt2), load_profile("sim"), tiny.data, home)
     assert again.reused and again.id == bundle.id and again.manifest == bundle.manifest
 
@@ -127,7 +127,7 @@ def test_failed_verification_leaves_nothing(tiny, tmp_path: Path,
     import onnx
     from onnx import numpy_helper
 
-    import converters._build as build
+    import converters.pipeline as build
     from profiles.schema import Quantization
 
     real = build.make_onnx_int8

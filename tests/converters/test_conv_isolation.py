@@ -30,7 +30,7 @@ def _profile(*keys: str, required: tuple[str, ...] = ()) -> object:
 @pytest.fixture
 def tflite_int8_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     """onnx2tf fails on int8 (with its real kind of message); fp32 is converted for real."""
-    import converters._build as build
+    import converters.pipeline as build
 
     real = build.make_tflite
 
@@ -95,7 +95,7 @@ def test_required_artifact_failing_fails_the_bundle_in_one_line(
 
 def test_artifact_its_runtime_cannot_load_is_left_out_before_verification(
         tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import converters._build as build
+    import converters.pipeline as build
 
     def broken_fp16(fp32: Path, out: Path) -> dict:
         out.write_bytes(fp32.read_bytes()[: len(fp32.read_bytes()) // 2])  # truncated protobuf

@@ -11,12 +11,12 @@ import pytest
 
 from profiler.html_report import (
     PLOTS,
-    fleet_spread,
     num,
     render_fleet_section,
     render_html,
     write_html,
 )
+from profiler.report import fleet_spread
 
 
 def _row(key: str, p50: float, *, ok: bool = True, size: int = 100_000) -> dict[str, Any]:

@@ -129,3 +129,26 @@ def test_agent_failure_and_wrong_release_are_profile_errors() -> None:
             load_profile("sim"),
             release_id="def",
         )
+
+
+def test_the_agent_and_the_host_contract_share_one_schema_version() -> None:
+    """The agent cannot import core.contracts (it runs on the board with the stdlib and numpy);
+    its ``SCHEMA`` must still be the one the host validates against."""
+    import re
+
+    from core.contracts import AGENT_SCHEMA
+    from profiler import AGENT_PATH
+
+    found = re.search(r"^SCHEMA = (\d+)$", AGENT_PATH.read_text(), re.M)
+    assert found is not None and int(found.group(1)) == AGENT_SCHEMA
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"device": {"hostname": "b"}}, "device lacks 'machine'"),
+    ({"results": [{**_doc()["results"][0], "latency_ms": {"min": 1}}]}, "incomplete latency_ms"),
+    ({"results": [{**_doc()["results"][0], "ok": False, "error": ""}]},
+     "failed without an error message"),
+])
+def test_contract_problems_are_named(change: dict, problem: str) -> None:
+    with pytest.raises(MeasurementError, match=problem):
+        parse_agent_output(json.dumps({**_doc(), **change}), "sim")

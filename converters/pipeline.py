@@ -1,8 +1,10 @@
-"""The stages that fill a bundle directory: align data, reference, recipe, export, verify.
+"""The one build pipeline: align data, reference, recipe, export, make, load-check, verify.
 
 :func:`build_artifacts` writes the profile's artifacts plus ``samples.npz`` into a directory
 and returns the manifest's ``data``, ``reference``, ``recipe``, ``artifacts`` and ``left_out``
-parts; :mod:`converters.bundle` owns the directory, the id, the agent and the manifest file.
+parts; :mod:`converters.bundle` owns the directory, the id, the board files and the manifest
+file, and :mod:`converters.sweep` (``edgeship compare``) prepares, makes and verifies with the
+same functions (:func:`prepare_reference`, the makers, the fidelity gate).
 
 Each artifact is isolated (:mod:`converters._isolate`): it is made (quantize / convert), loaded in
 its runtime right away (cheap), and only then verified with its int8 remedies (expensive); a
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +27,26 @@ from profiles import Artifact, Profile
 
 from ._isolate import LeftOut, check_survivors, make_tool, runtime_tool
 from ._runners import OnnxRunner, open_runner
-from ._util import file_sha256, ort_cause
-from .data import Dataset, save_board_samples
-from .divergence import diagnose
+from ._util import ort_cause
+from .checks import ArtifactCheck, data_part
+from .data import Dataset, save_board_samples, synthetic_dataset
 from .export_onnx import export_onnx, output_names_for, run_torch
 from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
-from .feeds import sample_feed, with_batch_axes
-from .load import LoadedModel
+from .feeds import sample_feed
+from .loaded import LoadedModel
 from .passes import apply_recipe
+from .pipeline_tflite import build_tflite_artifacts
 from .quantize_fp16 import convert_fp16
 from .tflite_routes import make_tflite
 from .verify import (
     Reference,
-    Verification,
     collect_outputs,
-    compare,
     flag_slower_than_fp32,
-    host_latency_record,
     host_threads,
     reference_accuracy,
 )
 
-__all__ = ["align_data", "build_artifacts"]
+__all__ = ["align_data", "build_artifacts", "prepare_reference", "synthetic_for"]
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,8 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
                     progress: Progress) -> dict[str, Any]:
     """Write the profile's artifacts and ``samples.npz`` into *work*; return manifest parts."""
     if loaded.kind == "tflite":  # shipped as it is: one artifact, verified against itself
-        from .source_tflite import build_tflite_artifacts
-
         return build_tflite_artifacts(work, loaded, data, profile, progress)
-    inputs = {k: data.inputs[k] for k in _input_order(loaded, data)}
-    shapes = {k: v for k, v in data.sample_shapes().items() if k in inputs}
-    progress(f"running the original model on {min(len(v) for v in inputs.values())} samples")
-    ref = Reference.of(*_reference(loaded, inputs, shapes, host_threads(profile.runtime.threads)),
-                       fidelity=profile.fidelity, feed=sample_feed(inputs, 0, shapes))
+    inputs, shapes, ref = prepare_reference(loaded, data, profile, progress)
     model, recipe = loaded.model, []  # recipe: each step's options and what it changed
     if profile.recipe:
         progress(f"applying recipe: {', '.join(s.name for s in profile.recipe)}")
@@ -93,7 +87,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
         ref = ref.with_conversion(collect_outputs(lambda feed: run_torch(model, feed), inputs,
                                                   shapes=shapes))
     check_survivors(len(made), left)  # before the expensive part: verification, remedies
-    check = _Check(work, inputs, shapes, ref, data.labels, profile)
+    check = ArtifactCheck(work, inputs, shapes, ref, data.labels, profile)
     artifacts = []
     for art in profile.artifacts:
         if art.key in made:
@@ -106,13 +100,30 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     flag_slower_than_fp32(artifacts)  # it logs each one once (core.logs)
     _drop_unshipped(work, artifacts)
     save_board_samples(work / "samples.npz", inputs)
-    return {"data": _data_part(data, calib_desc), "reference": {
+    return {"data": data_part(data, calib_desc), "reference": {
         "accuracy": reference_accuracy(ref, data.labels)}, "artifacts": artifacts,
         "recipe": recipe, "left_out": [lo.to_dict() for lo in _in_profile_order(left, profile)]}
 
 
-def _input_order(loaded: LoadedModel, data: Dataset) -> list[str]:
-    return list(loaded.input_names) if not loaded.is_torch else data.names
+def prepare_reference(loaded: LoadedModel, data: Dataset, profile: Profile, progress: Progress
+            ) -> tuple[dict[str, np.ndarray], dict[str, tuple[int, ...]], Reference]:
+    """The evaluation inputs in the model's order, their per-sample shapes, and the source's
+    reference outputs on them (one-line ModelError/ConfigError when the source fails on them)."""
+    order = list(loaded.input_names) if not loaded.is_torch else data.names
+    inputs = {k: data.inputs[k] for k in order}
+    shapes = {k: v for k, v in data.sample_shapes().items() if k in inputs}
+    progress(f"running the original model on {min(len(v) for v in inputs.values())} samples")
+    ref = Reference.of(*_reference(loaded, inputs, shapes, host_threads(profile.runtime.threads)),
+                       fidelity=profile.fidelity, feed=sample_feed(inputs, 0, shapes))
+    return inputs, shapes, ref
+
+
+def synthetic_for(loaded: LoadedModel) -> Dataset:
+    """Synthetic inputs for *loaded* (no data file), with the one warning that says so."""
+    data = synthetic_dataset(loaded.declared_shapes, dtypes=loaded.input_dtypes)
+    log.warning("no data file for %s: verifying on %d synthetic random inputs (drift only, no "
+                "accuracy); int8 calibration will not be representative", loaded.ref, data.samples)
+    return data
 
 
 def _reference(loaded: LoadedModel, inputs: dict[str, np.ndarray],
@@ -232,23 +243,7 @@ def _load_problem(work: Path, art: Artifact, shapes: dict[str, tuple[int, ...]],
     return None
 
 
-@dataclass(frozen=True)
-class _Check:
-    """What verifying an artifact needs; ``check(key, converter)`` verifies one file."""
-
-    work: Path
-    inputs: dict[str, np.ndarray]
-    shapes: dict[str, tuple[int, ...]]
-    ref: Reference
-    labels: np.ndarray | None
-    profile: Profile
-
-    def __call__(self, key: str, converter: dict[str, Any]) -> tuple[dict[str, Any], Verification]:
-        return _verify(self.work, key, converter, self.inputs, self.shapes, self.ref,
-                       self.labels, self.profile)
-
-
-def _verify_artifact(art: Artifact, converter: dict[str, Any], check: _Check,
+def _verify_artifact(art: Artifact, converter: dict[str, Any], check: ArtifactCheck,
                      calib: dict[str, np.ndarray], progress: Progress
                      ) -> tuple[dict[str, Any] | None, list[LeftOut]]:
     """Verify one made artifact (int8: with its remedies); return its entry and what was left out.
@@ -288,32 +283,3 @@ def _drop_unshipped(work: Path, artifacts: list[dict[str, Any]]) -> None:
 def _in_profile_order(left: list[LeftOut], profile: Profile) -> list[LeftOut]:
     order = {a.key: i for i, a in enumerate(profile.artifacts)}
     return sorted(left, key=lambda lo: order.get(lo.key, len(order)))
-
-
-def _verify(work: Path, key: str, converter: dict[str, Any], inputs: dict[str, np.ndarray],
-            shapes: dict[str, tuple[int, ...]], ref: Reference, labels: np.ndarray | None,
-            profile: Profile) -> tuple[dict[str, Any], Verification]:
-    fmt, precision = key.split("-")
-    path = work / f"model.{precision}.{fmt}"
-    threads = host_threads(profile.runtime.threads)
-    runner = open_runner(fmt, path, shapes, threads, ref.source())
-    result = compare(collect_outputs(runner.run, inputs, shapes=shapes), ref, labels,
-                     profile.budgets.max_accuracy_drop,
-                     precision=converter.get("precision", precision), fidelity=profile.fidelity)
-    if not result.passed:
-        result = diagnose(result, fmt, path, work / "model.fp32.onnx", inputs,
-                          converter.get("precision", precision), profile.fidelity, shapes)
-    native = runner.prepare(sample_feed(inputs, 0, shapes))
-    latency = host_latency_record(lambda: runner.invoke(native), threads, profile.runtime.threads)
-    log.info("%s: %s, host p50 %.3f ms", key, result.reason, latency["p50"])
-    entry = {"key": key, "format": fmt, "precision": precision, "file": path.name,
-             "size_bytes": path.stat().st_size, "sha256": file_sha256(path),
-             "inputs": with_batch_axes(runner.inputs, inputs, shapes), "outputs": runner.outputs,
-             "verification": result.to_dict(), "host_latency_ms": latency, "converter": converter}
-    return entry, result
-
-
-def _data_part(data: Dataset, calib_desc: str) -> dict[str, Any]:
-    return {"ref": data.ref, "sha256": data.sha256, "samples": data.samples,
-            "labels": data.labels is not None, "calibration": calib_desc,
-            "synthetic": data.synthetic}
