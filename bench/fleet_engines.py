@@ -27,7 +27,7 @@ from devices import load_inventory  # noqa: E402
 from edgeship.ansible_engine import AnsibleOptions, ansible_unavailable_reason, deploy_fleet_ansible  # noqa: E402
 from edgeship.fleet import deploy_fleet  # noqa: E402
 from runtimes import SSHTransport, ensure_runtime, netns  # noqa: E402
-from runtimes.netns_board import NetnsBoard, write_group_inventory  # noqa: E402
+from runtimes.sim.netns_board import NetnsBoard, write_group_inventory  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BOARDS = 8

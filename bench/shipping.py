@@ -11,7 +11,7 @@ Side by side, in one run, on real sshd boards:
   (``runtimes.relay.CuttingRelay``): each must complete after resume or fail cleanly, and
   ``current`` is checked file by file after every trial.
 
-Namespace parts need root (``runtimes.netns``); without it they are skipped and the JSON says why.
+Namespace parts need root (``runtimes.sim.netns``); without it they are skipped and the JSON says why.
 Only loopback and the 10.213.x.0/24 segment this script creates are ever contacted.
 """
 
@@ -40,7 +40,7 @@ from runtimes import (  # noqa: E402
     netns,  # noqa: E402
     ship_bundle,
 )
-from runtimes.netns_board import NetnsBoard  # noqa: E402
+from runtimes.sim.netns_board import NetnsBoard  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PAYLOAD = {"model.a.onnx": 3_000_000, "model.b.tflite": 1_000_000, "samples.npz": 200_000}

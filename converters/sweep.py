@@ -180,7 +180,7 @@ def _onnx_artifact(fp32: Path, work: Path, r: SweepRecipe, calib: dict[str, np.n
                    inputs: dict[str, np.ndarray], threads: int, say: Progress) -> Path | str:
     """The recipe's ONNX artifact, by the makers ``convert`` uses (the int8 one load-checked,
     with its variant ladder), with the recipe's quantization options."""
-    from profiles import Quantization
+    from profiles.schema import Quantization
 
     from .fallback import make_onnx_int8
     from .quantize_fp16 import convert_fp16

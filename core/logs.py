@@ -29,7 +29,7 @@ from contextlib import contextmanager
 
 __all__ = ["OURS", "debug_requested", "native_stderr", "setup"]
 
-OURS = ("edgeship", "converters", "runtimes", "profiles", "devices")
+OURS = ("edgeship", "core", "converters", "runtimes", "profiler", "profiles", "devices")
 """Top-level packages whose records are ours (the rest is third-party chatter)."""
 
 _NATIVE = threading.Lock()  # fd 2 is process-wide: one redirection at a time

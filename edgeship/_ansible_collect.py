@@ -55,32 +55,23 @@ def failure_reason(board: Board, failed: dict[str, Any]) -> str:
 
 def _outcome(board: Board, rec: dict[str, Any], built: Any, paths: Paths) -> Any:
     """Parse the fetched agent JSON, build and save the board's report (as ``deploy_bundle``)."""
-    from edgeship.deploy import DeployOutcome, _board_summary
-    from profiler.history import record
-    from profiler.measure import enrich, parse_agent_output
-    from profiler.report import build_report
+    from edgeship.deploy import finish_report
+    from profiler.measure import read_agent_result
 
     profile, bundle = built
     release = rec.get("release") or {}
     ship = release.get("ship")
     if not ship:
         raise MeasurementError(f"board {board.name!r}: the playbook gave no ship result; rerun the "
-                           "deploy (see the ansible output above)")
+                               "deploy (see the ansible output above)")
     if release.get("healthy"):
         fetched = rec.get("fetched")
         if not fetched or not Path(fetched).is_file():
-            raise MeasurementError(f"agent result of board {board.name!r} was not fetched; rerun the "
-                               "deploy")
-        agent = enrich(parse_agent_output(Path(fetched).read_text(), board.name))
-        if agent["release"] != ship["release_id"]:
-            raise MeasurementError(f"agent on board {board.name!r} measured release "
-                               f"{agent['release']!r}, not {ship['release_id']!r}; ship again")
+            raise MeasurementError(f"agent result of board {board.name!r} was not fetched; rerun "
+                                   "the deploy")
+        agent = read_agent_result(Path(fetched).read_text(), board.name, ship["release_id"])
     else:  # the health probe failed: reported, the full profile was skipped (as built-in)
         agent = release.get("smoke") or {"results": []}
     target = board.model_copy(update={"python": str(rec.get("python") or board.python)})
-    report = build_report(
-        device=board.name, board=_board_summary(target, profile), manifest=bundle.manifest,
-        bundle_reused=bundle.reused, ship=ship, agent=agent, budgets=profile.budgets)
-    path, html_path = record(report, paths.reports, profile.budgets.p50_regression_pct)
-    return DeployOutcome(report=report, report_path=path, html_path=html_path)
+    return finish_report(board.name, target, profile, bundle, ship, agent, paths)
 

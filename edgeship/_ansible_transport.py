@@ -8,7 +8,7 @@ for the host (OpenSSH with its ControlPersist, ``ansible_ssh_common_args``, jump
 release logic — lock, resume, on-board sha256, atomic ``current``, keep N — is the project's
 own code, not a second copy in YAML.
 
-A dropped connection (``AnsibleConnectionFailure``) becomes :class:`runtimes.ssh.ConnectionLost`,
+A dropped connection (``AnsibleConnectionFailure``) becomes :class:`core.errors.ConnectionLost`,
 so ``ship_bundle`` reconnects and resumes exactly as over paramiko.
 """
 
@@ -23,6 +23,7 @@ from typing import Any
 
 from core.errors import RemoteCommandError, ShipError
 from devices import Board
+from runtimes.transport import RunResult
 
 __all__ = ["AnsibleTransport", "board_from_vars", "failure"]
 
@@ -30,15 +31,6 @@ _LIST = ('cd "$1" 2>/dev/null || exit 3; for f in * .[!.]*; do [ -e "$f" ] || [ 
          '|| continue; printf "%s\\t%s\\n" "$(stat -c %s -- "$f")" "$f"; done')
 _APPEND = 'head -c "$2" -- "$1" > "$1.tmp" && cat -- "$3" >> "$1.tmp" && mv -f -- "$1.tmp" "$1"' \
           ' && rm -f -- "$3"'
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """Same fields as ``runtimes.ssh.RunResult``."""
-
-    status: int
-    stdout: str
-    stderr: str
 
 
 @dataclass(frozen=True)
@@ -63,7 +55,7 @@ class _SftpShim:
 
 
 class AnsibleTransport:
-    """The runtimes' transport surface over an Ansible connection plugin instance."""
+    """A :class:`runtimes.transport.Transport` over an Ansible connection plugin instance."""
 
     def __init__(self, connection: Any, board: Board, *,
                  command_timeout: float | None = 600.0) -> None:

@@ -91,7 +91,7 @@ def runtime_inventory(boards: list[Board], known_hosts: Path) -> dict[str, Any]:
 def _system_python(board: Board) -> str:
     """The board's system python3 for Ansible's own modules (not edgeship's runtime venv)."""
     if board.simulated:
-        from runtimes.simboard import SYSTEM_PYTHON
+        from runtimes.sim.simboard import SYSTEM_PYTHON
 
         return SYSTEM_PYTHON
     return board.python if board.python.startswith("/") and "/venv/" not in board.python \

@@ -90,19 +90,12 @@ def convert(device: str, model: str, data: str | None, *, paths: Paths | None = 
 def start_board(board: Board, paths: Paths, progress: Progress = _quiet) -> Board:
     """A simulated board is started (idempotent; in its own network namespace when its host is
     a 10.213.x address and we are root); a real one is returned as it is."""
-    from runtimes.netns_board import start_sim_board
+    from runtimes import sim
 
     if not board.simulated:
         return board
     progress(f"starting simulated board {board.name!r}")
-    from runtimes.arm64board import Arm64Board, is_arm64_profile
-
-    if is_arm64_profile(board.profile):  # e.g. sim-arm64: Debian arm64 under qemu-user
-        started = Arm64Board(paths, board.name, profile=board.profile, address=board.host).up()
-    else:
-        started = start_sim_board(board, paths)
-    kept = ("ort_wheel", "ort_index", "sysroot")  # inventory vars the started board must keep
-    return started.model_copy(update={k: getattr(board, k) for k in kept})
+    return sim.start(board, paths)
 
 
 def check_reachable(board: Board, paths: Paths, profile: Profile,
@@ -159,13 +152,17 @@ def deploy_bundle(board: Board, profile: Profile, bundle: Any, *, paths: Paths, 
             progress(f"profiling {len(keys)} artifact{'s' if len(keys) != 1 else ''} on "
                      f"{board.name!r} ({', '.join(keys)})")
             agent = measure_release(ssh, target, profile, shipped.release_id)
-    report = build_report(
-        device=device, board=_board_summary(target, profile), manifest=bundle.manifest,
-        bundle_reused=bundle.reused, ship=dataclasses.asdict(shipped), agent=agent,
-        budgets=profile.budgets,
-    )
+    return finish_report(device, target, profile, bundle, dataclasses.asdict(shipped), agent, paths)
+
+
+def finish_report(device: str, board: Board, profile: Profile, bundle: Any, ship: dict[str, Any],
+                  agent: dict[str, Any], paths: Paths) -> DeployOutcome:
+    """Build, judge and record one board's report (both engines end here)."""
     from profiler.history import record  # regression vs the last run; JSON + Markdown + HTML
 
+    report = build_report(
+        device=device, board=_board_summary(board, profile), manifest=bundle.manifest,
+        bundle_reused=bundle.reused, ship=ship, agent=agent, budgets=profile.budgets)
     path, html_path = record(report, paths.reports, profile.budgets.p50_regression_pct)
     return DeployOutcome(report=report, report_path=path, html_path=html_path)
 

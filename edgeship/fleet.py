@@ -170,11 +170,11 @@ def boards_up(device: str, *, paths: Paths | None = None,
 def boards_down(device: str, *, paths: Paths | None = None,
                 inventory: Inventory | None = None) -> list[str]:
     """Stop every simulated board of *device* (namespaces removed); returns those that ran."""
-    from runtimes.netns_board import stop_sim_board
+    from runtimes import sim
 
     paths = paths or default_paths()
     boards = (inventory or load_inventory()).resolve(device)
-    return [b.name for b in boards if b.simulated and stop_sim_board(b, paths)]
+    return [b.name for b in boards if b.simulated and sim.stop(b, paths)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

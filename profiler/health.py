@@ -16,7 +16,7 @@ from core.errors import MeasurementError, ShipError
 from devices import Board
 from profiles import Profile
 from runtimes.ship import ShipResult, rollback
-from runtimes.ssh import SSHTransport
+from runtimes.transport import Transport
 
 from .measure import measure_release
 
@@ -37,7 +37,7 @@ def smoke_profile(profile: Profile) -> Profile:
     return profile.model_copy(update={"profiling": opts})
 
 
-def check_health(transport: SSHTransport, board: Board, profile: Profile,
+def check_health(transport: Transport, board: Board, profile: Profile,
                  shipped: ShipResult) -> tuple[ShipResult, dict[str, Any] | None]:
     """Probe the shipped release; roll back when it fails and the ship switched ``current``.
 

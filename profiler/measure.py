@@ -26,12 +26,13 @@ from core.contracts import (
 from core.errors import CommandTimeout, MeasurementError
 from devices import Board
 from profiles import Profile
-from runtimes.ssh import SSHTransport
+from runtimes.transport import Transport
 
+from .agent import AGENT_NAME
 from .parsers.board import enrich
 
-__all__ = ["RESULT_FIELDS", "DEVICE_FIELDS", "SCHEMA", "agent_argv", "enrich",
-           "parse_agent_output", "measure_release"]
+__all__ = ["RESULT_FIELDS", "DEVICE_FIELDS", "SCHEMA", "agent_argv", "agent_command", "enrich",
+           "parse_agent_output", "measure_release", "read_agent_result"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ _GRACE_S = 10.0  # host waits this much longer than the board-side `timeout`
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def measure_release(transport: SSHTransport, board: Board, profile: Profile,
+def measure_release(transport: Transport, board: Board, profile: Profile,
                     release_id: str | None = None) -> dict[str, Any]:
     """Run ``edgeship_agent.py`` of ``current`` (or *release_id*) and return its parsed JSON.
 
@@ -53,15 +54,7 @@ def measure_release(transport: SSHTransport, board: Board, profile: Profile,
         MeasurementError: the agent did not finish within ``profile.profiling.timeout_s``, failed,
             or printed something that is not a valid result document.
     """
-    if release_id is not None and not _ID.match(release_id):
-        raise MeasurementError(f"release id {release_id!r} is not a plain name")
-    root = board.root.rstrip("/") or "/"
-    release = f"{root}/releases/{release_id}" if release_id else f"{root}/current"
-    limit = profile.profiling.timeout_s
-    argv = ["timeout", "-k", "5", f"{limit:g}", board.python, f"{release}/edgeship_agent.py",
-            "--release", release, *agent_argv(profile)]
-    if getattr(board, "sysroot", None):  # a simulated Jetson: its JetPack files live there
-        argv += ["--sysroot", board.sysroot]
+    argv, limit = agent_command(board, profile, release_id), profile.profiling.timeout_s
     started = time.perf_counter()
     try:
         res = transport.run(argv, timeout=limit + _GRACE_S, check=False)
@@ -73,13 +66,24 @@ def measure_release(transport: SSHTransport, board: Board, profile: Profile,
         tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
         raise MeasurementError(f"agent on board {board.name!r} exited {res.status}: {tail}; is the "
                            f"release shipped and the runtime provisioned?")
-    doc = enrich(parse_agent_output(res.stdout, board.name))
-    if release_id is not None and doc["release"] != release_id:
-        raise MeasurementError(f"agent on board {board.name!r} measured release {doc['release']!r}, "
-                           f"not {release_id!r}; the release directory is inconsistent, ship again")
+    doc = read_agent_result(res.stdout, board.name, release_id)
     log.info("board %r: profiled %s in %.1f s", board.name, doc["release"],
              time.perf_counter() - started)
     return doc
+
+
+def agent_command(board: Board, profile: Profile, release_id: str | None = None) -> list[str]:
+    """The one command line that runs the agent of ``current`` (or *release_id*) on *board*,
+    under the board's ``timeout`` (both engines run exactly this)."""
+    if release_id is not None and not _ID.match(release_id):
+        raise MeasurementError(f"release id {release_id!r} is not a plain name")
+    root = board.root.rstrip("/") or "/"
+    release = f"{root}/releases/{release_id}" if release_id else f"{root}/current"
+    argv = ["timeout", "-k", "5", f"{profile.profiling.timeout_s:g}", board.python,
+            f"{release}/{AGENT_NAME}", "--release", release, *agent_argv(profile)]
+    if getattr(board, "sysroot", None):  # a simulated Jetson: its JetPack files live there
+        argv += ["--sysroot", board.sysroot]
+    return argv
 
 
 def agent_argv(profile: Profile) -> list[str]:
@@ -108,6 +112,17 @@ def _hung(board: Board, limit: float) -> MeasurementError:
     return MeasurementError(f"agent on board {board.name!r} did not finish within {limit:g} s; a "
                         f"runtime hung or the board is overloaded: raise profiling.timeout_s or "
                         f"lower profiling.runs in the profile")
+
+
+def read_agent_result(stdout: str, board_name: str, release_id: str | None) -> dict[str, Any]:
+    """The agent's document, validated, with the board tools' output parsed (``enrich``), and
+    checked to be about *release_id* (when given); what both engines do with the agent's JSON."""
+    doc = enrich(parse_agent_output(stdout, board_name))
+    if release_id is not None and doc["release"] != release_id:
+        raise MeasurementError(f"agent on board {board_name!r} measured release {doc['release']!r}, "
+                               f"not {release_id!r}; the release directory is inconsistent, ship "
+                               "again")
+    return doc
 
 
 def parse_agent_output(stdout: str, board_name: str = "?") -> dict[str, Any]:

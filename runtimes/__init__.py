@@ -2,6 +2,7 @@
 
 Public API::
 
+    Transport                     the protocol below: SSHTransport here, AnsibleTransport in edgeship
     SSHTransport(board, known_hosts, *, connect_timeout=10.0, command_timeout=600.0, ...)
         .run(argv, *, timeout=None, check=True, input=None) -> RunResult
         .put(local, remote, *, progress=None) -> int        .get(remote, local)
@@ -27,8 +28,9 @@ from core.errors import CommandTimeout, ConnectionLost
 
 from .provision import BoardFacts, build_wheelhouse, ensure_runtime, probe_board, provision
 from .ship import ShipProgress, ShipResult, read_bundle, rollback, ship_bundle
-from .simboard import SimBoard, SimStatus, resolve_board
-from .ssh import Progress, RunResult, SSHTransport, fingerprint
+from .sim.simboard import SimBoard, SimStatus, resolve_board
+from .ssh import Progress, SSHTransport, fingerprint
+from .transport import RunResult, Transport
 
 __all__ = [
     "BoardFacts",
@@ -41,6 +43,7 @@ __all__ = [
     "ShipResult",
     "SimBoard",
     "SimStatus",
+    "Transport",
     "build_wheelhouse",
     "ensure_runtime",
     "fingerprint",

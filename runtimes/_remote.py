@@ -15,7 +15,7 @@ from types import TracebackType
 
 from core.errors import ShipError
 
-from .ssh import SSHTransport
+from .transport import Transport
 
 __all__ = ["BoardLock", "parse_sha256sum", "pid_alive", "remote_sha256"]
 
@@ -40,7 +40,7 @@ _ACTIVE_GUARD = threading.Lock()
 STALE_AFTER_S = 6 * 3600.0
 
 
-def remote_sha256(transport: SSHTransport, directory: str, names: list[str]) -> dict[str, str]:
+def remote_sha256(transport: Transport, directory: str, names: list[str]) -> dict[str, str]:
     """``{name: sha256}`` of the files *names* in the board directory *directory*.
 
     Missing files are simply absent from the result (one ``sha256sum`` call for all of them).
@@ -100,7 +100,7 @@ class BoardLock:
     :class:`BoardLock` may acquire again after a dropped connection (re-entrant by token).
     """
 
-    def __init__(self, transport: SSHTransport, root: str, *, wait_s: float = 0.0,
+    def __init__(self, transport: Transport, root: str, *, wait_s: float = 0.0,
                  poll_s: float = 0.5) -> None:
         self.transport = transport
         self.root = root

@@ -25,7 +25,7 @@ from pathlib import Path
 from core.errors import ShipError
 
 from ._remote import parse_sha256sum
-from .ssh import SSHTransport
+from .transport import Transport
 
 __all__ = ["Plan", "check_space", "link_from_releases", "plan_upload", "send"]
 
@@ -81,7 +81,7 @@ class Plan:
         return sorted(set(files) - self.good)
 
 
-def plan_upload(transport: SSHTransport, root: str, bundle_id: str, files: dict[str, str],
+def plan_upload(transport: Transport, root: str, bundle_id: str, files: dict[str, str],
                 bundle_dir: Path) -> Plan:
     """Prepare ``releases/.<id>.partial`` and find which files are good or resumable.
 
@@ -104,7 +104,7 @@ def plan_upload(transport: SSHTransport, root: str, bundle_id: str, files: dict[
     return plan
 
 
-def _keep_matching_prefixes(transport: SSHTransport, plan: Plan, bundle_dir: Path) -> None:
+def _keep_matching_prefixes(transport: Transport, plan: Plan, bundle_dir: Path) -> None:
     args = [str(a) for name, size in sorted(plan.offsets.items()) for a in (size, name)]
     out = transport.run_script(_PREFIX, plan.partial, *args).stdout
     there = parse_sha256sum(out, list(plan.offsets))
@@ -127,7 +127,7 @@ def _prefix_sha256(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def link_from_releases(transport: SSHTransport, root: str, bundle_id: str, plan: Plan,
+def link_from_releases(transport: Transport, root: str, bundle_id: str, plan: Plan,
                        files: dict[str, str]) -> list[str]:
     """Hard-link files the plan lacks from other verified releases; returns the linked names."""
     wanted = {files[n]: n for n in plan.todo(files) if n not in plan.offsets}
@@ -149,7 +149,7 @@ def link_from_releases(transport: SSHTransport, root: str, bundle_id: str, plan:
     return linked
 
 
-def _other_releases(transport: SSHTransport, root: str, bundle_id: str) -> list[str]:
+def _other_releases(transport: Transport, root: str, bundle_id: str) -> list[str]:
     names = [a.filename for a in transport.listdir_attr(f"{root}/releases")]
     return sorted(n for n in names if not n.startswith(".") and n != bundle_id)
 
@@ -163,7 +163,7 @@ def _manifest_files(raw: bytes | None) -> dict[str, dict[str, object]]:
         if isinstance(files, dict) else {}
 
 
-def check_space(transport: SSHTransport, root: str, plan: Plan, need: int) -> None:
+def check_space(transport: Transport, root: str, plan: Plan, need: int) -> None:
     """Fail before sending anything when the board cannot hold *need* more bytes."""
     if plan.free_bytes is None:
         log.warning("board %r: free space under %s unknown; uploading anyway",
@@ -178,7 +178,7 @@ def check_space(transport: SSHTransport, root: str, plan: Plan, need: int) -> No
             f"(e.g. rm -r {shlex.quote(root)}/releases/.*.partial, or lower `keep`) and ship again")
 
 
-def send(transport: SSHTransport, bundle_dir: Path, plan: Plan, name: str,
+def send(transport: Transport, bundle_dir: Path, plan: Plan, name: str,
          progress: Callable[[str, int, int], None] | None, *, resume: bool) -> int:
     """Send one file into the partial directory (from its offset when *resume*)."""
     offset = plan.offsets.get(name, 0) if resume else 0

@@ -38,6 +38,7 @@ from ._sshtext import reason
 from .provision import DEFAULT_PACKAGES, FALLBACK_PACKAGES, BoardFacts, probe_board
 from .ssh import SSHTransport
 from .sshconfig import DEFAULT_SSH_CONFIG, resolve_hops
+from .transport import Transport
 from .trust import fetch_host_key
 
 __all__ = ["CONNECTION_STEPS", "Check", "as_json", "check_board", "failed", "preflight"]
@@ -208,7 +209,7 @@ def _host_key(board: Board, known_hosts: Path, timeout: float,
 
 
 # -- on the board -----------------------------------------------------------------------------
-def _on_board(ssh: SSHTransport, board: Board, profile: Profile,
+def _on_board(ssh: Transport, board: Board, profile: Profile,
               wanted: tuple[str, ...]) -> list[Check]:
     started = time.perf_counter()
     try:
@@ -263,7 +264,7 @@ def _facts(facts: BoardFacts, profile: Profile) -> list[Check]:
     return [python, arch, glibc]
 
 
-def _runtime_doc(ssh: SSHTransport, board: Board) -> dict[str, Any]:
+def _runtime_doc(ssh: Transport, board: Board) -> dict[str, Any]:
     venv = f"{board.root.rstrip('/')}/venv/bin/python"
     for python in (venv, board.python):
         res = ssh.run([python, "-c", _RUNTIME_PROBE], check=False, timeout=120)

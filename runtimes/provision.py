@@ -26,7 +26,7 @@ from core.errors import ShipError
 from devices import Board
 
 from .jetpack import RuntimePlan, jetson_facts, ort_source, plan_runtime
-from .ssh import SSHTransport
+from .transport import Transport
 
 __all__ = ["BoardFacts", "DEFAULT_PACKAGES", "FALLBACK_PACKAGES", "build_wheelhouse",
            "ensure_runtime", "facts_dict", "probe_board", "provision", "provision_board",
@@ -155,7 +155,7 @@ class BoardFacts:
         return tags
 
 
-def probe_board(transport: SSHTransport) -> BoardFacts:
+def probe_board(transport: Transport) -> BoardFacts:
     """Ask the board (``uname -m`` and its python, ``board.python``) what it is.
 
     ``executable`` is the real interpreter behind ``board.python`` (a venv's base python), the
@@ -266,7 +266,7 @@ def _wheel_versions(wheelhouse: Path) -> dict[str, str]:
     return {n.split("-")[0]: n.split("-")[1] for n in names}
 
 
-def provision(transport: SSHTransport, board: Board, facts: BoardFacts, wheelhouse: Path,
+def provision(transport: Transport, board: Board, facts: BoardFacts, wheelhouse: Path,
               plan: RuntimePlan | None = None) -> str:
     """Install the wheelhouse into ``<root>/venv`` on the board; returns the venv's python.
 
@@ -305,7 +305,7 @@ def _wheel_files(wheelhouse: Path) -> list[str]:
     return (wheelhouse / "wheels.txt").read_text().split()
 
 
-def _venv_mismatch(transport: SSHTransport, python: str, want: dict[str, str],
+def _venv_mismatch(transport: Transport, python: str, want: dict[str, str],
                    system_site: bool = False) -> dict[str, str | None]:
     """Distributions whose installed version differs from *want* (all of them without a venv);
     ``include-system-site-packages`` too when the venv's setting is not *system_site*."""
@@ -316,7 +316,7 @@ def _venv_mismatch(transport: SSHTransport, python: str, want: dict[str, str],
     return json.loads(res.stdout)
 
 
-def _upload_wheels(transport: SSHTransport, wheelhouse: Path, remote: str) -> None:
+def _upload_wheels(transport: Transport, wheelhouse: Path, remote: str) -> None:
     """Send the wheels the board does not have yet (by name and size), then requirements.txt."""
     transport.run(["mkdir", "-p", remote])
     have = {a.filename: a.st_size for a in transport.sftp().listdir_attr(remote)}
@@ -338,7 +338,7 @@ def runtime_plan(board: Board, facts: BoardFacts) -> RuntimePlan:
                         board.name)
 
 
-def ensure_runtime(transport: SSHTransport, board: Board, cache_dir: Path | None = None) -> str:
+def ensure_runtime(transport: Transport, board: Board, cache_dir: Path | None = None) -> str:
     """Probe, plan, fill the wheelhouse and provision in one call; returns the board python."""
     facts = probe_board(transport)
     plan = runtime_plan(board, facts)
@@ -346,7 +346,7 @@ def ensure_runtime(transport: SSHTransport, board: Board, cache_dir: Path | None
     return provision(transport, board, facts, wheelhouse, plan)
 
 
-def provision_board(transport: SSHTransport, board: Board,
+def provision_board(transport: Transport, board: Board,
                     cache_dir: Path | None = None) -> dict[str, object]:
     """Probe, plan, fill the wheelhouse, install; returns what was found and done::
 

@@ -30,7 +30,7 @@ from devices import Board
 from ._bundle import read_bundle
 from ._remote import BoardLock, remote_sha256
 from ._upload import Plan, check_space, link_from_releases, plan_upload, send
-from .ssh import SSHTransport
+from .transport import Transport
 
 __all__ = ["ShipProgress", "ShipResult", "read_bundle", "rollback", "ship_bundle"]
 
@@ -116,7 +116,7 @@ class _Tally:
     switched: bool = False
 
 
-def ship_bundle(transport: SSHTransport, board: Board, bundle_dir: Path, *, keep: int = 3,
+def ship_bundle(transport: Transport, board: Board, bundle_dir: Path, *, keep: int = 3,
                 progress: ShipProgress | None = None, retries: int = 3, backoff_s: float = 1.0,
                 lock_wait_s: float = 0.0) -> ShipResult:
     """Upload *bundle_dir* as release ``<bundle_id>``, verify it on the board, switch ``current``.
@@ -169,7 +169,7 @@ def ship_bundle(transport: SSHTransport, board: Board, bundle_dir: Path, *, keep
                       previous=tally.previous, switched=tally.switched)
 
 
-def _ship_once(transport: SSHTransport, lock: BoardLock, bundle_dir: Path, bundle_id: str,
+def _ship_once(transport: Transport, lock: BoardLock, bundle_dir: Path, bundle_id: str,
                files: dict[str, str], keep: int, progress: ShipProgress | None,
                tally: _Tally) -> bool:
     """One attempt; returns whether the release was already complete on the board."""
@@ -212,7 +212,7 @@ def _ship_once(transport: SSHTransport, lock: BoardLock, bundle_dir: Path, bundl
     return False
 
 
-def _send_one(transport: SSHTransport, bundle_dir: Path, plan: Plan, name: str,
+def _send_one(transport: Transport, bundle_dir: Path, plan: Plan, name: str,
               progress: ShipProgress | None, tally: _Tally, *, resume: bool) -> None:
     offset = plan.offsets.get(name, 0) if resume else 0
     tally.step = f"uploading {name}" + (f" (resuming at byte {offset})" if offset else "")
@@ -243,7 +243,7 @@ def _gave_up(board: Board, tally: _Tally, attempts: int, exc: ConnectionLost) ->
                      f"{state}")
 
 
-def _unlock_after_failure(transport: SSHTransport, lock: BoardLock) -> None:
+def _unlock_after_failure(transport: Transport, lock: BoardLock) -> None:
     try:
         lock.release()
     except ShipError as exc:
@@ -254,7 +254,7 @@ def _unlock_after_failure(transport: SSHTransport, lock: BoardLock) -> None:
         lock.forget()
 
 
-def rollback(transport: SSHTransport, board: Board, *, lock_wait_s: float = 0.0) -> str:
+def rollback(transport: Transport, board: Board, *, lock_wait_s: float = 0.0) -> str:
     """Point ``current`` back at ``previous`` (and ``previous`` at the former current).
 
     Returns the release id now current. Raises :class:`ShipError` when there is no previous
@@ -274,13 +274,13 @@ def rollback(transport: SSHTransport, board: Board, *, lock_wait_s: float = 0.0)
     return res.stdout.strip()
 
 
-def _mismatched(transport: SSHTransport, directory: str, files: dict[str, str]) -> set[str]:
+def _mismatched(transport: Transport, directory: str, files: dict[str, str]) -> set[str]:
     """Names whose sha256 in the board *directory* differs from *files* (or that are missing)."""
     found = remote_sha256(transport, directory, sorted(files))
     return {name for name, digest in files.items() if found.get(name) != digest}
 
 
-def _switch(transport: SSHTransport, lock: BoardLock, bundle_id: str, keep: int, tally: _Tally,
+def _switch(transport: Transport, lock: BoardLock, bundle_id: str, keep: int, tally: _Tally,
             *, finalize: bool) -> None:
     """Finalize (optionally), point ``current`` at the release, keep ``previous``, prune, unlock."""
     res = transport.run_script(_SWITCH, lock.root, bundle_id, "1" if finalize else "0", str(keep))

@@ -17,7 +17,6 @@ import shlex
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
@@ -30,20 +29,12 @@ from devices import Board
 from ._sftpfiles import Progress, SFTPFiles
 from ._sshtext import TRANSIENT, drain, reason, short
 from .sshconfig import DEFAULT_SSH_CONFIG, Hop, resolve_hops
+from .transport import RunResult
 
 __all__ = ["Progress", "RunResult", "SSHTransport", "fingerprint"]
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a finished remote command returned."""
-
-    status: int
-    stdout: str
-    stderr: str
 
 
 def fingerprint(key: paramiko.PKey) -> str:

@@ -21,8 +21,8 @@ import pytest
 from core.paths import Paths
 from devices import load_inventory
 from edgeship.ansible_engine import AnsibleOptions, ansible_unavailable_reason, deploy_fleet_ansible
-from runtimes import netns
-from runtimes.netns_board import NetnsBoard, write_group_inventory
+from runtimes.sim import netns
+from runtimes.sim.netns_board import NetnsBoard, write_group_inventory
 
 _REASON = netns.unavailable_reason() or ansible_unavailable_reason()
 pytestmark = [pytest.mark.netns, pytest.mark.ssh,

@@ -34,7 +34,7 @@ class ActionModule(ActionBase):
         from core.errors import EdgeshipError
         from edgeship._ansible_transport import AnsibleTransport, board_from_vars, failure
         from profiler.health import check_health
-        from profiler.measure import agent_argv
+        from profiler.measure import agent_command
         from profiles import load_profile
         from runtimes.ship import ship_bundle
 
@@ -49,13 +49,9 @@ class ActionModule(ActionBase):
         except EdgeshipError as exc:
             return {**result, **failure(exc)}
         root = board.root.rstrip("/") or "/"
-        release = f"{root}/releases/{shipped.release_id}"
-        limit = f"{profile.profiling.timeout_s:g}"
         healthy = bool(shipped.health and shipped.health["ok"])
         return {**result, "changed": shipped.switched or not shipped.reused,
                 "ship": dataclasses.asdict(shipped), "healthy": healthy,
                 "smoke": None if healthy else smoke,
-                "agent_argv": ["timeout", "-k", "5", limit, board.python,
-                               f"{release}/edgeship_agent.py", "--release", release,
-                               *agent_argv(profile)],
+                "agent_argv": agent_command(board, profile, shipped.release_id),
                 "result_file": f"{root}/.agent-{shipped.release_id}.json"}

@@ -51,25 +51,29 @@ def list_profiles(json_out: JsonOpt = False) -> None:
         out.print(f"[bold]{p.name}[/] ({p.arch}, {p.runtime.threads} threads): {arts} — {p.description}")
 
 
-def _sim(name: str):
-    from core.paths import default_paths
-    from runtimes.arm64board import sim_board_for
-
+def _simulated(name: str):
     board = open_inventory(None).board(name)
     if not board.simulated:
         raise EdgeshipError(f"{name!r} is a real board; only simulated boards are started by edgeship")
-    return sim_board_for(default_paths(), board)  # an aarch64 profile: the emulated arm64 board
+    return board
 
 
 @board_app.command("up")
 def board_up(name: Annotated[str, typer.Argument(help="Simulated board name.")] = "sim") -> None:
-    """Start the simulated board NAME (a real sshd on loopback); idempotent."""
-    b = _sim(name).up()
+    """Start the simulated board NAME (a real sshd: on the loopback, in its own network
+    namespace for a 10.213.x address, or arm64 under qemu for an aarch64 profile); idempotent."""
+    from core.paths import default_paths
+    from runtimes import sim
+
+    b = sim.start(_simulated(name), default_paths())
     out.print(f"board {name!r} up at {b.user}@{b.host}:{b.port}, root {b.root}")
 
 
 @board_app.command("down")
 def board_down(name: Annotated[str, typer.Argument(help="Simulated board name.")] = "sim") -> None:
-    """Stop the simulated board NAME."""
-    _sim(name).down()
+    """Stop the simulated board NAME (and remove its network namespace)."""
+    from core.paths import default_paths
+    from runtimes import sim
+
+    sim.stop(_simulated(name), default_paths())
     out.print(f"board {name!r} down")

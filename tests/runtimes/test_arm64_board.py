@@ -32,8 +32,8 @@ from core.paths import Paths
 from devices import Board
 from profiler import measure_release
 from runtimes import SSHTransport, build_wheelhouse, probe_board, provision, ship_bundle
-from runtimes.arm64board import Arm64Board
 from runtimes.provision import BoardFacts
+from runtimes.sim.arm64board import Arm64Board
 
 
 def _unavailable() -> str | None:
@@ -61,7 +61,7 @@ def bundle_job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subpr
 def pi(tmp_path_factory: pytest.TempPathFactory, bundle_job: object) -> Iterator[Arm64Board]:
     """The emulated Pi in a network namespace of a free 10.213.x.0/24 (on the loopback when
     namespaces are unavailable); started after the bundle build, so the two overlap."""
-    from runtimes.netns import free_subnet, segment_down, unavailable_reason
+    from runtimes.sim.netns import free_subnet, segment_down, unavailable_reason
 
     subnet = free_subnet() if unavailable_reason() is None else None
     address = str(subnet.network_address + 10) if subnet else None

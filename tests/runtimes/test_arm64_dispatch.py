@@ -9,7 +9,8 @@ import pytest
 from core.paths import Paths
 from devices import load_inventory
 from runtimes import SimBoard
-from runtimes.arm64board import ROOTFS_SCRIPT, Arm64Board, is_arm64_profile, sim_board_for
+from runtimes.sim import board_for
+from runtimes.sim.arm64board import ROOTFS_SCRIPT, Arm64Board, is_arm64_profile
 
 
 @pytest.mark.parametrize(("profile", "arm64"), [("rpi4", True), ("rpi5", True), ("sim", False),
@@ -20,8 +21,8 @@ def test_aarch64_profiles_need_the_arm64_userland(profile: str, arm64: bool) -> 
 
 def test_inventory_sim_arm64_is_an_emulated_rpi4_and_sim_stays_native(tmp_path: Path) -> None:
     inv, paths = load_inventory(), Paths(home=tmp_path)
-    arm64 = sim_board_for(paths, inv.board("sim-arm64"))
-    native = sim_board_for(paths, inv.board("sim"))
+    arm64 = board_for(paths, inv.board("sim-arm64"))
+    native = board_for(paths, inv.board("sim"))
     assert isinstance(arm64, Arm64Board) and arm64.profile == "rpi4"
     assert type(native) is SimBoard
     assert "sim-arm64" not in inv.groups["simulated"]  # `simulated` group ops stay fast

@@ -1,4 +1,4 @@
-"""The arm64 board as a full qemu-system-aarch64 VM (runtimes/vmboard.py): real memory figures.
+"""The arm64 board as a full qemu-system-aarch64 VM (runtimes/sim/vmboard.py): real memory figures.
 
 Boots the Debian arm64 kernel with 2 GB (a 2 GB Pi 4; TCG, no KVM needed), SSHes in, checks the
 architecture and that /proc/meminfo is the VM's, provisions onnxruntime offline and runs the agent
@@ -25,7 +25,7 @@ from core.paths import Paths
 from devices import Board
 from profiler import measure_release
 from runtimes import SSHTransport, ensure_runtime, ship_bundle
-from runtimes.vmboard import QEMU, VmBoard
+from runtimes.sim.vmboard import QEMU, VmBoard
 
 
 def _unavailable() -> str | None:

@@ -20,8 +20,9 @@ from rt_kit import make_bundle, open_transport, sha256_file
 
 from core.paths import Paths
 from devices import Board
-from runtimes import netns, ship_bundle
-from runtimes.netns_board import NetnsBoard, write_group_inventory
+from runtimes import ship_bundle
+from runtimes.sim import netns
+from runtimes.sim.netns_board import NetnsBoard, write_group_inventory
 
 _REASON = netns.unavailable_reason()
 pytestmark = [pytest.mark.netns, pytest.mark.ssh,

@@ -10,8 +10,6 @@ import runtimes
 
 def test_public_api_is_pinned() -> None:
     assert sorted(runtimes.__all__) == [
-        "AGENT_PATH",
-        "AGENT_VERSION",
         "BoardFacts",
         "CommandTimeout",
         "ConnectionLost",
@@ -22,12 +20,11 @@ def test_public_api_is_pinned() -> None:
         "ShipResult",
         "SimBoard",
         "SimStatus",
+        "Transport",
         "build_wheelhouse",
         "ensure_runtime",
         "fingerprint",
-        "parse_agent_output",
         "probe_board",
-        "measure_release",
         "provision",
         "read_bundle",
         "resolve_board",
@@ -43,3 +40,22 @@ def test_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_both_engines_implement_the_transport_protocol() -> None:
+    """SSHTransport and the Ansible engine's transport have every member of the protocol, with
+    the same keyword arguments, so shipping/provisioning/measuring run unchanged on either."""
+    import inspect
+
+    from edgeship._ansible_transport import AnsibleTransport
+    from runtimes import SSHTransport, Transport
+
+    members = [m for m in vars(Transport) if not m.startswith("_")]
+    assert {"run", "run_script", "put", "get", "where", "close"} <= set(members)
+    for cls in (SSHTransport, AnsibleTransport):
+        for name in members:
+            want, got = getattr(Transport, name), getattr(cls, name, None)
+            assert got is not None, f"{cls.__name__} lacks {name}"
+            if callable(want):
+                wanted = set(inspect.signature(want).parameters)
+                assert wanted <= set(inspect.signature(got).parameters), (cls.__name__, name)

@@ -84,7 +84,7 @@ def test_a_port_taken_before_sshd_binds_it_is_replaced(tmp_path: Path,
     """Another process may take the free port found for sshd before sshd binds it."""
     import socket
 
-    from runtimes import simboard
+    from runtimes.sim import simboard
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -1,6 +1,6 @@
 """The emulated Raspberry Pi: a simulated board with a real aarch64 Debian userland.
 
-``sim-arm64`` is a :class:`~runtimes.simboard.SimBoard` (same keys, sshd config, board root and
+``sim-arm64`` is a :class:`~runtimes.sim.simboard.SimBoard` (same keys, sshd config, board root and
 pinned host key) whose ``sshd`` is the *arm64* OpenSSH of a Debian bookworm arm64 root filesystem
 (Python 3.11, like Raspberry Pi OS Bookworm), run under qemu-user emulation through binfmt_misc.
 Everything that talks to it — probing, provisioning, shipping, the agent — runs aarch64 code.
@@ -34,12 +34,11 @@ from devices import Board
 
 from .simboard import SimBoard
 
-__all__ = ["ROOTFS_SCRIPT", "Arm64Board", "ensure_rootfs", "is_arm64_profile", "rootfs_path",
-           "sim_board_for"]
+__all__ = ["ROOTFS_SCRIPT", "Arm64Board", "ensure_rootfs", "is_arm64_profile", "rootfs_path"]
 
 log = logging.getLogger(__name__)
 
-ROOTFS_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build-arm64-rootfs.sh"
+ROOTFS_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-arm64-rootfs.sh"
 _BUILD_TIMEOUT_S = 3600.0
 # $1 rootfs, $2 state dir, then the sshd argv. /tmp and /run are fresh tmpfs (keeps the shared
 # rootfs clean, and /tmp holds the mount point when the state dir itself lives under /tmp).
@@ -135,10 +134,3 @@ class Arm64Board(SimBoard):
         self.down()
         if self.netns is not None:
             self.netns.down()
-
-
-def sim_board_for(paths: Paths, board: Board) -> SimBoard:
-    """The simulated-board object behind inventory entry *board*: arm64 for an aarch64 profile."""
-    if is_arm64_profile(board.profile):
-        return Arm64Board(paths, board.name, profile=board.profile, address=board.host)
-    return SimBoard(paths, board.name, profile=board.profile)

@@ -23,7 +23,7 @@ from core.errors import ShipError
 from core.paths import Paths
 from devices import Board
 
-from ._remote import pid_alive
+from .._remote import pid_alive
 
 __all__ = ["SSHD", "SYSTEM_PYTHON", "SimBoard", "SimStatus", "resolve_board"]
 
@@ -50,7 +50,7 @@ class SimBoard:
     """One simulated board called *name*, kept under ``paths.sim / name``.
 
     By default its sshd listens on a free loopback port. *address*, *port* and *launcher* put it
-    elsewhere, e.g. port 22 of its own network namespace (``runtimes.netns``):
+    elsewhere, e.g. port 22 of its own network namespace (``runtimes.sim.netns``):
     ``launcher=["ip", "netns", "exec", ns]``. The address it last started on is kept in its state,
     so ``SimBoard(paths, name)`` finds a running board wherever it runs.
     """

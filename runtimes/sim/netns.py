@@ -73,7 +73,7 @@ def free_subnet(first: int = 100, last: int = 199) -> IPv4Network:
     if free:  # at random: two test runs starting at once should not pick the same one
         return random.choice(free)
     raise ShipError(f"no free 10.213.{first}-{last}.0/24 subnet left; remove leftovers with "
-                    "`python -m runtimes.netns cleanup`")
+                    "`python -m runtimes.sim.netns cleanup`")
 
 
 def bridge_name(subnet: IPv4Network) -> str:
@@ -303,12 +303,12 @@ def _run(argv: list[str], *, check: bool = True, timeout: float = 30.0,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m runtimes.netns list|cleanup [SUBNET]``: show or remove ``es-`` leftovers."""
+    """``python -m runtimes.sim.netns list|cleanup [SUBNET]``: show or remove ``es-`` leftovers."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] not in ("list", "cleanup") or len(args) > 2:
-        print("usage: python -m runtimes.netns list|cleanup [10.213.N.0/24]", file=sys.stderr)
+        print("usage: python -m runtimes.sim.netns list|cleanup [10.213.N.0/24]", file=sys.stderr)
         return 2
     subnet = args[1] if len(args) == 2 else None
     names = leftovers(subnet) if args[0] == "list" else cleanup(subnet)

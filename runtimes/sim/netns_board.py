@@ -1,8 +1,8 @@
 """A simulated board in its own network namespace: :class:`SimBoard`'s sshd on port 22 of
-``es-<address>`` (see :mod:`runtimes.netns`), reached over a private 10.213.x.0/24 bridge.
+``es-<address>`` (see :mod:`runtimes.sim.netns`), reached over a private 10.213.x.0/24 bridge.
 
 The keys, sshd config, board root and pinned host key are SimBoard's; only where the sshd runs
-differs. Without root (or without ``ip netns``), :func:`start_sim_board` falls back to the
+differs. Without root (or without ``ip netns``), :func:`runtimes.sim.start` falls back to the
 loopback board and says why.
 """
 
@@ -15,11 +15,10 @@ from pathlib import Path
 from core.paths import Paths
 from devices import Board
 
-from .netns import PREFIX, Netns, leftovers, segment_down, unavailable_reason
+from .netns import Netns
 from .simboard import SimBoard
 
-__all__ = ["NetnsBoard", "is_netns_address", "start_sim_board", "stop_sim_board",
-           "write_group_inventory"]
+__all__ = ["NetnsBoard", "is_netns_address", "write_group_inventory"]
 
 log = logging.getLogger(__name__)
 
@@ -52,31 +51,6 @@ class NetnsBoard(SimBoard):
         """Stop the sshd and remove the namespace and its veth (the board's files stay)."""
         self.down()
         self.netns.down()
-
-
-def start_sim_board(board: Board, paths: Paths) -> Board:
-    """Start the simulated *board*: in a namespace when its host is a 10.213.x address (and
-    namespaces are available), else on the loopback. Idempotent."""
-    if is_netns_address(board.host):
-        reason = unavailable_reason()
-        if reason is None:
-            return NetnsBoard(paths, board.name, board.host, profile=board.profile).up()
-        log.warning("board %r runs on the loopback instead of %s: %s", board.name, board.host,
-                    reason)
-    return SimBoard(paths, board.name, profile=board.profile, address="127.0.0.1").up()
-
-
-def stop_sim_board(board: Board, paths: Paths) -> bool:
-    """Stop the simulated *board* (and remove its namespace); returns whether it was running."""
-    if is_netns_address(board.host) and unavailable_reason() is None:
-        sim = NetnsBoard(paths, board.name, board.host, profile=board.profile)
-        running = sim.status().running
-        sim.destroy()
-        if not any(n.startswith(f"{PREFIX}{sim.netns.subnet.network_address}"[:-1])
-                   for n in leftovers(sim.netns.subnet)):  # the last board of its segment
-            segment_down(sim.netns.subnet)
-        return running
-    return SimBoard(paths, board.name, profile=board.profile).down()
 
 
 def write_group_inventory(boards: list[SimBoard], group: str, profile: Path, path: Path,

@@ -1,6 +1,6 @@
 """The arm64 board as a full ``qemu-system-aarch64`` VM: real aarch64 kernel, real memory figures.
 
-:class:`VmBoard` is a :class:`~runtimes.simboard.SimBoard` (same keys, board root and pinned host
+:class:`VmBoard` is a :class:`~runtimes.sim.simboard.SimBoard` (same keys, board root and pinned host
 key) whose sshd runs inside a ``-M virt -cpu cortex-a72 -smp 2 -m 2048`` VM (a 2 GB Pi 4) booted
 from the files ``scripts/build-arm64-vm.sh`` builds once per machine: a Debian arm64 kernel +
 initrd and an ext4 disk made from a copy of the cached arm64 rootfs. Unlike ``sim-arm64``
@@ -35,7 +35,7 @@ from core.errors import ShipError
 from core.paths import Paths
 from devices import Board
 
-from ._remote import pid_alive
+from .._remote import pid_alive
 from .simboard import SimBoard, SimStatus, _free_port, _port_free, _read_int
 
 __all__ = ["QEMU", "VM_SCRIPT", "VmBoard", "ensure_vm_image", "vm_image_path"]
@@ -43,7 +43,7 @@ __all__ = ["QEMU", "VM_SCRIPT", "VmBoard", "ensure_vm_image", "vm_image_path"]
 log = logging.getLogger(__name__)
 
 QEMU = "qemu-system-aarch64"
-VM_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build-arm64-vm.sh"
+VM_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-arm64-vm.sh"
 _BUILD_TIMEOUT_S = 3600.0
 _BOOT_TIMEOUT_S = 300.0  # TCG on 2 shared cores; a quiet machine boots in well under a minute
 
