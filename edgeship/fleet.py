@@ -16,11 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from core.errors import ConfigError, EdgeshipError
+from core.errors import ConfigError, EdgeshipError, ShipError
 from core.paths import Paths, default_paths
 from devices import Board, Inventory, load_inventory
 
-__all__ = ["DEFAULT_PARALLEL", "BoardResult", "FleetOutcome", "deploy_fleet", "run_fleet"]
+__all__ = ["DEFAULT_PARALLEL", "BoardResult", "FleetOutcome", "deploy_fleet", "preflight_fleet",
+           "run_fleet"]
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,13 @@ def deploy_fleet(device: str, model: str, data: str | None, *, paths: Paths | No
                  progress: Progress = _quiet, force: bool = False,
                  input_shapes: dict[str, tuple[int, ...]] | None = None,
                  ship: Any = None) -> FleetOutcome:
-    """Convert once per profile, then deploy to every board of group *device* in parallel.
+    """Pre-flight every board, convert once per profile that has a reachable board, then deploy
+    to every board of group *device* in parallel.
 
-    Saves each board's report as a single deploy would, and the fleet document under
-    ``reports/<group>/<timestamp>/report.json``.
+    A board that fails its pre-flight (``runtimes.check``: reachable, host key, login, Python,
+    CPU, glibc) fails with that one-line reason at once, before any conversion; when none passes,
+    nothing is converted. Saves each board's report as a single deploy would, and the fleet
+    document under ``reports/<group>/<timestamp>/report.json``.
     """
     from edgeship.deploy import ShipOptions, convert, deploy_bundle
     from profiler.report import build_fleet_report
@@ -107,8 +111,10 @@ def deploy_fleet(device: str, model: str, data: str | None, *, paths: Paths | No
     boards = (inventory or load_inventory()).resolve(device)
     if parallel < 1:
         raise ConfigError(f"--parallel must be at least 1 (got {parallel})")
+    progress(f"checking {len(boards)} boards of {device!r}")
+    unreachable = preflight_fleet(boards, paths, parallel=parallel, progress=progress)
     built: dict[str, tuple[Any, Any] | str] = {}
-    for name in dict.fromkeys(b.profile for b in boards):  # in order, each profile once
+    for name in dict.fromkeys(b.profile for b in boards if b.name not in unreachable):
         progress(f"converting for profile {name} ({sum(b.profile == name for b in boards)} boards)")
         try:
             built[name] = convert(device, model, data, paths=paths, profile=name,
@@ -117,6 +123,8 @@ def deploy_fleet(device: str, model: str, data: str | None, *, paths: Paths | No
             built[name] = f"conversion failed: {_one_line(exc)}"
 
     def one(board: Board) -> Any:
+        if board.name in unreachable:
+            raise ShipError(unreachable[board.name])
         got = built[board.profile]
         if isinstance(got, str):
             raise ConfigError(got)
@@ -133,6 +141,23 @@ def deploy_fleet(device: str, model: str, data: str | None, *, paths: Paths | No
     report = build_fleet_report(device=device, boards=boards, results=results,
                                 parallel=parallel, seconds=time.perf_counter() - started)
     return FleetOutcome(report, save_fleet_report(report, results, paths.reports), results)
+
+
+def preflight_fleet(boards: Sequence[Board], paths: Paths, *, parallel: int = DEFAULT_PARALLEL,
+                    progress: Progress = _quiet) -> dict[str, str]:
+    """Start the simulated boards and run the pre-flight on every board, *parallel* at a time;
+    ``{board name: "pre-flight: <one-line reason>"}`` for those that fail it."""
+    from edgeship.deploy import check_reachable
+    from profiles import load_profile
+
+    def check(board: Board) -> None:
+        check_reachable(board, paths, load_profile(board.profile), _prefixed(progress, board.name))
+
+    results = run_fleet(boards, check, parallel=parallel)
+    failed = {r.board: f"pre-flight: {r.reason}" for r in results if not r.ok}
+    for name, reason in failed.items():
+        progress(f"[{name}] {reason}")
+    return failed
 
 
 def save_fleet_report(report: dict[str, Any], results: list[BoardResult[Any]],

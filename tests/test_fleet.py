@@ -106,3 +106,23 @@ def test_cli_sends_a_group_to_the_fleet_path(tmp_path: Path, monkeypatch: pytest
                                       "--inventory", str(inventory), "--parallel", "3"])
     assert result.exit_code == 0, result.output
     assert seen["device"] == "grp" and seen["parallel"] == 3
+
+
+@pytest.mark.ssh
+def test_preflight_fails_unreachable_boards_before_converting(board: Board, sim_paths) -> None:
+    """A fleet's boards are checked first: the one nobody listens for fails with the check's
+    one-line reason at once; the real board passes."""
+    import socket
+
+    from edgeship.fleet import preflight_fleet
+
+    with socket.socket() as s:  # a port nobody listens on (bound, never listening)
+        s.bind(("127.0.0.1", 0))
+        dead = Board(name="dead", host="127.0.0.1", port=s.getsockname()[1], user="pi",
+                     profile="sim")
+        said: list[str] = []
+        failed = preflight_fleet([board, dead], sim_paths, parallel=2, progress=said.append)
+    assert list(failed) == ["dead"]
+    assert failed["dead"].startswith("pre-flight: ") and "\n" not in failed["dead"]
+    assert "refused" in failed["dead"] or "unreachable" in failed["dead"]
+    assert any(line.startswith("[dead] pre-flight: ") for line in said)
