@@ -34,6 +34,7 @@ from .tflite_routes import make_tflite
 from .load import LoadedModel
 from .passes import apply_recipe
 from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
+from ._substitute import pending_substitutes, substitute
 from .quantize_fp16 import convert_fp16
 from .verify import (Reference, Verification, collect_outputs, compare, flag_slower_than_fp32,
                      host_latency_record, host_threads, reference_accuracy)
@@ -84,7 +85,8 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     if profile.recipe:  # fp32 artifacts are held to the model they were converted from
         ref = ref.with_conversion(collect_outputs(lambda feed: run_torch(model, feed), inputs,
                                                   shapes=shapes))
-    check_survivors(len(made), left)  # before the expensive part: verification, remedies
+    pending = pending_substitutes(left, profile)  # int8 not made: its remedies may deliver
+    check_survivors(len(made) + len(pending), [lo for lo in left if lo not in pending])
     check = _Check(work, inputs, shapes, ref, data.labels, profile)
     artifacts = []
     for art in profile.artifacts:
@@ -92,6 +94,10 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
             entry, lost = _verify_artifact(art, made[art.key], check, calib, progress)
             artifacts += [entry] if entry is not None else []
             left += lost
+        elif (gone := next((lo for lo in pending if lo.key == art.key), None)) is not None:
+            entry, lost = substitute(art, gone, check, calib, progress)
+            artifacts += [entry] if entry is not None else []
+            left = [lo for lo in left if lo is not gone] + lost
     for item in left:
         progress(f"left out {item.line()}")
     check_survivors(len(artifacts), left)

@@ -376,7 +376,7 @@ def test_op_types_that_will_not_load_are_kept_float(tmp_path: Path,
     import converters.quantize_onnx as qo
 
     monkeypatch.setattr(qo, "_upgrade", lambda fp32, out: (fp32, []))
-    monkeypatch.setattr(qo, "_variants", lambda o: [("as configured", o), (qo.KEEP_FAILING, o)])
+    monkeypatch.setattr(qo, "_variants", lambda o, *_: [("as configured", o), (qo.KEEP_FAILING, o)])
     src, calib = _conv11(tmp_path)
     info = OnnxQuantizer(src, calib, tmp_path).quantize(OnnxQuantOptions(), tmp_path / "q.onnx")
     _loads(tmp_path / "q.onnx")
