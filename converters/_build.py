@@ -123,7 +123,7 @@ def _reference(loaded: LoadedModel, inputs: dict[str, np.ndarray],
         raise ModelError(f"the model fails on the data's inputs ({type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:200]}); check input shapes and "
                          "layout") from exc
-    return ref, output_names_for(ref)
+    return ref, output_names_for(ref, loaded.model)
 
 
 def _reference_onnx(loaded: LoadedModel, inputs: dict[str, np.ndarray],
