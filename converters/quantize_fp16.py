@@ -57,13 +57,17 @@ def _fp16_unsafe_nodes(model: Any) -> list[str]:
         return bool(values.size) and float(np.max(np.abs(values))) > FP16_MAX
 
     big = {t.name for t in model.graph.initializer if too_big(t)}
-    for node in model.graph.node:
-        if node.op_type == "Constant" and any(a.name == "value" and too_big(a.t)
-                                              for a in node.attribute):
-            big.update(node.output)
+    constants = [n for n in model.graph.node if n.op_type == "Constant" and any(
+        a.name == "value" and too_big(a.t) for a in n.attribute)]
+    for node in constants:  # as initializers: the converter keeps those of kept nodes in fp32
+        tensor = next(a.t for a in node.attribute if a.name == "value")  # (a kept Constant
+        tensor.name = node.output[0]  # node would be cast to fp16, i.e. to inf, after it)
+        model.graph.initializer.append(tensor)
+        model.graph.node.remove(node)
+        big.add(tensor.name)
     keep = []
     for i, node in enumerate(model.graph.node):
-        if node.op_type != "Constant" and big.intersection(node.input):
+        if big.intersection(node.input):
             node.name = node.name or f"edgeship_fp32_keep_{i}"
             keep.append(node.name)
     return keep

@@ -72,3 +72,19 @@ def test_top1_confidence_is_validated() -> None:
     with pytest.raises(ValidationError, match="top1_confidence"):
         Fidelity(top1_confidence=1.0)
     assert "binomial" in Fidelity.model_fields["top1_confidence"].description
+
+
+def test_empty_map_samples_do_not_count_in_the_mean_cosine() -> None:
+    """An OCR detector's probability map is all but zero on a page without text: its direction
+    in fp16 is rounding noise (cosine 0.65 measured) and used to fail a faithful artifact."""
+    rng = np.random.default_rng(0)
+    want = rng.uniform(0, 1, (4, 1, 16, 16)).astype(np.float32)
+    want[3] = 1e-7  # nothing detected
+    got = want + rng.normal(0, 1e-3, want.shape).astype(np.float32)
+    got[3] = rng.uniform(0, 2e-7, want[3].shape)  # same emptiness, another direction
+    judged = judge_output("prob", "map", "shape", got, want, "fp16", Fidelity())
+    assert judged.passed and judged.figures["cosine"] > 0.999
+    got[0] = rng.uniform(0, 1, want[0].shape)  # a real disagreement still fails
+    assert not judge_output("prob", "map", "shape", got, want, "fp16", Fidelity()).passed
+    empty = np.full((2, 1, 4, 4), 1e-9, np.float32)
+    assert judge_output("prob", "map", "shape", empty, empty, "fp16", Fidelity()).passed

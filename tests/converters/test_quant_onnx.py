@@ -388,9 +388,13 @@ def test_op_types_that_will_not_load_are_kept_float(tmp_path: Path,
     assert "QuantizeLinear" in ops and "Conv" in ops
 
 
-def test_fp16_keeps_nodes_with_constants_beyond_fp16_range_in_float(tmp_path: Path) -> None:
+@pytest.mark.parametrize("as_constant", [False, True])
+def test_fp16_keeps_nodes_with_constants_beyond_fp16_range_in_float(tmp_path: Path,
+                                                                    as_constant: bool) -> None:
     """A BatchNorm variance of 1e8 (as in a real OCR detector) used to be clamped to 1e4 by the
-    fp16 converter (outputs 100x off here; cosine 0.2 after the real model's later layers). The node reading it now stays float32."""
+    fp16 converter (outputs 100x off here; cosine 0.2 after the real model's later layers). The
+    node reading it now stays float32. The OCR detector holds it in a ``Constant`` node, which
+    the converter cast to fp16 (inf) even when kept: it becomes an initializer first."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -406,6 +410,8 @@ def test_fp16_keeps_nodes_with_constants_beyond_fp16_range_in_float(tmp_path: Pa
              numpy_helper.from_array(np.full(c, 1e8, np.float32), "var")]
     nodes = [helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]),
              helper.make_node("BatchNormalization", ["h", "scale", "bias", "mean", "var"], ["y"])]
+    if as_constant:
+        nodes.insert(0, helper.make_node("Constant", [], ["var"], value=inits.pop()))
     graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info(
         "x", TensorProto.FLOAT, [1, c, 8, 8])], [helper.make_tensor_value_info(
             "y", TensorProto.FLOAT, [1, c, 8, 8])], inits)
