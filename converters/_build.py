@@ -200,7 +200,8 @@ def _makers(work: Path, calib: dict[str, np.ndarray], inputs: dict[str, np.ndarr
             host_threads(profile.runtime.threads), progress)
     if "onnx-fp16" in wanted:
         progress("converting ONNX fp16")
-        yield wanted["onnx-fp16"], "convert", lambda: convert_fp16(fp32, work / "model.fp16.onnx")
+        yield wanted["onnx-fp16"], "convert", lambda: convert_fp16(
+            fp32, work / "model.fp16.onnx", calib)
     tflite = [a for a in profile.artifacts if a.format == "tflite"]
     if tflite:  # one converter process, each precision its own call: one failing keeps the rest
         progress(f"converting to TFLite ({', '.join(a.precision for a in tflite)})")

@@ -172,7 +172,8 @@ def _remedies(job: Int8Job, tmp: Path, figures: list[dict[str, Any]]) -> Iterato
         yield from _onnx_remedies(job, tmp, per_channel, figures)
         if job.quantization is None or job.quantization.mode == "static":
             yield "int16-activations", "int8", lambda out: _int16_activations(job, tmp, out)
-        fp16: Remedy = ("fp16", "fp16", lambda out: dict(convert_fp16(job.fp32, out),
+        fp16: Remedy = ("fp16", "fp16", lambda out: dict(convert_fp16(job.fp32, out,
+                                                                       job.calibration),
                                                           precision="fp16"))
     else:
         if not per_channel:
