@@ -95,7 +95,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
             artifacts += [entry] if entry is not None else []
             left += lost
         elif (gone := next((lo for lo in pending if lo.key == art.key), None)) is not None:
-            entry, lost = substitute(art, gone, check, calib, progress)
+            entry, lost = substitute(art, gone, check, calib, progress, left)
             artifacts += [entry] if entry is not None else []
             left = [lo for lo in left if lo is not gone] + lost
     for item in left:

@@ -36,17 +36,27 @@ def pending_substitutes(left: list[LeftOut], profile: Any) -> list[LeftOut]:
 
 
 def substitute(art: Any, lost: LeftOut, check: Any, calib: dict[str, np.ndarray],
-               progress: Callable[[str], None]) -> tuple[dict[str, Any] | None, list[LeftOut]]:
+               progress: Callable[[str], None], left: list[LeftOut] = ()
+               ) -> tuple[dict[str, Any] | None, list[LeftOut]]:
     """Run the remedies for *art* (left out as *lost*) with *check* (``check(key, converter)``
     verifies a file in ``check.work``); return the entry that shipped (or ``None``) and what
-    stays in ``left_out`` for it."""
+    stays in ``left_out`` for it. *left*: the build's other left-out artifacts (a TFLite fp32
+    that could not be made or loaded means its fp16, from the same float conversion, is not
+    tried)."""
     job = Int8Job.for_artifact(check.work, art, calib, check.inputs,
                                host_threads(check.profile.runtime.threads), progress,
                                tuple(a.key for a in check.profile.artifacts))
+    float_lost = next((lo for lo in left if lo.key == f"{art.format}-fp32"
+                       and lo.stage in SUBSTITUTABLE_STAGES), None)
+    if art.format == "tflite" and float_lost is not None and job.no_fp16 is None:
+        job = replace(job, no_fp16=f"{float_lost.key} failed at {float_lost.stage} and fp16 "
+                                   "comes from the same float conversion")
     taken, tried = substitute_int8(job, lost.cause, check)
     every = [*lost.tried, *tried]
     if taken is None:
         cause = f"{lost.cause}; fallbacks {', '.join(tried)} failed too" if tried else lost.cause
+        if job.no_fp16 is not None and (job.quantization is None or job.quantization.fallback):
+            cause += f"; fp16 not tried: {job.no_fp16}"
         return None, [replace(lost, cause=cause, tried=every)]
     entry = taken[0]
     if entry["key"] == art.key:  # an int8 remedy made it: nothing is left out

@@ -147,3 +147,27 @@ def test_fp16_substitute_can_be_forbidden(tmp_path: Path) -> None:
     msg = str(err.value)
     assert "no node was quantized" in msg and "fallbacks int16-activations failed too" in msg
     assert "fp16" not in msg.split("[tried")[1] and "\n" not in msg
+
+
+def test_tflite_fp16_is_not_tried_when_the_float_conversion_failed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fp32 and fp16 TFLite come from one float conversion: when it failed, the int8's fp16
+    substitute would fail the same way after minutes of onnx2tf; it is skipped, and said so."""
+    import converters._build as build
+    from profiles.schema import Profile
+
+    def make(onnx_path, out_dir, precisions, *args, **kwargs):
+        return {p: ConversionError(f"TFLite export failed ({p}): onnx2tf: simulated")
+                for p in precisions}
+
+    monkeypatch.setattr(build, "make_tflite", make)
+    profile = Profile.model_validate({"name": "t", "arch": "x86_64", "artifacts": [
+        {"format": "onnx", "precision": "fp32"}, {"format": "tflite", "precision": "int8"},
+        {"format": "tflite", "precision": "fp32"}]})
+    bundle, _ = _bundle(tmp_path, profile)
+    m = bundle.manifest
+    assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32"]
+    int8 = next(lo for lo in m["left_out"] if lo["key"] == "tflite-int8")
+    assert int8["stage"] == "convert" and int8["tried"] == ["onnx2tf"]
+    assert int8["cause"].endswith("fp16 not tried: tflite-fp32 failed at convert and fp16 "
+                                  "comes from the same float conversion")
