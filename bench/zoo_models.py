@@ -164,6 +164,8 @@ def minilm_l6() -> Any:
                                      local_files_only=True)
 
     class Pooled(torch.nn.Module):
+        output_names = ("embedding",)  # not class scores: the fidelity gate checks its cosine
+
         def __init__(self) -> None:
             super().__init__()
             self.bert = bert

@@ -44,8 +44,15 @@ def run_torch(model: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     return [o.detach().cpu().float().numpy() for o in outs]
 
 
-def output_names_for(outputs: list[np.ndarray]) -> list[str]:
-    """``logits`` for one 2-D (classifier) output, ``output`` for one other, ``output_<i>`` else."""
+def output_names_for(outputs: list[np.ndarray], model: Any = None) -> list[str]:
+    """The names a torch *model* declares (``output_names``, one per output), else ``logits``
+    for one 2-D (classifier) output, ``output`` for one other, ``output_<i>`` else. The name is
+    what the fidelity gate reads first: declare ``output_names = ("embedding",)`` on a module
+    whose 2-D output is not class scores."""
+    declared = getattr(model, "output_names", None)
+    if isinstance(declared, (tuple, list)) and len(declared) == len(outputs) and all(
+            isinstance(n, str) and n for n in declared) and len(set(declared)) == len(declared):
+        return list(declared)
     if len(outputs) == 1:
         return ["logits" if outputs[0].ndim == 2 else "output"]
     return [f"output_{i}" for i in range(len(outputs))]

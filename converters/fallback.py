@@ -7,7 +7,9 @@ per-channel weights (when the profile asked for per-tensor), keeping the most se
 in float (1, 2, 4, … of them; ONNX only), int8 weights with int16 activations (ONNX only) — and
 fp16 last, re-verifying each, and keeps the first
 that passes. A remedy that cannot be made is recorded with its one-line error and the next is
-tried. The entry records ``fallback: {tried, taken, figures, cause}``.
+tried. The entry records ``fallback: {tried, taken, figures, cause}``. :func:`substitute_int8`
+runs the same ladder for an int8 artifact that could not be made or loaded at all (the
+quantizer or converter failed), with that error as the cause.
 
 int8 means int8: an fp16 fallback is delivered under its true name — key ``<format>-fp16``,
 file ``model.fp16.<format>``, ``precision: fp16`` and ``requested: <format>-int8`` — and the int8
@@ -35,7 +37,7 @@ from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
 from .sensitivity import measure_sensitivity, most_sensitive
 from .verify import Verification
 
-__all__ = ["Int8Job", "gate_int8", "int8_quantization", "make_onnx_int8"]
+__all__ = ["Int8Job", "gate_int8", "int8_quantization", "make_onnx_int8", "substitute_int8"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,31 @@ def gate_int8(job: Int8Job, entry: dict[str, Any], result: Verification,
         return entry, result
     job.progress(f"{job.key}: {result.reason}; trying the int8 fallbacks")
     figures: list[dict[str, Any]] = [{"remedy": "as configured", **_figures(result)}]
+    taken, tried = _ladder(job, figures, result.reason, verify)
+    if taken is not None:
+        return taken
+    entry["fallback"] = {"tried": tried, "taken": None, "figures": figures,
+                         "cause": result.reason}
+    reason = f"{result.reason}; fallbacks {', '.join(tried)} failed too" if tried else result.reason
+    return entry, replace(result, reason=reason)
+
+
+def substitute_int8(job: Int8Job, cause: str, verify: Verify
+                    ) -> tuple[tuple[dict[str, Any], Verification] | None, list[str]]:
+    """The same remedies for an int8 artifact that could not be *made* or *loaded* (*cause*:
+    the tool's one-line error): ``((entry, verdict) | None, tried)``. Nothing is tried when
+    the profile says ``quantization.fallback: false``."""
+    if job.quantization is not None and not job.quantization.fallback:
+        return None, []
+    job.progress(f"{job.key}: could not be made ({one_line(cause, 160)}); trying the int8 "
+                 "fallbacks")
+    return _ladder(job, [{"remedy": "as configured", "error": cause}], cause, verify)
+
+
+def _ladder(job: Int8Job, figures: list[dict[str, Any]], cause: str, verify: Verify
+            ) -> tuple[tuple[dict[str, Any], Verification] | None, list[str]]:
+    """Make and verify each remedy in order; the first that passes is taken (its entry records
+    ``fallback``), with the names of the remedies tried."""
     tried: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgeship-fallback-") as tmp:
         for name, precision, make in _remedies(job, Path(tmp), figures):
@@ -118,11 +145,9 @@ def gate_int8(job: Int8Job, entry: dict[str, Any], result: Verification,
             outcome = _try(job, name, precision, make, verify, figures)
             if outcome is not None and outcome[1].passed:
                 job.progress(f"{job.key}: fallback {name} passed ({outcome[1].reason})")
-                return _taken(outcome[0], entry, name, tried, figures, result.reason), outcome[1]
-    entry["fallback"] = {"tried": tried, "taken": None, "figures": figures,
-                         "cause": result.reason}
-    reason = f"{result.reason}; fallbacks {', '.join(tried)} failed too" if tried else result.reason
-    return entry, replace(result, reason=reason)
+                return (_taken(outcome[0], job.key, name, tried, figures, cause),
+                        outcome[1]), tried
+    return None, tried
 
 
 def _try(job: Int8Job, name: str, precision: str, make: Callable[[Path], dict[str, Any]],
@@ -147,7 +172,8 @@ def _remedies(job: Int8Job, tmp: Path, figures: list[dict[str, Any]]) -> Iterato
         yield from _onnx_remedies(job, tmp, per_channel, figures)
         if job.quantization is None or job.quantization.mode == "static":
             yield "int16-activations", "int8", lambda out: _int16_activations(job, tmp, out)
-        fp16: Remedy = ("fp16", "fp16", lambda out: dict(convert_fp16(job.fp32, out),
+        fp16: Remedy = ("fp16", "fp16", lambda out: dict(convert_fp16(job.fp32, out,
+                                                                       job.calibration),
                                                           precision="fp16"))
     else:
         if not per_channel:
@@ -211,13 +237,13 @@ def _tflite(job: Int8Job, out: Path, tmp: Path, precision: str, **options: Any) 
     return dict(info[precision], precision=precision)
 
 
-def _taken(candidate: dict[str, Any], original: dict[str, Any], name: str, tried: list[str],
+def _taken(candidate: dict[str, Any], requested: str, name: str, tried: list[str],
            figures: list[dict[str, Any]], cause: str) -> dict[str, Any]:
     converter = candidate.get("converter", {})
     candidate["quantization"] = converter.get("options") if candidate["precision"] == "int8" \
         else None
-    if candidate["key"] != original["key"]:  # delivered under its true name, e.g. tflite-fp16
-        candidate["requested"] = original["key"]
+    if candidate["key"] != requested:  # delivered under its true name, e.g. tflite-fp16
+        candidate["requested"] = requested
     candidate["fallback"] = {"tried": tried, "taken": name, "figures": figures, "cause": cause}
     return candidate
 

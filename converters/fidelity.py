@@ -8,17 +8,25 @@ the artifact's output against the source's and applies the profile's threshold f
 an fp32 artifact must instead match within ``fidelity.fp32_tolerance`` of the output's range.
 Every failed check names the output, the metric, the value, the threshold and the profile field
 that sets it.
+
+Top-1 agreement on a small evaluation set is judged by its flips, not its ratio: 0.99 on 24
+samples would allow no flip at all, so one unlucky sample would reject a good artifact.
+:func:`allowed_flips` is the most flips a true agreement of ``fidelity.min_top1_agreement``
+still explains at ``fidelity.top1_confidence`` (a one-sided binomial test: the artifact fails
+only when its flips show the agreement is below the threshold). At 0.99 and 95 %: 1 flip of 24,
+2 of 50, 3 of 100, 15 of 1000; the check states the count, the flips and the flips allowed.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Check", "OutputJudgement", "infer_kind", "judge_output"]
+__all__ = ["Check", "OutputJudgement", "allowed_flips", "infer_kind", "judge_output"]
 
 _HINTS = (
     ("boxes", ("box", "bbox", "loc", "anchor")),
@@ -39,6 +47,8 @@ class Check:
     op: str  # ">=" or "<="
     threshold: float
     field: str
+    note: str = ""
+    """What the threshold means, when it is derived (``of 24 samples: …``)."""
 
     @property
     def passed(self) -> bool:
@@ -52,8 +62,9 @@ class Check:
         (fidelity.max_box_error)``."""
         sign = self.op[0] if self.passed else {">=": "<", "<=": ">"}[self.op]
         sign = sign + "=" if self.passed else sign
+        note = f"{self.note}; " if self.note else ""
         return (f"output {output!r} ({kind}): {self.metric} {self.value:.4g} {sign} "
-                f"{self.threshold:g} ({self.field})")
+                f"{self.threshold:g} ({note}{self.field})")
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,8 @@ class OutputJudgement:
         return {"name": self.name, "kind": self.kind, "kind_from": self.kind_from,
                 **self.figures, "passed": self.passed,
                 "checks": [{"metric": c.metric, "value": c.value, "op": c.op,
-                            "threshold": c.threshold, "field": c.field, "passed": c.passed}
+                            "threshold": c.threshold, "field": c.field, "passed": c.passed,
+                            **({"note": c.note} if c.note else {})}
                            for c in self.checks]}
 
 
@@ -127,9 +139,11 @@ def judge_output(name: str, kind: str, kind_from: str, got: np.ndarray, want: np
         "max_abs_error": _r(float(err.max()) if err.size else 0.0),
         "max_error_of_range": _r(float(err.max()) / span if err.size else 0.0),
         "mean_error_of_range": _r(float(err.mean()) / span if err.size else 0.0),
-        "range": _r(span), "cosine": _r(_cosine(a, b)), "top1_agreement": None}
+        "range": _r(span), "cosine": _r(_cosine(a, b, span)), "top1_agreement": None}
     if kind == "classes" and b.ndim >= 2 and b.shape[-1] > 1:
-        figures["top1_agreement"] = _r(float(np.mean(a.argmax(-1) == b.argmax(-1))))
+        same = a.argmax(-1) == b.argmax(-1)
+        figures["top1_agreement"] = _r(float(np.mean(same)))
+        figures["top1_samples"], figures["top1_flips"] = int(same.size), int(same.size - same.sum())
     checks = _checks(kind, figures, precision, fidelity, accuracy_drop)
     return OutputJudgement(name, kind, kind_from, figures, checks)
 
@@ -147,8 +161,7 @@ def _checks(kind: str, f: dict[str, float | None], precision: str, fid: Any,
         if drop is not None:
             return (Check("accuracy drop", drop[0], "<=", drop[1], "budgets.max_accuracy_drop"),)
         if f["top1_agreement"] is not None:
-            return (Check("top-1 agreement", value("top1_agreement"), ">=",
-                          fid.min_top1_agreement, "fidelity.min_top1_agreement"),)
+            return (_top1_check(int(value("top1_samples")), int(value("top1_flips")), fid),)
     if kind in ("boxes", "regression"):
         return (Check(max_error, value("max_error_of_range"), "<=", fid.max_box_error,
                       "fidelity.max_box_error"),)
@@ -159,6 +172,34 @@ def _checks(kind: str, f: dict[str, float | None], precision: str, fid: Any,
                           fid.max_mean_error, "fidelity.max_mean_error"))
 
 
+def allowed_flips(samples: int, min_agreement: float, confidence: float) -> int:
+    """The most top-1 flips of *samples* that a true agreement of *min_agreement* explains at
+    *confidence*: the largest ``k`` with ``P(flips >= k) >= 1 - confidence`` when each sample
+    flips with probability ``1 - min_agreement`` (one-sided binomial test)."""
+    p = 1.0 - min_agreement
+    if p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return samples
+    alpha, below = 1.0 - confidence, 0.0  # below: P(flips < k)
+    for k in range(samples + 1):
+        if 1.0 - below < alpha:
+            return k - 1
+        below += math.exp(math.lgamma(samples + 1) - math.lgamma(k + 1) -
+                          math.lgamma(samples - k + 1) + k * math.log(p) +
+                          (samples - k) * math.log1p(-p))
+    return samples
+
+
+def _top1_check(samples: int, flips: int, fid: Any) -> Check:
+    allowed = allowed_flips(samples, fid.min_top1_agreement, fid.top1_confidence)
+    note = (f"of {samples}: agreement {(samples - flips) / max(samples, 1):.4g}; a true "
+            f"{fid.min_top1_agreement:g} explains up to {allowed} at "
+            f"{fid.top1_confidence:.0%} confidence")
+    return Check("top-1 flips", float(flips), "<=", float(allowed),
+                 "fidelity.min_top1_agreement, fidelity.top1_confidence", note)
+
+
 def _range(b: np.ndarray) -> float:
     if not b.size:
         return 1.0
@@ -166,12 +207,23 @@ def _range(b: np.ndarray) -> float:
     return span if span > 0 else max(float(np.abs(b).max()), 1e-12)
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+EMPTY_RMS = 1e-4
+"""A reference sample whose RMS is below this share of the output's range is empty (a detection
+map with nothing in it): its direction is rounding noise, so it does not count in the mean
+cosine (the mean-error check still judges it)."""
+
+
+def _cosine(a: np.ndarray, b: np.ndarray, span: float | None = None) -> float:
     n = len(b)
     a, b = a.reshape(n, -1), b.reshape(n, -1)
     na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
     both_zero = (na == 0) & (nb == 0)
     cos = np.where(both_zero, 1.0, np.sum(a * b, axis=1) / np.maximum(na * nb, 1e-30))
+    if span is not None and b.shape[1]:
+        empty = nb / np.sqrt(b.shape[1]) < EMPTY_RMS * span
+        if empty.all():  # nothing but empty samples: their overall direction
+            return _cosine(a.reshape(1, -1), b.reshape(1, -1))
+        cos = cos[~empty]
     return float(np.mean(cos))
 
 

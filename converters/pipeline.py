@@ -27,6 +27,7 @@ from profiles import Artifact, Profile
 
 from ._isolate import LeftOut, check_survivors, make_tool, runtime_tool
 from ._runners import OnnxRunner, open_runner
+from ._substitute import pending_substitutes, substitute
 from ._util import ort_cause
 from .checks import ArtifactCheck, data_part
 from .data import Dataset, save_board_samples, synthetic_dataset
@@ -86,7 +87,8 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     if profile.recipe:  # fp32 artifacts are held to the model they were converted from
         ref = ref.with_conversion(collect_outputs(lambda feed: run_torch(model, feed), inputs,
                                                   shapes=shapes))
-    check_survivors(len(made), left)  # before the expensive part: verification, remedies
+    pending = pending_substitutes(left, profile)  # int8 not made: its remedies may deliver
+    check_survivors(len(made) + len(pending), [lo for lo in left if lo not in pending])
     check = ArtifactCheck(work, inputs, shapes, ref, data.labels, profile)
     artifacts = []
     for art in profile.artifacts:
@@ -94,6 +96,10 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
             entry, lost = _verify_artifact(art, made[art.key], check, calib, progress)
             artifacts += [entry] if entry is not None else []
             left += lost
+        elif (gone := next((lo for lo in pending if lo.key == art.key), None)) is not None:
+            entry, lost = substitute(art, gone, check, calib, progress, left)
+            artifacts += [entry] if entry is not None else []
+            left = [lo for lo in left if lo is not gone] + lost
     for item in left:
         progress(f"left out {item.line()}")
     check_survivors(len(artifacts), left)
@@ -136,7 +142,7 @@ def _reference(loaded: LoadedModel, inputs: dict[str, np.ndarray],
         raise ModelError(f"the model fails on the data's inputs ({type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:200]}); check input shapes and "
                          "layout") from exc
-    return ref, output_names_for(ref)
+    return ref, output_names_for(ref, loaded.model)
 
 
 def _reference_onnx(loaded: LoadedModel, inputs: dict[str, np.ndarray],
@@ -213,7 +219,8 @@ def _makers(work: Path, calib: dict[str, np.ndarray], inputs: dict[str, np.ndarr
             host_threads(profile.runtime.threads), progress)
     if "onnx-fp16" in wanted:
         progress("converting ONNX fp16")
-        yield wanted["onnx-fp16"], "convert", lambda: convert_fp16(fp32, work / "model.fp16.onnx")
+        yield wanted["onnx-fp16"], "convert", lambda: convert_fp16(
+            fp32, work / "model.fp16.onnx", calib)
     tflite = [a for a in profile.artifacts if a.format == "tflite"]
     if tflite:  # one converter process, each precision its own call: one failing keeps the rest
         progress(f"converting to TFLite ({', '.join(a.precision for a in tflite)})")

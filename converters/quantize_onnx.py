@@ -12,8 +12,9 @@ cached per calibration method, so a re-quantization does not calibrate again. Dy
 Every quantized graph is loaded in onnxruntime right after quantizing (cheap, and before any
 expensive verification or conversion): models below opset 13 are upgraded first (per-channel QDQ
 needs ``DequantizeLinear(axis=…)``), and when a graph still does not load the next variant is
-tried — per-tensor, QOperator, the op types onnxruntime refused kept in float — each recorded in
-the info's ``tried`` and the one taken in ``variant``.
+tried — per-tensor, QOperator, dynamic int8 inside If/Loop subgraphs (when the weights sit there:
+:mod:`converters.quantize_subgraphs`), the op types onnxruntime refused kept in float — each
+recorded in the info's ``tried`` and the one taken in ``variant``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from core.errors import ConversionError
 
 from ._util import one_line, op_hint
 from .quantize_fp16 import convert_fp16  # kept importable from here (sweep, older callers)
+from .quantize_subgraphs import all_op_types, lift_subgraph_constants, subgraph_weight_count
 
-__all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer",
+__all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "SUBGRAPHS", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer",
            "convert_fp16", "quantize_int8"]
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ ARM64 boards, so it is used."""
 KEEP_FAILING = "keep-float"
 """The last variant: as configured, with the op types onnxruntime refused to load kept float
 (recorded as ``keep-float Conv, MatMul``)."""
+SUBGRAPHS = "dynamic, subgraphs"
+"""The variant for weights inside If/Loop subgraphs (:mod:`converters.quantize_subgraphs`)."""
 KEEP_ROUNDS = 4
 """How often the keep-float variant widens (each load error may name another op type)."""
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Attention", "LSTM", "GRU")
@@ -71,6 +75,8 @@ class OnnxQuantOptions:
     exclude: tuple[str, ...] = ()
     format: str = "QDQ"
     """``QDQ`` (Quantize/DequantizeLinear pairs) or ``QOperator`` (QLinearConv, …)."""
+    subgraphs: bool = False
+    """Quantize inside If/Loop/Scan subgraphs too (dynamic mode only; ``EnableSubgraph``)."""
 
     @classmethod
     def from_profile(cls, q: Any) -> OnnxQuantOptions:
@@ -93,6 +99,8 @@ class OnnxQuantOptions:
         d["exclude"] = list(self.exclude)
         if self.calibration != "percentile":
             d.pop("percentile")
+        if not self.subgraphs:
+            d.pop("subgraphs")
         return d
 
 
@@ -108,6 +116,8 @@ class OnnxQuantizer:
         upgraded, self.cleanup = _upgrade(fp32, workdir / "opset.onnx")
         self.source = _preprocess(upgraded, workdir / "pre.onnx")
         self.samples = len(next(iter(calibration.values())))
+        self.subgraph_weights = subgraph_weight_count(self.source)
+        """Weight nodes inside If/Loop/Scan subgraphs (the static quantizers skip them)."""
 
     def weight_nodes(self) -> list[str]:
         """Names of the nodes with weights, in graph order (candidates to keep in float)."""
@@ -124,7 +134,7 @@ class OnnxQuantizer:
         ``onnxruntime``, the last real error as ``cause``) when none does."""
         tried: list[dict[str, Any]] = []
         failing: set[str] = set()  # op types that load errors named
-        for name, variant in _variants(options):
+        for name, variant in _variants(options, self.subgraph_weights > 0):
             if name == KEEP_FAILING:
                 return self._keep_failing_float(variant, out, only, tried, failing)
             problem = self._try(variant, out, only)
@@ -173,7 +183,8 @@ class OnnxQuantizer:
               tried: list[dict[str, Any]]) -> dict[str, Any]:
         method = ("quantize_dynamic" if options.mode == "dynamic" else
                   f"quantize_static {options.format}") + (
-            " per-channel" if options.per_channel else " per-tensor")
+            " per-channel" if options.per_channel else " per-tensor") + (
+            " with subgraphs" if options.subgraphs else "")
         info = {"tool": "onnxruntime.quantization", "method": method, "weights": "QInt8",
                 "activations": _QTYPES.get(options.activations, options.activations),
                 "calibration_samples": self.samples if options.mode == "static" else 0,
@@ -197,8 +208,10 @@ class OnnxQuantizer:
         names = ", ".join(t["variant"] for t in tried)
         stage = "load" if any(t["stage"] == "load" for t in tried) else "quantize"
         what = "would not load in onnxruntime" if stage == "load" else "quantization failed"
+        where = (f" ({self.subgraph_weights} weight nodes sit in If/Loop subgraphs, which "
+                 "onnxruntime's static quantizer skips)" if self.subgraph_weights else "")
         return ConversionError(
-            f"ONNX int8 {what}{op_hint(last, self.source)} ({names} tried): {last}; drop "
+            f"ONNX int8 {what}{op_hint(last, self.source)}{where} ({names} tried): {last}; drop "
             "onnx-int8 from the profile or use precision fp16", stage=stage, tool="onnxruntime",
             cause=last, tried=[t["variant"] for t in tried])
 
@@ -224,10 +237,16 @@ class OnnxQuantizer:
     def _dynamic(self, options: OnnxQuantOptions, out: Path, only: list[str] | None) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(self._without_value_info()), str(out), per_channel=options.per_channel,
+        source = self._without_value_info()
+        if options.subgraphs:  # subgraph weights are Constant nodes; the quantizer wants inits
+            source = self.workdir / "pre-subgraphs.onnx"
+            if not source.exists():
+                lift_subgraph_constants(self._without_value_info(), source)
+        quantize_dynamic(str(source), str(out), per_channel=options.per_channel,
                          weight_type=QuantType.QInt8,
                          nodes_to_exclude=list(options.exclude) or None,
-                         nodes_to_quantize=only)
+                         nodes_to_quantize=only,
+                         extra_options={"EnableSubgraph": True} if options.subgraphs else None)
 
     def _without_value_info(self) -> Path:
         """The source without intermediate shapes: ``quantize_dynamic`` turns ``Gemm(transB=1)``
@@ -242,15 +261,20 @@ class OnnxQuantizer:
         return path
 
 
-def _variants(options: OnnxQuantOptions) -> list[tuple[str, OnnxQuantOptions]]:
+def _variants(options: OnnxQuantOptions,
+              subgraphs: bool = False) -> list[tuple[str, OnnxQuantOptions]]:
     """The variants tried in order: as configured, per-tensor (when per-channel), QOperator
-    (static only), then as configured with the op types load errors named kept in float
+    (static only), dynamic with subgraphs (when weights sit in If/Loop subgraphs), then as
+    configured with the op types load errors named kept in float
     (:meth:`OnnxQuantizer._keep_failing_float`)."""
     out = [("as configured", options)]
     if options.per_channel:
         out.append(("per-tensor", options.with_(per_channel=False)))
     if options.mode == "static" and options.format == "QDQ":
         out.append(("QOperator", options.with_(format="QOperator")))
+    if subgraphs and not options.subgraphs:
+        out.append((SUBGRAPHS, options.with_(mode="dynamic", calibration="none",
+                                             activations="dynamic", subgraphs=True)))
     out.append((KEEP_FAILING, options))
     return out
 
@@ -318,7 +342,7 @@ def _load_problem(path: Path) -> dict[str, str] | None:
     import onnx
     import onnxruntime as ort
 
-    ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
+    ops = all_op_types(onnx.load(str(path), load_external_data=False).graph)
     if not ops & _INT8_OPS:
         return {"stage": "quantize", "error": "no node was quantized (the graph stayed float)"}
     options = ort.SessionOptions()

@@ -181,7 +181,9 @@ class Fidelity(_Strict):
     """How closely each artifact must match the source model, per output kind.
 
     Every output is judged by what it is: ``classes`` (class scores: top-1 agreement, or the
-    accuracy drop against ``budgets.max_accuracy_drop`` when the data has labels), ``boxes`` /
+    accuracy drop against ``budgets.max_accuracy_drop`` when the data has labels; the agreement
+    is judged by its flips so a small evaluation set is not held to zero flips:
+    ``top1_confidence``), ``boxes`` /
     ``regression`` (coordinates, landmarks, offsets: max abs error relative to the output's
     range), ``map`` (feature / heat / segmentation maps) and ``other`` (cosine and mean error
     relative to the range), ``embedding`` (cosine). The kind is inferred from the output's name,
@@ -193,7 +195,15 @@ class Fidelity(_Strict):
 
     fp32_tolerance: float = Field(default=1e-3, gt=0, le=1,
                                   description="fp32: max abs error / output range")
-    min_top1_agreement: float = Field(default=0.99, ge=0, le=1, description="classes")
+    min_top1_agreement: float = Field(
+        default=0.99, ge=0, le=1,
+        description="classes: the top-1 agreement with the source the artifact must have; "
+                    "judged by the flips on the evaluation samples (see top1_confidence)")
+    top1_confidence: float = Field(
+        default=0.95, ge=0.5, lt=1,
+        description="classes: an artifact fails when its top-1 flips show, at this confidence "
+                    "(one-sided binomial test), an agreement below min_top1_agreement; at 0.99 "
+                    "and 0.95 that allows 1 flip of 24 samples, 3 of 100, 15 of 1000")
     max_box_error: float = Field(default=0.05, gt=0, le=1,
                                  description="boxes/regression: max abs error / output range")
     min_cosine: float = Field(default=0.99, ge=-1, le=1, description="map, embedding, other")

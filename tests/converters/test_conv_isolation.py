@@ -54,14 +54,17 @@ def test_failed_tflite_leaves_the_onnx_and_tflite_fp32_artifacts_in(
     bundle = build_bundle(str(tiny.pt2), load_profile("sim"), tiny.data, Paths(home=tmp_path),
                           progress=steps.append)
     m = bundle.manifest
-    assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-int8", "tflite-fp32"]
+    # the int8 that could not be made gets its remedies: fp16, under its own name
+    assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-int8", "tflite-fp32",
+                                                  "tflite-fp16"]
     assert all(a["verification"]["passed"] for a in m["artifacts"])
+    assert m["artifacts"][3]["requested"] == "tflite-int8"
     assert set(m["files"]) == {"model.fp32.onnx", "model.int8.onnx", "model.fp32.tflite",
-                               "samples.npz"}
+                               "model.fp16.tflite", "samples.npz"}
     assert m["left_out"] == [{"key": "tflite-int8", "stage": "convert", "tool": "onnx2tf",
                               "cause": f"TFLite export failed: {ONNX2TF_CAUSE}",
-                              "tried": ["onnx2tf"], "required": False,
-                              "delivered_instead": None}]
+                              "tried": ["onnx2tf", "fp16"], "required": False,
+                              "delivered_instead": "tflite-fp16"}]
     assert any(s.startswith("left out tflite-int8 (convert, onnx2tf): TFLite export failed")
                for s in steps)
 
@@ -72,8 +75,8 @@ def test_failed_tflite_leaves_the_onnx_and_tflite_fp32_artifacts_in(
     report = build_report(device="sim", board={"name": "sim"}, manifest=m, bundle_reused=False,
                           ship={}, agent=agent, budgets=Budgets())
     assert report["verdict"] == "partial" and report["left_out"] == m["left_out"]
-    assert [r["verdict"] for r in report["artifacts"]] == ["pass"] * 3
-    assert render_table(report).row_count == 4
+    assert [r["verdict"] for r in report["artifacts"]] == ["pass"] * 4
+    assert render_table(report).row_count == 5
     assert ("| tflite-int8 | — | — | — | — | — | — | left out: convert (onnx2tf): TFLite export "
             "failed: Dimensions must be equal") in render_markdown(report)
     report.update(created="2026-12-01T00:00:00+00:00", schema=3)

@@ -377,7 +377,7 @@ def test_op_types_that_will_not_load_are_kept_float(tmp_path: Path,
     import converters.quantize_onnx as qo
 
     monkeypatch.setattr(qo, "_upgrade", lambda fp32, out: (fp32, []))
-    monkeypatch.setattr(qo, "_variants", lambda o: [("as configured", o), (qo.KEEP_FAILING, o)])
+    monkeypatch.setattr(qo, "_variants", lambda o, *_: [("as configured", o), (qo.KEEP_FAILING, o)])
     src, calib = _conv11(tmp_path)
     info = OnnxQuantizer(src, calib, tmp_path).quantize(OnnxQuantOptions(), tmp_path / "q.onnx")
     _loads(tmp_path / "q.onnx")
@@ -389,9 +389,13 @@ def test_op_types_that_will_not_load_are_kept_float(tmp_path: Path,
     assert "QuantizeLinear" in ops and "Conv" in ops
 
 
-def test_fp16_keeps_nodes_with_constants_beyond_fp16_range_in_float(tmp_path: Path) -> None:
+@pytest.mark.parametrize("as_constant", [False, True])
+def test_fp16_keeps_nodes_with_constants_beyond_fp16_range_in_float(tmp_path: Path,
+                                                                    as_constant: bool) -> None:
     """A BatchNorm variance of 1e8 (as in a real OCR detector) used to be clamped to 1e4 by the
-    fp16 converter (outputs 100x off here; cosine 0.2 after the real model's later layers). The node reading it now stays float32."""
+    fp16 converter (outputs 100x off here; cosine 0.2 after the real model's later layers). The
+    node reading it now stays float32. The OCR detector holds it in a ``Constant`` node, which
+    the converter cast to fp16 (inf) even when kept: it becomes an initializer first."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -407,6 +411,8 @@ def test_fp16_keeps_nodes_with_constants_beyond_fp16_range_in_float(tmp_path: Pa
              numpy_helper.from_array(np.full(c, 1e8, np.float32), "var")]
     nodes = [helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]),
              helper.make_node("BatchNormalization", ["h", "scale", "bias", "mean", "var"], ["y"])]
+    if as_constant:
+        nodes.insert(0, helper.make_node("Constant", [], ["var"], value=inits.pop()))
     graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info(
         "x", TensorProto.FLOAT, [1, c, 8, 8])], [helper.make_tensor_value_info(
             "y", TensorProto.FLOAT, [1, c, 8, 8])], inits)
@@ -421,3 +427,41 @@ def test_fp16_keeps_nodes_with_constants_beyond_fp16_range_in_float(tmp_path: Pa
                 .run(None, {"x": x})[0] for f in ("bn.onnx", "bn.fp16.onnx"))
     assert float(np.max(np.abs(got - ref))) <= 0.01 * float(np.max(np.abs(ref)))  # not 100x off
     assert len(info["kept_float"]) == 1  # the BatchNorm, named for the converter
+
+
+def test_fp16_keeps_nodes_around_an_overflowing_activation_in_float(tmp_path: Path) -> None:
+    """``x * 3e4 / 3e4``: every constant fits fp16, the activation between them (up to 1.2e5)
+    does not. Measured on samples, both nodes around it stay float32. (onnx's reference runtime
+    computes fp16 as written; onnxruntime's CPU provider upcasts these two ops and hides the
+    overflow that fp16 kernels — TensorRT, ARM — produce: the blind file is judged by its
+    types.)"""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from converters.quantize_fp16 import convert_fp16
+
+    inits = [numpy_helper.from_array(np.array(3e4, np.float32), "k")]
+    nodes = [helper.make_node("Mul", ["x", "k"], ["big"], name="up"),
+             helper.make_node("Div", ["big", "k"], ["y"], name="down")]
+    graph = helper.make_graph(nodes, "ovf", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 8])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "ovf.onnx"))
+    x = np.linspace(-4, 4, 32, dtype=np.float32).reshape(4, 8)
+
+    def k_type(name: str) -> int:  # the constant is converted with the nodes reading it
+        return next(i.data_type for i in onnx.load(str(tmp_path / name)).graph.initializer
+                    if i.name == "k")
+
+    blind = convert_fp16(tmp_path / "ovf.onnx", tmp_path / "blind.onnx")
+    assert blind["kept_float"] == [] and k_type("blind.onnx") == TensorProto.FLOAT16
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(np.float16(x.max() * 3e4))  # what an fp16 Mul stores
+    info = convert_fp16(tmp_path / "ovf.onnx", tmp_path / "ovf16.onnx", {"x": x})
+    assert info["kept_float"] == ["up", "down"] and info["activation_peak"] == 1.2e5
+    assert k_type("ovf16.onnx") == TensorProto.FLOAT
+    sess = ort.InferenceSession(str(tmp_path / "ovf16.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"x": x[:1]})[0], x[:1], atol=1e-3)
