@@ -100,7 +100,7 @@ def test_artifact_its_runtime_cannot_load_is_left_out_before_verification(
         tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import converters.pipeline as build
 
-    def broken_fp16(fp32: Path, out: Path) -> dict:
+    def broken_fp16(fp32: Path, out: Path, *_samples: object) -> dict:
         out.write_bytes(fp32.read_bytes()[: len(fp32.read_bytes()) // 2])  # truncated protobuf
         return {"tool": "onnxruntime.transformers.float16"}
 

@@ -262,37 +262,62 @@ def test_int16_activations_rescue_an_activation_outlier_as_int8(
     assert int8["fallback"]["taken"] == "int16-activations" and int8["verification"]["passed"]
 
 
+def _no_dynamic(job: object, tmp: Path, out: Path) -> dict:
+    raise ConversionError("dynamic int8 withheld by the test")
+
+
+def test_dynamic_int8_rescues_a_matmul_model_whose_calibration_misleads(
+        mlps: dict, tmp_path: Path) -> None:
+    """Calibration samples 100x smaller than the real inputs: every static range clips (int16
+    too), the dynamic quantizer measures each inference's range and passes as int8."""
+    from converters import build_bundle
+
+    model, data, x = mlps["plain"]
+    labels = np.load(data)["labels"]
+    np.savez(tmp_path / "d.npz", x=x, labels=labels, **{"calibration.x": x[:100] * 0.01})
+    bundle = build_bundle(str(model), _profile(None), tmp_path / "d.npz",
+                          Paths(home=tmp_path), progress=lambda s: None)
+    int8 = bundle.manifest["artifacts"][1]
+    assert int8["key"] == "onnx-int8" and int8["verification"]["passed"]
+    assert int8["fallback"]["taken"] == "dynamic" and int8["fallback"]["tried"][-2:] == [
+        "int16-activations", "dynamic"]
+    assert int8["converter"]["method"].startswith("quantize_dynamic")
+    assert int8["fallback"]["figures"][0]["accuracy_drop"] > 0.05  # static as configured
+
+
 def test_fp16_fallback_is_named_fp16(mlps: dict, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [1])  # int8 cannot pass
     monkeypatch.setattr("converters.fallback._int16_activations", _no_int16)
+    monkeypatch.setattr("converters.fallback._dynamic_int8", _no_dynamic)
     bundle, _ = _bundle(mlps, "activation", tmp_path, None)
     m = bundle.manifest
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-fp16"]
     fp16 = m["artifacts"][1]
     assert fp16["precision"] == "fp16" and fp16["file"] == "model.fp16.onnx"
     assert fp16["requested"] == "onnx-int8" and fp16["quantization"] is None
-    assert fp16["fallback"]["tried"] == ["keep-float-1", "int16-activations", "fp16"]
+    assert fp16["fallback"]["tried"] == ["keep-float-1", "int16-activations", "dynamic", "fp16"]
     assert fp16["fallback"]["taken"] == "fp16" and fp16["verification"]["passed"]
     assert "model.int8.onnx" not in m["files"] and "model.fp16.onnx" in m["files"]
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] == "onnx-fp16"
     assert "accuracy drop" in out["cause"]
-    assert out["tried"] == ["keep-float-1", "int16-activations", "fp16"]  # int8 remedies first
+    assert out["tried"] == ["keep-float-1", "int16-activations", "dynamic", "fp16"]  # int8 first
 
 
 def test_fallback_fp16_false_leaves_int8_out(mlps: dict, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [1])
     monkeypatch.setattr("converters.fallback._int16_activations", _no_int16)
+    monkeypatch.setattr("converters.fallback._dynamic_int8", _no_dynamic)
     bundle, _ = _bundle(mlps, "activation", tmp_path, {"fallback_fp16": False})
     m = bundle.manifest
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32"]
     assert not any(name.startswith(("model.int8", "model.fp16")) for name in m["files"])
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] is None
-    assert out["tried"] == ["keep-float-1", "int16-activations"]
-    assert "fallbacks keep-float-1, int16-activations failed" in out["cause"]
+    assert out["tried"] == ["keep-float-1", "int16-activations", "dynamic"]
+    assert "fallbacks keep-float-1, int16-activations, dynamic failed" in out["cause"]
 
 
 def test_unsupported_op_is_named(tmp_path: Path) -> None:
