@@ -35,6 +35,7 @@ from .load import LoadedModel
 from .passes import apply_recipe
 from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
 from .quantize_fp16 import convert_fp16
+from .steps import timed
 from .verify import (Reference, Verification, collect_outputs, compare, flag_slower_than_fp32,
                      host_latency_record, host_threads, reference_accuracy)
 
@@ -71,12 +72,15 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     inputs = {k: data.inputs[k] for k in _input_order(loaded, data)}
     shapes = {k: v for k, v in data.sample_shapes().items() if k in inputs}
     progress(f"running the original model on {min(len(v) for v in inputs.values())} samples")
-    ref = Reference.of(*_reference(loaded, inputs, shapes, host_threads(profile.runtime.threads)),
-                       fidelity=profile.fidelity, feed=sample_feed(inputs, 0, shapes))
+    with timed("reference"):
+        ref = Reference.of(*_reference(loaded, inputs, shapes,
+                                       host_threads(profile.runtime.threads)),
+                           fidelity=profile.fidelity, feed=sample_feed(inputs, 0, shapes))
     model, recipe = loaded.model, []  # recipe: each step's options and what it changed
     if profile.recipe:
         progress(f"applying recipe: {', '.join(s.name for s in profile.recipe)}")
-        model = apply_recipe(model, profile.recipe, data, recipe)
+        with timed("recipe"):
+            model = apply_recipe(model, profile.recipe, data, recipe)
     calib, calib_desc = data.calibration_set()
     calib = {k: calib[k] for k in inputs}
     made, left = _make_artifacts(work, loaded, model, inputs, shapes, calib, ref.names, profile,
@@ -89,7 +93,8 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     artifacts = []
     for art in profile.artifacts:
         if art.key in made:
-            entry, lost = _verify_artifact(art, made[art.key], check, calib, progress)
+            with timed("verify", art.key):
+                entry, lost = _verify_artifact(art, made[art.key], check, calib, progress)
             artifacts += [entry] if entry is not None else []
             left += lost
     for item in left:
@@ -216,8 +221,9 @@ def _load_problem(work: Path, art: Artifact, shapes: dict[str, tuple[int, ...]],
     """``None`` when the artifact loads (and runs once, on *example*) in its runtime, else why
     not."""
     try:
-        open_runner(art.format, work / f"model.{art.precision}.{art.format}", shapes, threads,
-                    example=example)
+        with timed("load-check", art.key):
+            open_runner(art.format, work / f"model.{art.precision}.{art.format}", shapes,
+                        threads, example=example)
     except ConversionError as exc:
         return LeftOut.from_error(art.key, "load", runtime_tool(art.key), exc,
                                   required=art.required)

@@ -29,6 +29,7 @@ from ._util import FORMAT_VERSION, file_sha256, tool_versions
 from .data import Dataset, load_dataset, synthetic_dataset
 from .load import LoadedModel, identify_source, load_model, source_sha256
 from .passes import resolve_recipe
+from .steps import Timings, recording
 
 __all__ = ["MANIFEST", "SCHEMA", "Bundle", "agent_path", "build_bundle", "bundle_id"]
 
@@ -90,11 +91,12 @@ def build_bundle(source: str, profile: Profile, data: str | Path | None = None,
         raise ConfigError(f"{source}: recipe passes need a torch source; remove the profile's "
                           "recipe for .onnx models")
     dataset = load_dataset(data) if data is not None else None
-    loaded = None
+    loaded, clock = None, Timings()  # the manifest's ``timings`` (converters.steps)
     sha = source_sha256(src)
     if sha is None:  # module:factory: the fingerprint needs the weights
         say("loading model")
-        loaded = load_model(source, input_shapes)
+        with clock.step("load"):
+            loaded = load_model(source, input_shapes)
         sha = loaded.sha256
     agent = agent_path()
     bid = bundle_id(sha, dataset.sha256 if dataset else None, profile, file_sha256(agent),
@@ -105,9 +107,10 @@ def build_bundle(source: str, profile: Profile, data: str | Path | None = None,
         return Bundle(bid, final, json.loads((final / MANIFEST).read_text()), reused=True)
     if loaded is None:
         say("loading model")
-        loaded = load_model(source, input_shapes)
+        with clock.step("load"):
+            loaded = load_model(source, input_shapes)
     dataset = align_data(loaded, dataset) if dataset else _synthetic(loaded)
-    return _build(bid, final, loaded, dataset, profile, agent, paths, say)
+    return _build(bid, final, loaded, dataset, profile, agent, paths, say, clock)
 
 
 def _synthetic(loaded: LoadedModel) -> Dataset:
@@ -119,11 +122,15 @@ def _synthetic(loaded: LoadedModel) -> Dataset:
 
 
 def _build(bid: str, final: Path, loaded: LoadedModel, data: Dataset, profile: Profile,
-           agent: Path, paths: Paths, say: Callable[[str], None]) -> Bundle:
+           agent: Path, paths: Paths, say: Callable[[str], None],
+           clock: Timings | None = None) -> Bundle:
     paths.bundles.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{bid}-", dir=paths.bundles))
     try:
-        parts = build_artifacts(tmp, loaded, data, profile, say)
+        with recording(clock) as timings:
+            parts = build_artifacts(tmp, loaded, data, profile, say)
+        parts["timings"] = timings.to_dict()
+        log.info("timings (%.1f s): %s", timings.total(), timings.summary())
         say("writing bundle")
         shutil.copyfile(agent, tmp / AGENT_NAME)
         manifest = _manifest(bid, tmp, loaded, profile, parts)
@@ -148,7 +155,7 @@ def _manifest(bid: str, tmp: Path, loaded: LoadedModel, profile: Profile,
                        or [s.to_dict() for s in resolve_recipe(profile.recipe)]),
             "tools": tool_versions(), "data": parts["data"], "reference": parts["reference"],
             "files": files, "artifacts": parts["artifacts"],
-            "left_out": parts.get("left_out", [])}
+            "left_out": parts.get("left_out", []), "timings": parts.get("timings")}
 
 
 def _install(tmp: Path, final: Path) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 from edgeship.errors import ConversionError
 
 from ._util import one_line
+from .steps import record, timed
 
 __all__ = ["TIMEOUT_S", "VARIANTS", "channels_last", "export_tflite", "export_tflite_each",
            "int8_options"]
@@ -101,8 +102,9 @@ def export_tflite_each(onnx_path: Path, out_dir: Path, precisions: list[str],
     with tempfile.TemporaryDirectory(prefix="edgeship-tflite-") as tmp:
         work = Path(tmp)
         try:
-            result = _run_child(work, _write_request(work, onnx_path, _jobs(precisions, int8),
-                                                     calibration))
+            with timed("convert", ", ".join(f"tflite-{p}" for p in precisions)):
+                result = _run_child(work, _write_request(work, onnx_path,
+                                                         _jobs(precisions, int8), calibration))
         except ConversionError as exc:  # the model could not even be read: every precision
             return {precision: exc for precision in precisions}
         return {p: _take(p, int8, result, out_dir) for p in precisions}
@@ -190,9 +192,11 @@ def _run_child(work: Path, request: Path) -> dict[str, Any]:
         log.debug("onnx2tf child output:\n%s", proc.stderr[-4000:])
         raise ConversionError(f"TFLite export failed: {cause}; {_HINT}", stage="convert",
                               tool="onnx2tf", cause=cause)
+    record("onnx cleanup", result["cleanup"]["seconds"])
     for name, job in result["jobs"].items():
         log.info("onnx2tf %s call: %s in %.1f s", name, "ok" if job["ok"] else "failed",
                  job["seconds"])
+        record(f"onnx2tf {name} call", job["seconds"])
     return result
 
 

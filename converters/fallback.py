@@ -33,6 +33,7 @@ from ._util import one_line
 from .quantize_fp16 import convert_fp16
 from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
 from .sensitivity import measure_sensitivity, most_sensitive
+from .steps import timed
 from .verify import Verification
 
 __all__ = ["Int8Job", "gate_int8", "int8_quantization", "make_onnx_int8"]
@@ -79,6 +80,7 @@ class Int8Job:
         return self.path.with_name(f"model.{precision}.{self.fmt}")
 
 
+@timed("quantize", "onnx-int8")
 def make_onnx_int8(fp32: Path, out: Path, calibration: dict[str, np.ndarray], quantization: Any,
                    inputs: dict[str, np.ndarray], threads: int,
                    progress: Progress) -> dict[str, Any]:
@@ -130,8 +132,9 @@ def _try(job: Int8Job, name: str, precision: str, make: Callable[[Path], dict[st
          ) -> tuple[dict[str, Any], Verification] | None:
     """Make and verify one remedy; a remedy that cannot be made is a figure with its error."""
     try:
-        info = make(job.out(precision))
-        candidate, verdict = verify(f"{job.fmt}-{precision}", info)
+        with timed(f"fallback {name}", job.key):
+            info = make(job.out(precision))
+            candidate, verdict = verify(f"{job.fmt}-{precision}", info)
     except ConversionError as exc:
         figures.append({"remedy": name, "error": one_line(str(exc))})
         job.progress(f"{job.key}: fallback {name} could not be made: {one_line(str(exc), 160)}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -31,6 +32,7 @@ import numpy as np
 from edgeship.errors import ConversionError
 
 from ._util import one_line, op_hint
+from .steps import record
 from .quantize_fp16 import convert_fp16  # kept importable from here (sweep, older callers)
 
 __all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer",
@@ -269,6 +271,7 @@ class _Reader:
         from ._shapes import onnx_input_shapes
 
         self._feeds = self._iter(calibration, onnx_input_shapes(model))
+        self._started: float | None = None  # the calibration's inference time (``timings``)
 
     @staticmethod
     def _iter(calibration: dict[str, np.ndarray],
@@ -280,8 +283,14 @@ class _Reader:
             yield sample_feed(calibration, i, shapes)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        """The next feed, or ``None`` when done."""
-        return next(self._feeds, None)
+        """The next feed, or ``None`` when done (then the calibration's time is recorded)."""
+        now = time.perf_counter()
+        self._started = now if self._started is None else self._started
+        feed = next(self._feeds, None)
+        if feed is None and self._started > 0:
+            record("calibrate", now - self._started)
+            self._started = 0.0  # recorded once
+        return feed
 
 
 def _preprocess(fp32: Path, out: Path) -> Path:

@@ -38,6 +38,7 @@ from ._shapes import onnx_input_shapes
 from .feeds import feed_shapes, sample_feed
 from ._util import one_line
 from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
+from .steps import timed
 from .verify import collect_outputs
 
 __all__ = ["MAX_SAMPLES", "ScanBound", "measure_sensitivity", "most_sensitive"]
@@ -68,6 +69,7 @@ MAX_SAMPLES = ScanBound().samples
 """Evaluation samples per probe: enough to rank layers, cheap enough for every layer."""
 
 
+@timed("sensitivity", "onnx-int8")
 def measure_sensitivity(quantizer: OnnxQuantizer, options: OnnxQuantOptions,
                         inputs: dict[str, np.ndarray], threads: int = 1,
                         bound: ScanBound = ScanBound()

@@ -24,6 +24,7 @@ from profiles import Profile
 from ._util import file_sha256, one_line
 from .data import Dataset
 from .load import LoadedModel, fix_shapes
+from .steps import timed
 
 __all__ = ["build_tflite_artifacts", "load_tflite", "tflite_precision"]
 
@@ -85,7 +86,8 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
                     ", ".join(lo.key for lo in left))
     made = {"tool": "copy", "method": "source TFLite shipped as is"}
     progress(f"verifying {key}")
-    entry, result = _verify(work, key, made, inputs, shapes, ref, data.labels, profile)
+    with timed("verify", key):
+        entry, result = _verify(work, key, made, inputs, shapes, ref, data.labels, profile)
     required = any(a.key == key and a.required for a in profile.artifacts)
     if not result.passed:
         left.insert(0, LeftOut(key, "verify", "ai_edge_litert", result.reason, [], required))

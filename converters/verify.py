@@ -31,6 +31,7 @@ from edgeship.errors import VerificationError
 
 from ._runners import SourceOutputs
 from .fidelity import OutputJudgement, infer_kind, judge_output
+from .steps import timed
 
 __all__ = [
     "HOST_RUNS",
@@ -202,6 +203,7 @@ def host_latency(invoke: Callable[[], object], runs: int = HOST_RUNS,
     return {"p50": round(float(np.median(times)) * 1e3, 4), "runs": runs}
 
 
+@timed("host latency")
 def host_latency_record(invoke: Callable[[], object], threads: int, board_threads: int,
                         runs: int = HOST_RUNS) -> dict[str, Any]:
     """:func:`host_latency` labelled as this host's figure (``manifest`` ``host_latency_ms``)."""
