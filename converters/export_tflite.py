@@ -28,6 +28,7 @@ import numpy as np
 
 from edgeship.errors import ConversionError
 
+from ._tflite_spare import keep_spare, take_spare
 from ._util import one_line
 from .steps import record, timed
 
@@ -73,8 +74,13 @@ def export_tflite(onnx_path: Path, out_dir: Path, precisions: list[str],
     first (:mod:`converters.onnx_cleanup`), then each precision is converted by its own onnx2tf
     call (fp32 and fp16 share the float call; int8 in one call with fp32 drifted the fp32 file).
     Returns, per precision, how the file was made; raises :class:`ConversionError` (``stage``,
-    ``tool``, ``cause``) when a precision could not be made, and then writes no file.
+    ``tool``, ``cause``) when a precision could not be made, and then writes no file. fp16 alone
+    is the spare of an earlier float call when there is one (:mod:`converters._tflite_spare`).
     """
+    if precisions == ["fp16"]:
+        spare = take_spare(onnx_path, out_dir / "model.fp16.tflite", calibration)
+        if spare is not None:
+            return {"fp16": spare}
     results = export_tflite_each(onnx_path, out_dir, precisions, calibration, quantization,
                                  per_channel=per_channel)
     failed = [r for r in results.values() if isinstance(r, ConversionError)]
@@ -107,7 +113,21 @@ def export_tflite_each(onnx_path: Path, out_dir: Path, precisions: list[str],
                                                          _jobs(precisions, int8), calibration))
         except ConversionError as exc:  # the model could not even be read: every precision
             return {precision: exc for precision in precisions}
-        return {p: _take(p, int8, result, out_dir) for p in precisions}
+        made = {p: _take(p, int8, result, out_dir) for p in precisions}
+        _set_fp16_aside(precisions, int8, result, onnx_path, out_dir, calibration)
+        return made
+
+
+def _set_fp16_aside(precisions: list[str], int8: dict[str, Any] | None, result: dict[str, Any],
+                    onnx_path: Path, out_dir: Path, calibration: dict[str, np.ndarray]) -> None:
+    """Keep the float call's fp16 file for the int8 artifact's fp16 fallback (a profile with
+    int8 but no fp16 TFLite artifact, converted next to its ONNX source)."""
+    job = result["jobs"].get("float")
+    if ("fp16" in precisions or "int8" not in precisions or job is None or not job["ok"]
+            or out_dir.resolve() != onnx_path.parent.resolve()):
+        return
+    keep_spare(onnx_path, Path(job["files"]["fp16"]), _info("fp16", int8, job, result),
+               calibration)
 
 
 def _take(precision: str, int8: dict[str, Any] | None, result: dict[str, Any],
@@ -126,8 +146,10 @@ def _jobs(precisions: list[str], int8: dict[str, Any] | None) -> list[dict[str, 
     """One onnx2tf call for the float files (fp32 and fp16 come out of the same call), one
     for int8."""
     jobs = []
-    if {"fp32", "fp16"} & set(precisions):
-        jobs.append({"name": "float", "int8": None})
+    if {"fp32", "fp16"} & set(precisions):  # fp16 also as the spare for int8's fp16 fallback
+        keep = [v for p, v in (("fp32", "float32"), ("fp16", "float16"))
+                if p in precisions or (p == "fp16" and "int8" in precisions)]
+        jobs.append({"name": "float", "int8": None, "keep": keep})
     if int8 is not None:
         jobs.append({"name": "int8", "int8": int8})
     return jobs
