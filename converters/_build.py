@@ -241,9 +241,10 @@ class _Check:
     labels: np.ndarray | None
     profile: Profile
 
-    def __call__(self, key: str, converter: dict[str, Any]) -> tuple[dict[str, Any], Verification]:
+    def __call__(self, key: str, converter: dict[str, Any],
+                 remedy: bool = False) -> tuple[dict[str, Any], Verification]:
         return _verify(self.work, key, converter, self.inputs, self.shapes, self.ref,
-                       self.labels, self.profile)
+                       self.labels, self.profile, remedy)
 
 
 def _verify_artifact(art: Artifact, converter: dict[str, Any], check: _Check,
@@ -290,7 +291,9 @@ def _in_profile_order(left: list[LeftOut], profile: Profile) -> list[LeftOut]:
 
 def _verify(work: Path, key: str, converter: dict[str, Any], inputs: dict[str, np.ndarray],
             shapes: dict[str, tuple[int, ...]], ref: Reference, labels: np.ndarray | None,
-            profile: Profile) -> tuple[dict[str, Any], Verification]:
+            profile: Profile, remedy: bool = False) -> tuple[dict[str, Any], Verification]:
+    """Verify one file; only a pass is timed on the host (a failed entry never ships), only
+    a failed artifact — not a failed remedy, of which only figures are kept — is diagnosed."""
     fmt, precision = key.split("-")
     path = work / f"model.{precision}.{fmt}"
     threads = host_threads(profile.runtime.threads)
@@ -298,12 +301,16 @@ def _verify(work: Path, key: str, converter: dict[str, Any], inputs: dict[str, n
     result = compare(collect_outputs(runner.run, inputs, shapes=shapes), ref, labels,
                      profile.budgets.max_accuracy_drop,
                      precision=converter.get("precision", precision), fidelity=profile.fidelity)
-    if not result.passed:
+    if not result.passed and not remedy:
         result = diagnose(result, fmt, path, work / "model.fp32.onnx", inputs,
                           converter.get("precision", precision), profile.fidelity, shapes)
-    native = runner.prepare(sample_feed(inputs, 0, shapes))
-    latency = host_latency_record(lambda: runner.invoke(native), threads, profile.runtime.threads)
-    log.info("%s: %s, host p50 %.3f ms", key, result.reason, latency["p50"])
+    latency = None
+    if result.passed:
+        native = runner.prepare(sample_feed(inputs, 0, shapes))
+        latency = host_latency_record(lambda: runner.invoke(native), threads,
+                                      profile.runtime.threads)
+    log.info("%s: %s%s", key, result.reason,
+             f", host p50 {latency['p50']:.3f} ms" if latency else "")
     entry = {"key": key, "format": fmt, "precision": precision, "file": path.name,
              "size_bytes": path.stat().st_size, "sha256": file_sha256(path),
              "inputs": with_batch_axes(runner.inputs, inputs, shapes), "outputs": runner.outputs,

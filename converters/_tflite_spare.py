@@ -12,7 +12,6 @@ build removes every ``model.*`` file no artifact names, so an unused spare is ne
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ._calib_memo import arrays_sha256
 from ._util import file_sha256
 
 __all__ = ["keep_spare", "spare_path", "take_spare"]
@@ -31,11 +31,7 @@ def spare_path(onnx_path: Path) -> Path:
 
 
 def _fingerprint(onnx_path: Path, calibration: dict[str, np.ndarray]) -> dict[str, str]:
-    digest = hashlib.sha256()
-    for name, arr in calibration.items():
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(arr).tobytes())
-    return {"onnx": file_sha256(onnx_path), "calibration": digest.hexdigest()}
+    return {"onnx": file_sha256(onnx_path), "calibration": arrays_sha256(calibration)}
 
 
 def keep_spare(onnx_path: Path, made: Path, info: dict[str, Any],

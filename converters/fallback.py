@@ -41,8 +41,9 @@ __all__ = ["Int8Job", "gate_int8", "int8_quantization", "make_onnx_int8"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-Verify = Callable[[str, dict[str, Any]], "tuple[dict[str, Any], Verification]"]
-"""``verify(key, converter_info)``: verify *key*'s ``model.<precision>.<format>`` in the work dir."""
+Verify = Callable[..., "tuple[dict[str, Any], Verification]"]
+"""``verify(key, converter_info, remedy=False)``: verify *key*'s ``model.<precision>.<format>``
+in the work dir; a remedy is not diagnosed when it fails (only its figures are kept)."""
 Remedy = tuple[str, str, Callable[[Path], dict[str, Any]]]
 """(name, precision it delivers, make(out_path) → converter info)."""
 
@@ -134,7 +135,7 @@ def _try(job: Int8Job, name: str, precision: str, make: Callable[[Path], dict[st
     try:
         with timed(f"fallback {name}", job.key):
             info = make(job.out(precision))
-            candidate, verdict = verify(f"{job.fmt}-{precision}", info)
+            candidate, verdict = verify(f"{job.fmt}-{precision}", info, remedy=True)
     except ConversionError as exc:
         figures.append({"remedy": name, "error": one_line(str(exc))})
         job.progress(f"{job.key}: fallback {name} could not be made: {one_line(str(exc), 160)}")

@@ -32,6 +32,7 @@ import numpy as np
 from edgeship.errors import ConversionError
 
 from ._util import one_line, op_hint
+from ._calib_memo import ranges_key, remember, restore
 from .steps import record
 from .quantize_fp16 import convert_fp16  # kept importable from here (sweep, older callers)
 
@@ -110,6 +111,7 @@ class OnnxQuantizer:
         upgraded, self.cleanup = _upgrade(fp32, workdir / "opset.onnx")
         self.source = _preprocess(upgraded, workdir / "pre.onnx")
         self.samples = len(next(iter(calibration.values())))
+        self._ranges: dict[str, tuple[str, ...]] = {}  # method → key of its shared ranges
 
     def weight_nodes(self) -> list[str]:
         """Names of the nodes with weights, in graph order (candidates to keep in float)."""
@@ -211,6 +213,11 @@ class OnnxQuantizer:
         percentile = options.calibration == "percentile"
         extra = {"CalibPercentile": options.percentile} if percentile else {}
         cache = self.workdir / f"calib-{options.calibration}-{options.percentile}.json"
+        method = f"{options.calibration}-{options.percentile}"
+        if method not in self._ranges:
+            self._ranges[method] = ranges_key(self.source, self.calibration, method)
+        memo = self._ranges[method]
+        restore(memo, cache)  # the ranges another quantizer of this model calibrated
         quantize_static(str(self.source), str(out), _Reader(self.calibration, self.source),
                         quant_format=getattr(QuantFormat, options.format),
                         per_channel=options.per_channel, weight_type=QuantType.QInt8,
@@ -218,6 +225,7 @@ class OnnxQuantizer:
                         calibrate_method=getattr(CalibrationMethod, _METHODS[options.calibration]),
                         nodes_to_exclude=list(options.exclude) or None, nodes_to_quantize=only,
                         extra_options=extra, calibration_cache_path=str(cache))
+        remember(memo, cache)
 
     def _dynamic(self, options: OnnxQuantOptions, out: Path, only: list[str] | None) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
