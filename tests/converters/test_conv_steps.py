@@ -91,3 +91,12 @@ def test_tflite_conversion_records_each_onnx2tf_call(sim_bundle) -> None:
     assert {s["step"] for s in calls} == {"onnx cleanup", "onnx2tf float call",
                                           "onnx2tf int8 call"}
     assert sum(s["seconds"] for s in calls) <= convert["seconds"]
+
+
+def test_host_timing_stops_at_its_budget_with_enough_runs() -> None:
+    from converters.verify import HOST_MIN_RUNS, host_latency
+
+    slow = host_latency(lambda: time.sleep(0.01), runs=100, warmup=0, budget_s=0.05)
+    assert slow["runs"] == HOST_MIN_RUNS and slow["p50"] >= 10
+    fast = host_latency(lambda: None, runs=100, warmup=0, budget_s=0.05)
+    assert fast["runs"] == 100
