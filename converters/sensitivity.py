@@ -112,7 +112,8 @@ def most_sensitive(scores: list[dict[str, Any]], k: int) -> tuple[str, ...]:
 def _outputs(path: Path, shapes: dict[str, tuple[int, ...]], inputs: dict[str, np.ndarray],
              threads: int, limit: int) -> list[np.ndarray]:
     try:
-        runner = OnnxRunner(path, shapes, threads, example=sample_feed(inputs, 0, shapes))
+        runner = OnnxRunner(path, shapes, threads, example=sample_feed(inputs, 0, shapes),
+                            spin=False)  # outputs only, never timed
     except Exception as exc:  # onnxruntime's own types: the probe graph does not load
         raise ConversionError(f"int8 sensitivity probe {path.name} does not load in "
                               f"onnxruntime: {one_line(exc)}") from exc
