@@ -163,6 +163,10 @@ def render(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         target = TARGETS.get(key)
         lines.append(f"| {label} | {_s(now.get(key))}{' | ' + _s(before.get(key)) if baseline else ''}"
                      f" | {'≤ %.0f s' % target if target else ''} |")
+    if now.get("convert_s") and now.get("convert_cpu_s"):
+        lines += ["", f"Convert wall / CPU time: {now['convert_s'] / now['convert_cpu_s']:.1f}× "
+                  "(the host's other work); on a quiet host the wall time is close to the CPU "
+                  "time (the baseline at load ~1.5: 157 s wall, 170 s CPU)."]
     lines += ["", "Convert steps (manifest `timings`, top level, median seconds):", "",
               f"| step | now{col} |", f"| --- | ---{' | ---' if baseline else ''} |"]
     steps, old = now["convert_steps"], before.get("convert_steps", {})
