@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ._onnx2tf_log import cause
+from ._onnx2tf_only import only_variants
 from ._util import one_line
 
 __all__ = ["main"]
@@ -65,11 +66,13 @@ def _job(job: dict[str, Any], cleaned: Path, calibration: list[list[str]],
     onnx_path, log_path = folder / "model.onnx", folder / "onnx2tf.log"
     shutil.copyfile(cleaned, onnx_path)
     start = time.perf_counter()
+    skipped: list[str] = []  # converter calls onnx2tf would make for files the job does not keep
     with open(log_path, "w") as log:
         try:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 _fresh_state()
-                _convert(onnx_path, folder / "out", calibration, job["int8"])
+                with only_variants(_keep(job), skipped, saved_model=_calibrates(job)):
+                    _convert(onnx_path, folder / "out", calibration, job["int8"])
             error = None
         except BaseException as exc:  # onnx2tf reports errors with sys.exit(1) or re-raises
             error = exc
@@ -83,7 +86,20 @@ def _job(job: dict[str, Any], cleaned: Path, calibration: list[list[str]],
         why = cause(text, None) or "no error reported"
         return {"ok": False, "error": f"onnx2tf did not write {', '.join(missing)} ({why})",
                 "seconds": seconds, "log": str(log_path)}
-    return {"ok": True, "files": {k: str(v) for k, v in files.items()}, "seconds": seconds}
+    return {"ok": True, "files": {k: str(v) for k, v in files.items()}, "seconds": seconds,
+            "skipped": skipped}
+
+
+def _calibrates(job: dict[str, Any]) -> bool:
+    """Static int8: onnx2tf calibrates from the SavedModel it writes (others never read it)."""
+    return bool(job["int8"]) and job["int8"]["mode"] != "dynamic"
+
+
+def _keep(job: dict[str, Any]) -> set[str]:
+    """onnx2tf's file suffixes the job keeps (:mod:`converters._onnx2tf_only`)."""
+    if job["int8"]:
+        return {job["int8"]["variant"]}
+    return set(job.get("keep") or ("float32", "float16"))
 
 
 def _fresh_state() -> None:

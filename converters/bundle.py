@@ -30,6 +30,7 @@ from .data import Dataset, load_dataset
 from .load import LoadedModel, identify_source, load_model, source_sha256
 from .passes import resolve_recipe
 from .pipeline import align_data, build_artifacts, synthetic_for
+from .steps import Timings, recording
 
 __all__ = ["MANIFEST", "SCHEMA", "Bundle", "build_bundle", "bundle_id"]
 
@@ -85,11 +86,12 @@ def build_bundle(source: str, profile: Profile, data: str | Path | None = None,
         raise ConfigError(f"{source}: recipe passes need a torch source; remove the profile's "
                           "recipe for .onnx models")
     dataset = load_dataset(data) if data is not None else None
-    loaded = None
+    loaded, clock = None, Timings()  # the manifest's ``timings`` (converters.steps)
     sha = source_sha256(src)
     if sha is None:  # module:factory: the fingerprint needs the weights
         say("loading model")
-        loaded = load_model(source, input_shapes)
+        with clock.step("load"):
+            loaded = load_model(source, input_shapes)
         sha = loaded.sha256
     extra = {name: Path(path) for name, path in (board_files or {}).items()}
     bid = bundle_id(sha, dataset.sha256 if dataset else None, profile,
@@ -101,17 +103,22 @@ def build_bundle(source: str, profile: Profile, data: str | Path | None = None,
         return Bundle(bid, final, json.loads((final / MANIFEST).read_text()), reused=True)
     if loaded is None:
         say("loading model")
-        loaded = load_model(source, input_shapes)
+        with clock.step("load"):
+            loaded = load_model(source, input_shapes)
     dataset = align_data(loaded, dataset) if dataset else synthetic_for(loaded)
-    return _build(bid, final, loaded, dataset, profile, extra, paths, say)
+    return _build(bid, final, loaded, dataset, profile, extra, paths, say, clock)
 
 
 def _build(bid: str, final: Path, loaded: LoadedModel, data: Dataset, profile: Profile,
-           extra: Mapping[str, Path], paths: Paths, say: Callable[[str], None]) -> Bundle:
+           extra: Mapping[str, Path], paths: Paths, say: Callable[[str], None],
+           clock: Timings | None = None) -> Bundle:
     paths.bundles.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{bid}-", dir=paths.bundles))
     try:
-        parts = build_artifacts(tmp, loaded, data, profile, say)
+        with recording(clock) as timings:
+            parts = build_artifacts(tmp, loaded, data, profile, say)
+        parts["timings"] = timings.to_dict()
+        log.info("timings (%.1f s): %s", timings.total(), timings.summary())
         say("writing bundle")
         for name, path in extra.items():
             shutil.copyfile(path, tmp / name)
@@ -138,7 +145,7 @@ def _manifest(bid: str, tmp: Path, loaded: LoadedModel, profile: Profile,
                        or [s.to_dict() for s in resolve_recipe(profile.recipe)]),
             "tools": tool_versions(), "data": parts["data"], "reference": parts["reference"],
             "files": files, "artifacts": parts["artifacts"],
-            "left_out": parts.get("left_out", [])}
+            "left_out": parts.get("left_out", []), "timings": parts.get("timings")}
 
 
 def _install(tmp: Path, final: Path) -> None:

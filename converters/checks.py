@@ -48,15 +48,18 @@ class ArtifactCheck:
     labels: np.ndarray | None
     profile: Profile
 
-    def __call__(self, key: str, converter: dict[str, Any]) -> tuple[dict[str, Any], Verification]:
+    def __call__(self, key: str, converter: dict[str, Any],
+                 remedy: bool = False) -> tuple[dict[str, Any], Verification]:
         return verify_file(self.work, key, converter, self.inputs, self.shapes, self.ref,
-                       self.labels, self.profile)
+                           self.labels, self.profile, remedy)
 
 
 def verify_file(work: Path, key: str, converter: dict[str, Any], inputs: dict[str, np.ndarray],
-            shapes: dict[str, tuple[int, ...]], ref: Reference, labels: np.ndarray | None,
-            profile: Profile) -> tuple[dict[str, Any], Verification]:
-    """Run, judge and time the artifact *key* in *work*; return its manifest entry and verdict."""
+                shapes: dict[str, tuple[int, ...]], ref: Reference, labels: np.ndarray | None,
+                profile: Profile, remedy: bool = False) -> tuple[dict[str, Any], Verification]:
+    """Run and judge the artifact *key* in *work*; return its manifest entry and verdict. Only a
+    pass is timed on the host (a failed entry never ships), only a failed artifact — not a
+    failed remedy, of which only figures are kept — is diagnosed."""
     fmt, precision = key.split("-")
     path = work / f"model.{precision}.{fmt}"
     threads = host_threads(profile.runtime.threads)
@@ -64,12 +67,16 @@ def verify_file(work: Path, key: str, converter: dict[str, Any], inputs: dict[st
     result = compare(collect_outputs(runner.run, inputs, shapes=shapes), ref, labels,
                      profile.budgets.max_accuracy_drop,
                      precision=converter.get("precision", precision), fidelity=profile.fidelity)
-    if not result.passed:
+    if not result.passed and not remedy:
         result = diagnose(result, fmt, path, work / "model.fp32.onnx", inputs,
                           converter.get("precision", precision), profile.fidelity, shapes)
-    native = runner.prepare(sample_feed(inputs, 0, shapes))
-    latency = host_latency_record(lambda: runner.invoke(native), threads, profile.runtime.threads)
-    log.info("%s: %s, host p50 %.3f ms", key, result.reason, latency["p50"])
+    latency = None
+    if result.passed:
+        native = runner.prepare(sample_feed(inputs, 0, shapes))
+        latency = host_latency_record(lambda: runner.invoke(native), threads,
+                                      profile.runtime.threads)
+    log.info("%s: %s%s", key, result.reason,
+             f", host p50 {latency['p50']:.3f} ms" if latency else "")
     entry = {"key": key, "format": fmt, "precision": precision, "file": path.name,
              "size_bytes": path.stat().st_size, "sha256": file_sha256(path),
              "inputs": with_batch_axes(runner.inputs, inputs, shapes), "outputs": runner.outputs,

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ._util import one_line
+from .steps import timed
 from .verify import METRIC, relative_rms
 
 __all__ = ["METRIC", "diagnose", "first_divergence", "relative_rms"]
@@ -53,7 +54,8 @@ def diagnose(result: Any, fmt: str, artifact: Path, float_onnx: Path,
     feeds = [sample_feed(inputs, i, shapes) for i in range(count)]
     fp32 = precision == "fp32"
     threshold = fidelity.divergence_fp32 if fp32 else fidelity.divergence
-    found = first_divergence(fmt, artifact, float_onnx, feeds, threshold)
+    with timed("diagnose", f"{fmt}-{precision}"):
+        found = first_divergence(fmt, artifact, float_onnx, feeds, threshold)
     found["samples"] = count
     field = "fidelity.divergence_fp32" if fp32 else "fidelity.divergence"
     found["field"] = field

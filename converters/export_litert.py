@@ -28,6 +28,7 @@ import numpy as np
 from core.errors import ConversionError
 
 from ._util import one_line
+from .steps import timed
 
 __all__ = ["LITERT_REQUIREMENTS", "ensure_litert_env", "export_tflite_torch",
            "export_tflite_torch_each", "litert_env_dir", "litert_env_ready"]
@@ -93,6 +94,7 @@ def export_tflite_torch(model: Any, out_dir: Path, precisions: list[str],
     return results  # type: ignore[return-value]
 
 
+@timed("convert litert-torch")
 def export_tflite_torch_each(model: Any, out_dir: Path, precisions: list[str],
                              calibration: dict[str, np.ndarray], *, per_channel: bool = True,
                              progress: Callable[[str], None] = log.info

@@ -21,6 +21,7 @@ from core.errors import ModelError
 
 from ._util import one_line
 from .load import LoadedModel
+from .steps import timed
 
 __all__ = ["TORCHSCRIPT_MAX_OPSET", "export_onnx", "output_names_for", "run_torch"]
 
@@ -58,6 +59,7 @@ def output_names_for(outputs: list[np.ndarray], model: Any = None) -> list[str]:
     return [f"output_{i}" for i in range(len(outputs))]
 
 
+@timed("export", "onnx-fp32")
 def export_onnx(loaded: LoadedModel, example: dict[str, np.ndarray], out: Path, opset: int,
                 output_names: list[str]) -> dict[str, Any]:
     """Write the fp32 ONNX artifact to *out*; return how it was made (for the manifest).

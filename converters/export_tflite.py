@@ -28,7 +28,9 @@ import numpy as np
 
 from core.errors import ConversionError
 
+from ._tflite_spare import keep_spare, take_spare
 from ._util import one_line
+from .steps import record, timed
 
 __all__ = ["TIMEOUT_S", "VARIANTS", "channels_last", "export_tflite", "export_tflite_each",
            "int8_options"]
@@ -72,8 +74,13 @@ def export_tflite(onnx_path: Path, out_dir: Path, precisions: list[str],
     first (:mod:`converters.onnx_cleanup`), then each precision is converted by its own onnx2tf
     call (fp32 and fp16 share the float call; int8 in one call with fp32 drifted the fp32 file).
     Returns, per precision, how the file was made; raises :class:`ConversionError` (``stage``,
-    ``tool``, ``cause``) when a precision could not be made, and then writes no file.
+    ``tool``, ``cause``) when a precision could not be made, and then writes no file. fp16 alone
+    is the spare of an earlier float call when there is one (:mod:`converters._tflite_spare`).
     """
+    if precisions == ["fp16"]:
+        spare = take_spare(onnx_path, out_dir / "model.fp16.tflite", calibration)
+        if spare is not None:
+            return {"fp16": spare}
     results = export_tflite_each(onnx_path, out_dir, precisions, calibration, quantization,
                                  per_channel=per_channel)
     failed = [r for r in results.values() if isinstance(r, ConversionError)]
@@ -101,11 +108,26 @@ def export_tflite_each(onnx_path: Path, out_dir: Path, precisions: list[str],
     with tempfile.TemporaryDirectory(prefix="edgeship-tflite-") as tmp:
         work = Path(tmp)
         try:
-            result = _run_child(work, _write_request(work, onnx_path, _jobs(precisions, int8),
-                                                     calibration))
+            with timed("convert", ", ".join(f"tflite-{p}" for p in precisions)):
+                result = _run_child(work, _write_request(work, onnx_path,
+                                                         _jobs(precisions, int8), calibration))
         except ConversionError as exc:  # the model could not even be read: every precision
             return {precision: exc for precision in precisions}
-        return {p: _take(p, int8, result, out_dir) for p in precisions}
+        made = {p: _take(p, int8, result, out_dir) for p in precisions}
+        _set_fp16_aside(precisions, int8, result, onnx_path, out_dir, calibration)
+        return made
+
+
+def _set_fp16_aside(precisions: list[str], int8: dict[str, Any] | None, result: dict[str, Any],
+                    onnx_path: Path, out_dir: Path, calibration: dict[str, np.ndarray]) -> None:
+    """Keep the float call's fp16 file for the int8 artifact's fp16 fallback (a profile with
+    int8 but no fp16 TFLite artifact, converted next to its ONNX source)."""
+    job = result["jobs"].get("float")
+    if ("fp16" in precisions or "int8" not in precisions or job is None or not job["ok"]
+            or out_dir.resolve() != onnx_path.parent.resolve()):
+        return
+    keep_spare(onnx_path, Path(job["files"]["fp16"]), _info("fp16", int8, job, result),
+               calibration)
 
 
 def _take(precision: str, int8: dict[str, Any] | None, result: dict[str, Any],
@@ -124,8 +146,10 @@ def _jobs(precisions: list[str], int8: dict[str, Any] | None) -> list[dict[str, 
     """One onnx2tf call for the float files (fp32 and fp16 come out of the same call), one
     for int8."""
     jobs = []
-    if {"fp32", "fp16"} & set(precisions):
-        jobs.append({"name": "float", "int8": None})
+    if {"fp32", "fp16"} & set(precisions):  # fp16 also as the spare for int8's fp16 fallback
+        keep = [v for p, v in (("fp32", "float32"), ("fp16", "float16"))
+                if p in precisions or (p == "fp16" and "int8" in precisions)]
+        jobs.append({"name": "float", "int8": None, "keep": keep})
     if int8 is not None:
         jobs.append({"name": "int8", "int8": int8})
     return jobs
@@ -190,9 +214,11 @@ def _run_child(work: Path, request: Path) -> dict[str, Any]:
         log.debug("onnx2tf child output:\n%s", proc.stderr[-4000:])
         raise ConversionError(f"TFLite export failed: {cause}; {_HINT}", stage="convert",
                               tool="onnx2tf", cause=cause)
+    record("onnx cleanup", result["cleanup"]["seconds"])
     for name, job in result["jobs"].items():
         log.info("onnx2tf %s call: %s in %.1f s", name, "ok" if job["ok"] else "failed",
                  job["seconds"])
+        record(f"onnx2tf {name} call", job["seconds"])
     return result
 
 

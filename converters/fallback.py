@@ -35,6 +35,7 @@ from ._util import one_line
 from .quantize_fp16 import convert_fp16
 from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
 from .sensitivity import measure_sensitivity, most_sensitive
+from .steps import timed
 from .verify import Verification
 
 __all__ = ["Int8Job", "gate_int8", "int8_quantization", "make_onnx_int8", "substitute_int8"]
@@ -42,8 +43,9 @@ __all__ = ["Int8Job", "gate_int8", "int8_quantization", "make_onnx_int8", "subst
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-Verify = Callable[[str, dict[str, Any]], "tuple[dict[str, Any], Verification]"]
-"""``verify(key, converter_info)``: verify *key*'s ``model.<precision>.<format>`` in the work dir."""
+Verify = Callable[..., "tuple[dict[str, Any], Verification]"]
+"""``verify(key, converter_info, remedy=False)``: verify *key*'s ``model.<precision>.<format>``
+in the work dir; a remedy is not diagnosed when it fails (only its figures are kept)."""
 Remedy = tuple[str, str, Callable[[Path], dict[str, Any]]]
 MATMUL_SHARE = 0.5
 """Models whose weight nodes are at least this share MatMul/Gemm/Attention get the dynamic
@@ -84,6 +86,7 @@ class Int8Job:
         return self.path.with_name(f"model.{precision}.{self.fmt}")
 
 
+@timed("quantize", "onnx-int8")
 def make_onnx_int8(fp32: Path, out: Path, calibration: dict[str, np.ndarray], quantization: Any,
                    inputs: dict[str, np.ndarray], threads: int,
                    progress: Progress) -> dict[str, Any]:
@@ -158,8 +161,9 @@ def _try(job: Int8Job, name: str, precision: str, make: Callable[[Path], dict[st
          ) -> tuple[dict[str, Any], Verification] | None:
     """Make and verify one remedy; a remedy that cannot be made is a figure with its error."""
     try:
-        info = make(job.out(precision))
-        candidate, verdict = verify(f"{job.fmt}-{precision}", info)
+        with timed(f"fallback {name}", job.key):
+            info = make(job.out(precision))
+            candidate, verdict = verify(f"{job.fmt}-{precision}", info, remedy=True)
     except ConversionError as exc:
         figures.append({"remedy": name, "error": one_line(str(exc))})
         job.progress(f"{job.key}: fallback {name} could not be made: {one_line(str(exc), 160)}")

@@ -38,6 +38,7 @@ from .loaded import LoadedModel
 from .passes import apply_recipe
 from .pipeline_tflite import build_tflite_artifacts
 from .quantize_fp16 import convert_fp16
+from .steps import timed
 from .tflite_routes import make_tflite
 from .verify import (
     Reference,
@@ -79,7 +80,8 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     model, recipe = loaded.model, []  # recipe: each step's options and what it changed
     if profile.recipe:
         progress(f"applying recipe: {', '.join(s.name for s in profile.recipe)}")
-        model = apply_recipe(model, profile.recipe, data, recipe)
+        with timed("recipe"):
+            model = apply_recipe(model, profile.recipe, data, recipe)
     calib, calib_desc = data.calibration_set()
     calib = {k: calib[k] for k in inputs}
     made, left = _make_artifacts(work, loaded, model, inputs, shapes, calib, ref.names, profile,
@@ -93,7 +95,8 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     artifacts = []
     for art in profile.artifacts:
         if art.key in made:
-            entry, lost = _verify_artifact(art, made[art.key], check, calib, progress)
+            with timed("verify", art.key):
+                entry, lost = _verify_artifact(art, made[art.key], check, calib, progress)
             artifacts += [entry] if entry is not None else []
             left += lost
         elif (gone := next((lo for lo in pending if lo.key == art.key), None)) is not None:
@@ -119,8 +122,10 @@ def prepare_reference(loaded: LoadedModel, data: Dataset, profile: Profile, prog
     inputs = {k: data.inputs[k] for k in order}
     shapes = {k: v for k, v in data.sample_shapes().items() if k in inputs}
     progress(f"running the original model on {min(len(v) for v in inputs.values())} samples")
-    ref = Reference.of(*_reference(loaded, inputs, shapes, host_threads(profile.runtime.threads)),
-                       fidelity=profile.fidelity, feed=sample_feed(inputs, 0, shapes))
+    with timed("reference"):
+        ref = Reference.of(*_reference(loaded, inputs, shapes,
+                                       host_threads(profile.runtime.threads)),
+                           fidelity=profile.fidelity, feed=sample_feed(inputs, 0, shapes))
     return inputs, shapes, ref
 
 
@@ -242,8 +247,9 @@ def _load_problem(work: Path, art: Artifact, shapes: dict[str, tuple[int, ...]],
     """``None`` when the artifact loads (and runs once, on *example*) in its runtime, else why
     not."""
     try:
-        open_runner(art.format, work / f"model.{art.precision}.{art.format}", shapes, threads,
-                    example=example)
+        with timed("load-check", art.key):
+            open_runner(art.format, work / f"model.{art.precision}.{art.format}", shapes,
+                        threads, example=example)
     except ConversionError as exc:
         return LeftOut.from_error(art.key, "load", runtime_tool(art.key), exc,
                                   required=art.required)

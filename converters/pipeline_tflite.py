@@ -20,6 +20,7 @@ from .data import Dataset, save_board_samples
 from .feeds import sample_feed
 from .loaded import LoadedModel
 from .source_tflite import tflite_precision
+from .steps import timed
 from .verify import Reference, collect_outputs, host_threads, reference_accuracy
 
 __all__ = ["build_tflite_artifacts"]
@@ -48,7 +49,8 @@ def build_tflite_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profi
                     ", ".join(lo.key for lo in left))
     made = {"tool": "copy", "method": "source TFLite shipped as is"}
     progress(f"verifying {key}")
-    entry, result = verify_file(work, key, made, inputs, shapes, ref, data.labels, profile)
+    with timed("verify", key):
+        entry, result = verify_file(work, key, made, inputs, shapes, ref, data.labels, profile)
     required = any(a.key == key and a.required for a in profile.artifacts)
     if not result.passed:
         left.insert(0, LeftOut(key, "verify", "ai_edge_litert", result.reason, [], required))

@@ -12,6 +12,7 @@ import numpy as np
 from core.errors import ConversionError
 
 from ._util import one_line, op_hint
+from .steps import timed
 
 __all__ = ["FP16_MAX", "convert_fp16"]
 
@@ -21,6 +22,7 @@ FP16_MAX = 65504.0
 """The largest finite float16: a float constant beyond it cannot be stored in fp16."""
 
 
+@timed("convert", "onnx-fp16")
 def convert_fp16(fp32: Path, out: Path,
                  samples: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Write an fp16 copy of *fp32* (float32 I/O kept) to *out*; return how it was made.

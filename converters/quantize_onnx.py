@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -31,9 +32,11 @@ import numpy as np
 
 from core.errors import ConversionError
 
+from ._calib_memo import ranges_key, remember, restore
 from ._util import one_line, op_hint
 from .quantize_fp16 import convert_fp16  # kept importable from here (sweep, older callers)
 from .quantize_subgraphs import all_op_types, lift_subgraph_constants, subgraph_weight_count
+from .steps import record
 
 __all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "SUBGRAPHS", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer",
            "convert_fp16", "quantize_int8"]
@@ -118,6 +121,7 @@ class OnnxQuantizer:
         self.samples = len(next(iter(calibration.values())))
         self.subgraph_weights = subgraph_weight_count(self.source)
         """Weight nodes inside If/Loop/Scan subgraphs (the static quantizers skip them)."""
+        self._ranges: dict[str, tuple[str, ...]] = {}  # method → key of its shared ranges
 
     def weight_nodes(self) -> list[str]:
         """Names of the nodes with weights, in graph order (candidates to keep in float)."""
@@ -226,6 +230,11 @@ class OnnxQuantizer:
         percentile = options.calibration == "percentile"
         extra = {"CalibPercentile": options.percentile} if percentile else {}
         cache = self.workdir / f"calib-{options.calibration}-{options.percentile}.json"
+        method = f"{options.calibration}-{options.percentile}"
+        if method not in self._ranges:
+            self._ranges[method] = ranges_key(self.source, self.calibration, method)
+        memo = self._ranges[method]
+        restore(memo, cache)  # the ranges another quantizer of this model calibrated
         quantize_static(str(self.source), str(out), _Reader(self.calibration, self.source),
                         quant_format=getattr(QuantFormat, options.format),
                         per_channel=options.per_channel, weight_type=QuantType.QInt8,
@@ -233,6 +242,7 @@ class OnnxQuantizer:
                         calibrate_method=getattr(CalibrationMethod, _METHODS[options.calibration]),
                         nodes_to_exclude=list(options.exclude) or None, nodes_to_quantize=only,
                         extra_options=extra, calibration_cache_path=str(cache))
+        remember(memo, cache)
 
     def _dynamic(self, options: OnnxQuantOptions, out: Path, only: list[str] | None) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -297,6 +307,7 @@ class _Reader:
         from ._shapes import onnx_input_shapes
 
         self._feeds = self._iter(calibration, onnx_input_shapes(model))
+        self._started: float | None = None  # the calibration's inference time (``timings``)
 
     @staticmethod
     def _iter(calibration: dict[str, np.ndarray],
@@ -308,8 +319,14 @@ class _Reader:
             yield sample_feed(calibration, i, shapes)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        """The next feed, or ``None`` when done."""
-        return next(self._feeds, None)
+        """The next feed, or ``None`` when done (then the calibration's time is recorded)."""
+        now = time.perf_counter()
+        self._started = now if self._started is None else self._started
+        feed = next(self._feeds, None)
+        if feed is None and self._started > 0:
+            record("calibrate", now - self._started)
+            self._started = 0.0  # recorded once
+        return feed
 
 
 def _preprocess(fp32: Path, out: Path) -> Path:

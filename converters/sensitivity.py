@@ -38,6 +38,7 @@ from ._shapes import onnx_input_shapes
 from ._util import one_line
 from .feeds import feed_shapes, sample_feed
 from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
+from .steps import timed
 from .verify import collect_outputs
 
 __all__ = ["MAX_SAMPLES", "ScanBound", "measure_sensitivity", "most_sensitive"]
@@ -68,6 +69,7 @@ MAX_SAMPLES = ScanBound().samples
 """Evaluation samples per probe: enough to rank layers, cheap enough for every layer."""
 
 
+@timed("sensitivity", "onnx-int8")
 def measure_sensitivity(quantizer: OnnxQuantizer, options: OnnxQuantOptions,
                         inputs: dict[str, np.ndarray], threads: int = 1,
                         bound: ScanBound = ScanBound()
@@ -110,7 +112,8 @@ def most_sensitive(scores: list[dict[str, Any]], k: int) -> tuple[str, ...]:
 def _outputs(path: Path, shapes: dict[str, tuple[int, ...]], inputs: dict[str, np.ndarray],
              threads: int, limit: int) -> list[np.ndarray]:
     try:
-        runner = OnnxRunner(path, shapes, threads, example=sample_feed(inputs, 0, shapes))
+        runner = OnnxRunner(path, shapes, threads, example=sample_feed(inputs, 0, shapes),
+                            spin=False)  # outputs only, never timed
     except Exception as exc:  # onnxruntime's own types: the probe graph does not load
         raise ConversionError(f"int8 sensitivity probe {path.name} does not load in "
                               f"onnxruntime: {one_line(exc)}") from exc

@@ -39,7 +39,7 @@ def test_manifest_contract(sim_bundle, tiny) -> None:
     bundle, _ = sim_bundle
     m = bundle.manifest
     assert set(m) == {"schema", "bundle_id", "created", "source", "profile", "recipe", "tools",
-                      "data", "reference", "files", "artifacts", "left_out"}
+                      "data", "reference", "files", "artifacts", "left_out", "timings"}
     assert m["schema"] == 2 and m["left_out"] == []
     assert m["bundle_id"] == bundle.id == bundle.path.name
     assert m["source"] == {"kind": "pt2", "ref": str(tiny.pt2), "sha256": file_sha256(tiny.pt2)}
