@@ -147,7 +147,8 @@ def _write_request(work: Path, model: Any, out_dir: Path, precisions: list[str],
     torch.export.save(exported, str(work / "model.pt2"))
     calib = []
     for i, (name, arr) in enumerate(calibration.items()):
-        np.save(work / f"calib_{i}.npy", np.ascontiguousarray(arr, dtype=np.float32))
+        kept = arr.dtype if arr.dtype.kind in "iub" else np.float32  # token ids stay integers
+        np.save(work / f"calib_{i}.npy", np.ascontiguousarray(arr, dtype=kept))
         calib.append([name, str(work / f"calib_{i}.npy")])
     request = work / "request.json"
     request.write_text(json.dumps({"pt2": str(work / "model.pt2"), "out": str(out_dir),

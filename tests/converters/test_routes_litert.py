@@ -58,3 +58,25 @@ def test_litert_torch_fp32_is_exact_and_int8_agrees(tmp_path: Path, tiny) -> Non
     int8 = _run(tmp_path / "model.int8.tflite", x)
     assert infos["int8"]["io"] == "int8" and infos["int8"]["calibration_samples"] == 32
     assert (int8.argmax(1) == ref.argmax(1)).mean() >= 0.95
+
+
+def test_integer_calibration_inputs_keep_their_dtype(tmp_path: Path) -> None:
+    """Token ids calibrate the PT2E int8 as integers: as float32 they reached the embedding as
+    floats and the route failed (found by bench/peers.py on MiniLM)."""
+    import torch
+
+    from converters.export_litert import _write_request
+
+    class Bag(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(16, 4)
+
+        def forward(self, ids: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+            return self.emb(ids).mean(1) * scale
+
+    ids = np.arange(12, dtype=np.int64).reshape(3, 4) % 16
+    scale = np.ones((3, 1), dtype=np.float64)
+    _write_request(tmp_path, Bag(), tmp_path, ["int8"], {"ids": ids, "scale": scale}, True)
+    assert np.load(tmp_path / "calib_0.npy").dtype == np.int64
+    assert np.load(tmp_path / "calib_1.npy").dtype == np.float32
