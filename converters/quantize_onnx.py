@@ -235,6 +235,8 @@ class OnnxQuantizer:
             self._ranges[method] = ranges_key(self.source, self.calibration, method)
         memo = self._ranges[method]
         restore(memo, cache)  # the ranges another quantizer of this model calibrated
+        if cache.exists():  # onnxruntime reads them instead of calibrating: say so in timings
+            record("calibrate (ranges reused)", 0.0)
         quantize_static(str(self.source), str(out), _Reader(self.calibration, self.source),
                         quant_format=getattr(QuantFormat, options.format),
                         per_channel=options.per_channel, weight_type=QuantType.QInt8,

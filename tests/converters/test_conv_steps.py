@@ -77,7 +77,10 @@ def test_onnx_bundle_records_each_step(tiny, tmp_path: Path) -> None:
     assert all(s["seconds"] >= 0 for s in steps) and top["export onnx-fp32"] > 0
     assert sum(top.values()) <= timings["total_s"] <= wall
     nested = {(s["step"], s["within"]) for s in steps if s["within"]}
-    assert ("calibrate", "quantize onnx-int8") in nested  # 100 calibration samples
+    # 100 calibration samples, or the ranges an earlier build of this model in this process
+    # calibrated (converters._calib_memo): either way the step is there
+    assert {("calibrate", "quantize onnx-int8"),
+            ("calibrate (ranges reused)", "quantize onnx-int8")} & nested
     assert ("host latency", "verify onnx-int8") in nested
     again = build_bundle(str(tiny.pt2), profile, tiny.data, Paths(home=tmp_path))
     assert again.reused and again.manifest["timings"] == timings  # the build's, kept
