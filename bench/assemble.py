@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-ORDER = ("converters", "shipping", "profiler", "ansible")
+ORDER = ("converters", "peers", "methods", "shipping", "profiler", "ansible")
 
 
 def main() -> None:
