@@ -18,6 +18,14 @@ import numpy as np
 __all__ = ["Runner", "box_agreement", "quality"]
 
 CONF, IOU = 0.25, 0.5
+CONFIDENT = 0.5
+"""fp32 softmax probability above which a sample counts as one fp32 is confident about."""
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.ravel().astype(np.float64)
+    e = np.exp(z - z.max())
+    return e / e.sum()
 
 
 class Runner:
@@ -157,6 +165,11 @@ def quality(metric: str, ref: list[list[np.ndarray]], got: list[list[np.ndarray]
     if metric in ("accuracy", "agreement"):
         top1 = np.array([int(np.argmax(g[0])) for g in got])
         out["quality"] = round(float(np.mean(top1 == labels)), 4)
+    if metric == "agreement":  # also on the samples fp32 is confident about (softmax ≥ 0.5)
+        sure = np.array([_softmax(r[0]).max() >= CONFIDENT for r in ref])
+        out["confident"] = int(sure.sum())
+        out["agreement_confident"] = round(float(np.mean((top1 == labels)[sure])), 4) \
+            if sure.any() else None
     elif metric == "boxes":
         out.update(box_agreement([r[0] for r in ref], [g[0] for g in got]))
         out["quality"] = out["box_f1"]

@@ -37,10 +37,12 @@ ONNX2TF_TIMEOUT_S = 900
 def build_edgeship(work: Any, out: Path, say: Any) -> dict[str, Any]:
     """edgeship's artifacts of *work* (a :class:`bench.peer_data.Workload`): name → path/error."""
     cached = out / "sweep.json"
-    if cached.exists():
+    if cached.exists():  # files by their place in *out* (the folder may have been moved)
         rows = json.loads(cached.read_text())["rows"]
-        if all(r.get("error") or Path(r["file"]).exists() for r in rows):
-            return {r["name"]: r.get("error") or Path(r["file"]) for r in rows}
+        made = {r["name"]: r.get("error") or out.joinpath(*Path(r["file"]).parts[-2:])
+                for r in rows}
+        if all(isinstance(m, str) or m.exists() for m in made.values()):
+            return made
     from converters.sweep import SweepRecipe, prepare, run_sweep
     from profiles import load_profile
 

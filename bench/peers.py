@@ -9,7 +9,7 @@ evaluation samples (:mod:`bench.peer_eval`) and times them all in ONE interleave
 median of ``--runs`` calls in 5 rounds. Ratios are against the fp32 artifact of the same
 runtime (onnxruntime: the fp32 ONNX; TFLite/XNNPACK: edgeship's fp32 TFLite) in the same run.
 A peer that cannot be built or run gets its one-line reason in the table. Built files are
-cached under ``build/bench/peers/`` (delete it to rebuild from scratch).
+cached under ``build/bench/peers/<workload>/<data digest>/`` (delete it to rebuild).
 """
 
 from __future__ import annotations
@@ -114,11 +114,22 @@ def _file_or_error(got: Path | str) -> dict[str, Any]:
     return {"file": None, "error": " ".join(str(got).split())[:240]}
 
 
+def _digest(work: Workload) -> str:
+    """Cache key of *work*'s files: its source and the bytes of its data and calibration."""
+    import hashlib
+
+    h = hashlib.sha256(work.source.encode())
+    for arrays in (work.inputs, work.calibration):
+        for name in sorted(arrays):
+            h.update(name.encode() + arrays[name].tobytes())
+    return h.hexdigest()[:12]
+
+
 def measure_workload(work: Workload, runs: int) -> dict[str, Any]:
     """Build, verify and time every artifact of *work* side by side."""
     from converters.sweep import measure_side_by_side
 
-    rows = _artifacts(work, WORK / work.name)
+    rows = _artifacts(work, WORK / work.name / _digest(work))
     live: dict[str, Runner] = {}
     for row in rows:
         if row["error"] is None:

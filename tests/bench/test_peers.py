@@ -97,3 +97,11 @@ def test_frontier_ratios_and_targets_name_what_is_missed() -> None:
     text = render({"threads": 1, "runs": 100, "rounds": 5, "tools": {}, "workloads": [
         {"name": "w", "title": "W", "metric": "accuracy", "data": "d", "rows": rows}]})
     assert "failed: onnx2tf: boom" in text and "is dominated by peer" in text
+
+
+def test_agreement_is_also_given_on_the_samples_fp32_is_sure_about() -> None:
+    sure, unsure = np.array([[8.0, 0.0, 0.0]]), np.array([[0.1, 0.0, 0.05]])
+    ref = [[sure], [unsure]]
+    got = [[sure], [np.array([[0.0, 0.1, 0.05]])]]  # flips only the unsure one
+    q = quality("agreement", ref, got, np.array([0, 0]))
+    assert q["quality"] == 0.5 and q["confident"] == 1 and q["agreement_confident"] == 1.0
