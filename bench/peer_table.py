@@ -99,8 +99,58 @@ def _verdict(work: dict[str, Any]) -> list[str]:
     return lines
 
 
-WHY: dict[str, str] = {}
-"""Workload name → why edgeship's artifact is where it is (mechanism, no figures)."""
+def _ort_probe(work: dict[str, Any]) -> str:
+    probe = work["ort_probe"]
+    if "error" in probe:
+        return f"{work['name']}: the onnxruntime activation probe failed: {probe['error']}"
+    figures = "; ".join(f"{k} {v:.2f}×" for k, v in probe.items())
+    return (f"{work['name']}: probe, same run — `quantize_static` per-channel latency / fp32 on "
+            f"onnxruntime: {figures} (edgeship quantizes the pre-processed graph with int8 "
+            "activations).")
+
+
+def _hardswish(probe: dict[str, Any]) -> str:
+    if "error" in probe:
+        return f"TFLite hard-swish probe failed: {probe['error']}"
+    return ("Probe, same run — a 12-layer depthwise/1x1 toy net through `tf.lite` full-integer "
+            "int8, XNNPACK, 1 thread: int8/fp32 latency "
+            f"{probe['relu6']['int8_ratio']:.2f}× with ReLU6, "
+            f"{probe['hard_swish']['int8_ratio']:.2f}× with hard-swish: int8 HARD_SWISH is the "
+            "slow op on this host's TFLite.")
+
+
+WHY: dict[str, str] = {
+    "doc-orientation": (
+        "PP-LCNet uses hard-swish after every conv. TFLite: int8 HARD_SWISH is slow here (probe "
+        "below), so every int8 TFLite file of this model — edgeship's and onnx2tf's own alike, "
+        "they are the same converter — is slower than fp32. onnxruntime: edgeship runs "
+        "`quant_pre_process` (BatchNorm folded, hard-swish as HardSigmoid·Mul) and quantizes "
+        "with int8 activations; on this x86 host that graph keeps float Convs between Q/DQ "
+        "pairs (the probe line), so it is slower than the plain `quantize_static` of the "
+        "unprocessed graph. What would fix it: uint8 activations for x86 onnxruntime "
+        "(onnxruntime's own advice; the profile's `quantization.activations`), keeping "
+        "hard-swish layers float in TFLite (mixed precision), or shipping fp32/fp16 for this "
+        "model — the `rpi4` convert's gate chose fp16 in the zoo run. The 4-class accuracy moves "
+        "by several points either way because fp32 itself is unsure between 90° and 270° on the "
+        "small scans."),
+    "efficientnet-lite0": (
+        "ReLU6 network, int8-friendly on TFLite/XNNPACK. The agreement figures are low for "
+        "every int8 file alike because most crops of the packaged photos are not ImageNet "
+        "objects (fp32's softmax is flat, so small changes flip top-1); the confident-sample "
+        "figure is the one to read. onnxruntime: see the probe line for which activation type "
+        "fuses here."),
+    "yolov8n": (
+        "Box F1 against fp32's boxes on images with few detections (the reference box count is "
+        "in the cosine column): a single box lost or gained moves it by several points."),
+    "minilm": (
+        "Static int8 of a transformer (every activation to int8, MinMax) collapses on "
+        "LayerNorm/GELU/softmax outliers for edgeship and onnxruntime alike; dynamic int8 "
+        "(weights int8, activations quantized per call) is the one to ship, and edgeship's "
+        "per-channel dynamic row is its recommendation. TFLite int8 of this graph (int64 token "
+        "ids, Gather, Erf) fails in the converters, as the rows say."),
+}
+"""Workload name → why the artifacts land where they do (mechanism; figures are in the rows
+and the probe lines, measured in the same run)."""
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -123,7 +173,11 @@ def render(doc: dict[str, Any]) -> str:
                     "frontier | targets |", "|" + " --- |" * 9]
         out += [_cell(r, work["metric"]) for r in work["rows"]] + [""]
         notes += _verdict(work)
+        if work.get("ort_probe"):
+            notes.append(_ort_probe(work))
         if work["name"] in WHY:
             notes.append(f"{work['name']}: {WHY[work['name']]}")
+    if doc.get("probes", {}).get("hardswish"):
+        notes.append(_hardswish(doc["probes"]["hardswish"]))
     out += ["### Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(out)

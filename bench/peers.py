@@ -34,6 +34,7 @@ from typing import Any  # noqa: E402
 from bench import peer_tools as tools  # noqa: E402
 from bench.peer_data import WORKLOADS, Workload, build  # noqa: E402
 from bench.peer_eval import Runner, quality  # noqa: E402
+from bench.peer_probes import hardswish_probe, ort_activation_probe  # noqa: E402
 from bench.peer_table import finish_rows, render  # noqa: E402
 
 __all__ = ["main", "measure_workload"]
@@ -160,8 +161,15 @@ def measure_workload(work: Workload, runs: int) -> dict[str, Any]:
     for row in rows:
         row["latency_ms"] = times.get(row["name"]) if row["error"] is None else None
     finish_rows(rows, work.metric)
-    return {"name": work.name, "title": work.title, "metric": work.metric,
-            "data": work.data_note, "samples": n, "source": work.source, "rows": rows}
+    doc = {"name": work.name, "title": work.title, "metric": work.metric,
+           "data": work.data_note, "samples": n, "source": work.source, "rows": rows}
+    if work.metric != "cosine":  # CNNs: which int8 activations fuse on onnxruntime here
+        _say(f"{work.name}: probing onnxruntime int8 activations (as exported / pre-processed)")
+        try:
+            doc["ort_probe"] = ort_activation_probe(Path(rows[0]["file"]), work.calibration)
+        except Exception as exc:  # a probe is an explanation, not a result: say and go on
+            doc["ort_probe"] = {"error": _one_line(exc)}
+    return doc
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--render", action="store_true", help="rewrite peers.md from peers.json")
+    ap.add_argument("--no-probes", dest="probes", action="store_false",
+                    help="keep the previous run's TFLite hard-swish probe")
     args = ap.parse_args(argv)
     out_json = RESULTS / "peers.json"
     if args.render:
@@ -184,9 +194,13 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.only:
         _say(f"{name}: preparing data")
         done[name] = measure_workload(build(name), max(args.runs, 100))
+    probes = previous.get("probes", {})
+    if args.probes:
+        _say("probing int8 HARD_SWISH on TFLite/XNNPACK (a toy net, ReLU6 vs hard-swish)")
+        probes = {"hardswish": hardswish_probe()}
     doc = {"schema": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "threads": THREADS,
            "runs": max(args.runs, 100), "rounds": ROUNDS, "tools": tool_versions(),
-           "workloads": [done[n] for n in WORKLOADS if n in done],
+           "workloads": [done[n] for n in WORKLOADS if n in done], "probes": probes,
            "seconds": round(time.perf_counter() - start, 1)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(doc, indent=2) + "\n")
