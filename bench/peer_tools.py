@@ -31,7 +31,8 @@ import numpy as np
 
 __all__ = ["build_edgeship", "litert_pt2e", "onnx2tf_int8", "ort_dynamic", "ort_static"]
 
-ONNX2TF_TIMEOUT_S = 900
+ONNX2TF_TIMEOUT_S = 480
+"""A bench-run bound on onnx2tf (edgeship's own converter child allows 900 s)."""
 
 
 def build_edgeship(work: Any, out: Path, say: Any) -> dict[str, Any]:
@@ -114,8 +115,12 @@ def onnx2tf_int8(fp32: Path, calibration: dict[str, np.ndarray], folder: Path) -
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     log = folder / "onnx2tf.log"
     with open(log, "w") as fh:
-        proc = subprocess.run(cmd, cwd=folder, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                              timeout=ONNX2TF_TIMEOUT_S, check=False)
+        try:
+            proc = subprocess.run(cmd, cwd=folder, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                  timeout=ONNX2TF_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"onnx2tf ran over {ONNX2TF_TIMEOUT_S} s (stopped by the bench; "
+                               f"last log line: {_last_error(log)})") from exc
     if not out.exists():
         raise RuntimeError(f"onnx2tf exited {proc.returncode}: {_last_error(log)}")
     return out

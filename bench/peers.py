@@ -27,6 +27,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
@@ -99,11 +100,13 @@ def _artifacts(work: Workload, folder: Path) -> list[dict[str, Any]]:
     (folder / "peers").mkdir(parents=True, exist_ok=True)
     for name, tool, make in _peers(work, fp32, folder / "peers"):
         start = time.perf_counter()
+        failed = folder / "peers" / (re.sub(r"\W+", "_", name).strip("_") + ".error")
         _say(f"{work.name}: building {name}")
-        try:
-            got: Path | str = make()
+        try:  # a failure is cached too: delete the .error file to try again
+            got: Path | str = failed.read_text() if failed.exists() else make()
         except Exception as exc:  # a peer failing is a row, not a crash
             got = _one_line(exc)
+            failed.write_text(got)
         rows.append({"name": name, "tool": tool, "edgeship": False, **_file_or_error(got),
                      "build_seconds": round(time.perf_counter() - start, 1)})
     return rows
