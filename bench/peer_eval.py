@@ -165,11 +165,11 @@ def quality(metric: str, ref: list[list[np.ndarray]], got: list[list[np.ndarray]
     if metric in ("accuracy", "agreement"):
         top1 = np.array([int(np.argmax(g[0])) for g in got])
         out["quality"] = round(float(np.mean(top1 == labels)), 4)
-    if metric == "agreement":  # also on the samples fp32 is confident about (softmax ≥ 0.5)
-        sure = np.array([_softmax(r[0]).max() >= CONFIDENT for r in ref])
-        out["confident"] = int(sure.sum())
-        out["agreement_confident"] = round(float(np.mean((top1 == labels)[sure])), 4) \
-            if sure.any() else None
+        if metric == "agreement":  # also on the samples fp32 is confident about (softmax ≥ 0.5)
+            sure = np.array([_softmax(r[0]).max() >= CONFIDENT for r in ref])
+            out["confident"] = int(sure.sum())
+            out["agreement_confident"] = round(float(np.mean((top1 == labels)[sure])), 4) \
+                if sure.any() else None
     elif metric == "boxes":
         out.update(box_agreement([r[0] for r in ref], [g[0] for g in got]))
         out["quality"] = out["box_f1"]

@@ -106,7 +106,7 @@ def _ort_probe(work: dict[str, Any]) -> str:
     figures = "; ".join(f"{k} {v:.2f}×" for k, v in probe.items())
     return (f"{work['name']}: probe, same run — `quantize_static` per-channel latency / fp32 on "
             f"onnxruntime: {figures} (edgeship quantizes the pre-processed graph with int8 "
-            "activations).")
+            "activations; 30 calls each, not interleaved: noisier than the table).")
 
 
 def _hardswish(probe: dict[str, Any]) -> str:
@@ -134,20 +134,44 @@ WHY: dict[str, str] = {
         "by several points either way because fp32 itself is unsure between 90° and 270° on the "
         "small scans."),
     "efficientnet-lite0": (
-        "ReLU6 network, int8-friendly on TFLite/XNNPACK. The agreement figures are low for "
-        "every int8 file alike because most crops of the packaged photos are not ImageNet "
-        "objects (fp32's softmax is flat, so small changes flip top-1); the confident-sample "
-        "figure is the one to read. onnxruntime: see the probe line for which activation type "
-        "fuses here."),
+        "ReLU6 network, int8-friendly on TFLite/XNNPACK; edgeship's int8 TFLite and onnx2tf's "
+        "own are made by the same converter from the same calibration samples, so they differ by "
+        "timing noise only. onnxruntime: edgeship quantizes the `quant_pre_process`-ed graph with "
+        "int8 activations, which the probe line shows is not the fast combination on this x86 "
+        "host; onnxruntime's own x86 advice (uint8 activations, per-channel) on the graph as "
+        "exported is — that is why the U8 peer dominates edgeship's ONNX row. Fix: uint8 "
+        "activations for x86 onnxruntime targets (the profile's `quantization.activations`), "
+        "and check the pre-processing step against the graph as exported. Per-tensor weights "
+        "(quantize_static's default) wreck the depthwise convs, and litert-torch's PT2E file "
+        "loses far more agreement than the onnx2tf files (not diagnosed here). `quantize_dynamic` "
+        "turns Convs into ConvInteger with activations quantized at every call: no fused "
+        "kernels, hence many times slower than fp32. The agreement figures are low for every "
+        "int8 file because most crops of the packaged photos are not ImageNet objects (fp32's "
+        "softmax is flat, so small changes flip top-1); the confident-sample figure is the one "
+        "to read."),
     "yolov8n": (
-        "Box F1 against fp32's boxes on images with few detections (the reference box count is "
-        "in the cosine column): a single box lost or gained moves it by several points."),
+        "edgeship's TFLite int8 is the fastest artifact and meets the latency and size targets; "
+        "onnx2tf's own `-oiqt` fails on this graph (a Concat layer it cannot convert, says its "
+        "log), while edgeship's route, which cleans the graph up with onnxslim first, converts "
+        "it. Every int8 "
+        "file, edgeship's and the peers' alike, loses most of fp32's boxes at the 0.25 score "
+        "threshold although the raw head's cosine stays above 0.99: int8 moves the class scores "
+        "of these low-confidence detections across the threshold (few boxes per image; the "
+        "reference count is in the cosine column). Weight-only dynamic int8 keeps more boxes but "
+        "runs many times slower. What would fix it: keep the detection head (the last convs "
+        "and the class-score sigmoid) in float — mixed precision — or calibrate on images with "
+        "more objects; judge detectors on boxes, never on cosine."),
     "minilm": (
         "Static int8 of a transformer (every activation to int8, MinMax) collapses on "
         "LayerNorm/GELU/softmax outliers for edgeship and onnxruntime alike; dynamic int8 "
         "(weights int8, activations quantized per call) is the one to ship, and edgeship's "
-        "per-channel dynamic row is its recommendation. TFLite int8 of this graph (int64 token "
-        "ids, Gather, Erf) fails in the converters, as the rows say."),
+        "per-channel dynamic row is the only int8 file that keeps cosine ≥ 0.99 (onnxruntime's "
+        "per-tensor default is a little faster and loses more). TFLite: onnx2tf did not finish "
+        "this graph within edgeship's 900 s limit, so there is no TFLite row and the onnx2tf "
+        "peer was not run again; the litert-torch peer fails because "
+        "`converters/export_litert.py` writes every calibration array as float32, so the int64 "
+        "token ids reach the embedding as floats (an edgeship bug, left for the converters "
+        "owner)."),
 }
 """Workload name → why the artifacts land where they do (mechanism; figures are in the rows
 and the probe lines, measured in the same run)."""

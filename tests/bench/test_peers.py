@@ -55,6 +55,8 @@ def test_ort_peers_build_int8_graphs_that_run_close_to_fp32(tiny, tmp_path: Path
         q = quality("accuracy", outs, got, labels)
         assert q["cosine"] > 0.95 and 0.0 <= q["quality"] <= 1.0
     assert quality("accuracy", outs, outs, labels) == {"cosine": 1.0, "quality": 1.0}
+    wrong = quality("accuracy", outs, outs, (labels + 1) % 4)  # accuracy, not cosine
+    assert wrong["quality"] == 0.0 and wrong["cosine"] == 1.0
 
 
 def test_box_agreement_matches_same_class_boxes_and_counts_misses() -> None:
