@@ -30,7 +30,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-__all__ = ["main", "recipes"]
+__all__ = ["NOTES", "main", "recipes", "render"]
 
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "build" / "bench" / "methods"
@@ -108,8 +108,29 @@ def render(doc: dict[str, Any]) -> str:
            "`run_sweep`. Built by `converters.sweep.run_sweep` with the recipe shown.", "",
            "| method | size | p50 ms | agreement (Δ pt) | front | recipe |",
            "| --- | --- | --- | --- | --- | --- |"]
-    out += [_row_line(r, base) for r in rows] + [""]
+    out += [_row_line(r, base) for r in rows] + [""] + ["### Notes", ""] + [
+        f"- {n}" for n in NOTES] + [""]
     return "\n".join(out)
+
+
+NOTES = (
+    "The fine-tune budget (`--epochs`, `--train` crops, CPU) is a bench budget: it cannot "
+    "recover an ImageNet network after removing half its channels (`prune_channels`) or "
+    "halving its width (`distill`), so those rows show what the structure change does to size "
+    "and latency, not a usable accuracy; a real recovery needs the training set and many "
+    "epochs (or the 50%-pruning target stays unmet on a pretrained CNN).",
+    "Fine-tuning toward fp32's own top-1 on a few out-of-distribution crops (unstructured "
+    "`prune` + fine-tune, `transfer`) moves the network away from fp32 on the evaluation crops: "
+    "the drop is the fine-tune's, not the method's.",
+    "`lowrank` at energy 0.9 factorized nothing here: EfficientNet-Lite0's depthwise convs are "
+    "grouped (never factorized) and its 1x1 convs would not save parameters at the rank that "
+    "keeps 90 % of the energy, so the row equals fp32.",
+    "Mixed precision is not a sweep recipe: it is the `rpi4` convert's int8 fallback (most "
+    "sensitive layers kept float), recorded in that bundle's manifest.",
+    "The int8 rows are the same as in the peer table above (`bench/peers.py`), whose notes say "
+    "why onnxruntime int8 is slow here.",
+)
+"""Why the method rows land where they do (mechanism; the figures are in the table)."""
 
 
 def main(argv: list[str] | None = None) -> None:
