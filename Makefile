@@ -95,7 +95,8 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	@touch $@
 
 bench: setup $(VENV)/.bench-installed  ## run every benchmark, write BENCHMARKS.md
-	@for script in bench/converters.py bench/shipping.py bench/profiler.py bench/fleet_engines.py bench/time_to_result.py; do \
+	@$(BIN)/python bench/zoo_fetch.py  # the wheels bench/peers.py takes its models and data from
+	@for script in bench/converters.py bench/peers.py bench/methods.py bench/shipping.py bench/profiler.py bench/fleet_engines.py bench/time_to_result.py; do \
 	   if [ -f $$script ]; then echo "edgeship: $$script"; $(BIN)/python $$script || exit 1; fi; done
 	@$(BIN)/python bench/assemble.py
 

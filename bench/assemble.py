@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-ORDER = ("converters", "time_to_result", "shipping", "profiler", "ansible")
+ORDER = ("converters", "peers", "methods", "time_to_result", "shipping", "profiler", "ansible")
 
 
 def main() -> None:
