@@ -45,7 +45,8 @@ def substitute(art: Any, lost: LeftOut, check: Any, calib: dict[str, np.ndarray]
     tried)."""
     job = Int8Job.for_artifact(check.work, art, calib, check.inputs,
                                host_threads(check.profile.runtime.threads), progress,
-                               tuple(a.key for a in check.profile.artifacts))
+                               tuple(a.key for a in check.profile.artifacts),
+                               arch=check.profile.arch)
     float_lost = next((lo for lo in left if lo.key == f"{art.format}-fp32"
                        and lo.stage in SUBSTITUTABLE_STAGES), None)
     if art.format == "tflite" and float_lost is not None and job.no_fp16 is None:

@@ -38,7 +38,8 @@ from .sensitivity import measure_sensitivity, most_sensitive
 from .steps import timed
 from .verify import Verification
 
-__all__ = ["Int8Job", "gate_int8", "int8_quantization", "make_onnx_int8", "substitute_int8"]
+__all__ = ["Int8Job", "gate_int8", "int8_quantization", "make_onnx_int8", "substitute_int8",
+           "with_arch_default"]
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,11 @@ class Int8Job:
     @classmethod
     def for_artifact(cls, work: Path, artifact: Any, calibration: dict[str, np.ndarray],
                      inputs: dict[str, np.ndarray], threads: int, progress: Progress,
-                     profile_keys: tuple[str, ...] = ()) -> Int8Job:
-        """The job of a profile ``Artifact`` built in *work* (next to ``model.fp32.onnx``)."""
-        q, fp16 = artifact.quantization, f"{artifact.format}-fp16"
+                     profile_keys: tuple[str, ...] = (), arch: str | None = None) -> Int8Job:
+        """The job of a profile ``Artifact`` built in *work* (next to ``model.fp32.onnx``), for a
+        board of *arch* (:func:`with_arch_default`)."""
+        q, fp16 = with_arch_default(artifact.quantization, artifact.format, arch), \
+            f"{artifact.format}-fp16"
         no_fp16 = ("forbidden by quantization.fallback_fp16: false"
                    if q is not None and not q.fallback_fp16 else
                    f"{fp16} is built as its own artifact" if fp16 in profile_keys else None)
@@ -286,6 +289,23 @@ def _figures(v: Verification) -> dict[str, Any]:
 
 
 def int8_quantization(profile: Any, fmt: str) -> Any:
-    """The ``quantization`` options of the profile's *fmt* int8 artifact (``None``: defaults)."""
-    return next((a.quantization for a in profile.artifacts
-                 if a.format == fmt and a.precision == "int8"), None)
+    """The ``quantization`` options of the profile's *fmt* int8 artifact, with the activation
+    type for the profile's CPU filled in (:func:`with_arch_default`; ``None``: defaults)."""
+    q = next((a.quantization for a in profile.artifacts
+              if a.format == fmt and a.precision == "int8"), None)
+    return with_arch_default(q, fmt, profile.arch)
+
+
+def with_arch_default(quantization: Any, fmt: str, arch: str | None) -> Any:
+    """ONNX static int8 without an ``activations`` choice gets the one onnxruntime runs fastest on
+    the board's CPU: uint8 activations × int8 weights (U8S8) on x86-64, whose int8 GEMM kernels
+    take unsigned activations (VPMADDUBSW), int8 × int8 (S8S8) on ARM. Measured on this x86 host
+    (bench/peers.py, EfficientNet-Lite0): S8S8 QDQ 1.10× fp32 latency, U8S8 0.68×."""
+    if fmt != "onnx" or arch is None:
+        return quantization
+    from profiles.schema import Quantization
+
+    q = quantization if quantization is not None else Quantization()
+    if q.mode != "static" or q.activations is not None:
+        return quantization
+    return q.model_copy(update={"activations": "uint8" if arch == "x86_64" else "int8"})

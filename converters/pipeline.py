@@ -271,7 +271,8 @@ def _verify_artifact(art: Artifact, converter: dict[str, Any], check: ArtifactCh
         if art.precision == "int8":  # over its gate: per-channel, keep layers float, fp16
             job = Int8Job.for_artifact(check.work, art, calib, check.inputs,
                                        host_threads(check.profile.runtime.threads), progress,
-                                       tuple(a.key for a in check.profile.artifacts))
+                                       tuple(a.key for a in check.profile.artifacts),
+                                       arch=check.profile.arch)
             entry, result = gate_int8(job, entry, result, check)
     except ConversionError as exc:  # VerificationError too: the gate could not judge it
         return None, [LeftOut.from_error(art.key, "verify", tool, exc, required=art.required)]

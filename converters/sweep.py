@@ -149,7 +149,8 @@ def _build_all(loaded: LoadedModel, data: Dataset, profile: Profile,
         threads = host_threads(profile.runtime.threads)
         for r in members:
             if r.format == "onnx":
-                built[r.name] = _onnx_artifact(fp32, work, r, calib, inputs, threads, say)
+                built[r.name] = _onnx_artifact(fp32, work, r, calib, inputs, threads, say,
+                                               profile.arch)
     return [(r, built[r.name]) for r in recipes]
 
 
@@ -177,12 +178,13 @@ def _export_group(loaded: LoadedModel, data: Dataset, profile: Profile,
 
 
 def _onnx_artifact(fp32: Path, work: Path, r: SweepRecipe, calib: dict[str, np.ndarray],
-                   inputs: dict[str, np.ndarray], threads: int, say: Progress) -> Path | str:
+                   inputs: dict[str, np.ndarray], threads: int, say: Progress,
+                   arch: str | None = None) -> Path | str:
     """The recipe's ONNX artifact, by the makers ``convert`` uses (the int8 one load-checked,
     with its variant ladder), with the recipe's quantization options."""
     from profiles.schema import Quantization
 
-    from .fallback import make_onnx_int8
+    from .fallback import make_onnx_int8, with_arch_default
     from .quantize_fp16 import convert_fp16
 
     if r.precision == "fp32":
@@ -193,7 +195,8 @@ def _onnx_artifact(fp32: Path, work: Path, r: SweepRecipe, calib: dict[str, np.n
         if r.precision == "fp16":
             convert_fp16(fp32, out)
         else:
-            make_onnx_int8(fp32, out, calib, Quantization(mode=r.mode, per_channel=r.per_channel),
+            quantization = Quantization(mode=r.mode, per_channel=r.per_channel)
+            make_onnx_int8(fp32, out, calib, with_arch_default(quantization, "onnx", arch),
                            inputs, threads, say)
     except EdgeshipError as exc:
         return str(exc)

@@ -75,3 +75,19 @@ def test_no_fp32_of_the_format_no_flag() -> None:
 def test_a_fallen_back_int8_entry_is_still_compared() -> None:
     entries = [_entry("onnx-fp32", 0.01), dict(_entry("onnx-int8", 0.02), precision="fp16")]
     assert flag_slower_than_fp32(entries) == ["onnx-int8"]
+
+
+def test_onnx_activations_default_to_the_boards_fast_kernel() -> None:
+    """U8S8 on x86-64, S8S8 on ARM; an explicit choice, dynamic mode and TFLite are kept."""
+    from converters.fallback import int8_quantization, with_arch_default
+    from profiles import load_profile
+    from profiles.schema import Quantization
+
+    assert int8_quantization(load_profile("sim"), "onnx").activations == "uint8"  # x86_64
+    assert with_arch_default(None, "onnx", "aarch64").activations == "int8"
+    assert with_arch_default(Quantization(activations="int8"), "onnx", "x86_64").activations \
+        == "int8"
+    dynamic = Quantization(mode="dynamic")
+    assert with_arch_default(dynamic, "onnx", "x86_64") is dynamic
+    assert with_arch_default(None, "tflite", "x86_64") is None
+    assert with_arch_default(None, "onnx", None) is None
