@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Check", "OutputJudgement", "allowed_flips", "infer_kind", "judge_output"]
+__all__ = ["Check", "OutputJudgement", "allowed_flips", "infer_kind", "judge_output", "summary_cosine"]
 
 _HINTS = (
     ("boxes", ("box", "bbox", "loc", "anchor")),
@@ -211,6 +211,13 @@ EMPTY_RMS = 1e-4
 """A reference sample whose RMS is below this share of the output's range is empty (a detection
 map with nothing in it): its direction is rounding noise, so it does not count in the mean
 cosine (the mean-error check still judges it)."""
+
+
+def summary_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """The mean per-sample cosine of all outputs (``[n, features]`` each) for the summary, with
+    empty reference samples left out as the gate leaves them out (:data:`EMPTY_RMS`)."""
+    span = float(b.max() - b.min()) if b.size else 0.0
+    return _cosine(a, b, span if span > 0 else None)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray, span: float | None = None) -> float:

@@ -32,7 +32,7 @@ from core.errors import VerificationError
 
 from ._runners import SourceOutputs
 from ._threads import torch_threads
-from .fidelity import OutputJudgement, infer_kind, judge_output
+from .fidelity import OutputJudgement, infer_kind, judge_output, summary_cosine
 from .steps import timed
 
 __all__ = [
@@ -180,7 +180,7 @@ def compare(outs: Outputs, ref: Reference | Outputs, labels: np.ndarray | None,
                  if j.figures["top1_agreement"] is not None), None)
     passed = all(j.passed for j in judged)
     return Verification(n, _r(acc), _r(drop), _r(top1), float(f"{drift:.6g}"),
-                        float(f"{_mean_cosine(a, b):.6f}"), passed,
+                        float(f"{summary_cosine(a, b):.6f}"), passed,
                         _reason(judged, precision, labels is not None, ref),
                         [j.to_dict() for j in judged])
 
@@ -280,14 +280,6 @@ def _reason(judged: list[OutputJudgement], precision: str, labels: bool, ref: Re
                                       if ref.conversion else "")
     worst = [c.describe(j.name, j.kind) for j in judged for c in j.checks]
     return f"{head}: {'; '.join(worst)}"
-
-
-def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    dot = np.sum(a * b, axis=1)
-    both_zero = (na == 0) & (nb == 0)
-    cos = np.where(both_zero, 1.0, dot / np.maximum(na * nb, 1e-30))
-    return float(np.mean(cos))
 
 
 def _r(x: float | None) -> float | None:
