@@ -37,7 +37,8 @@ class _Strict(BaseModel):
 class Quantization(_Strict):
     """How an int8 artifact is quantized (``artifacts[].quantization``); ``None`` = format default.
 
-    ONNX: ``mode`` static (QDQ, calibrated with ``calibration``, ``activations`` type) or dynamic
+    ONNX: ``mode`` static (QDQ, calibrated with ``calibration``, ``activations`` type — unset: the
+    board CPU's fast onnxruntime kernel, uint8 on x86_64 and int8 on ARM) or dynamic
     (``quantize_dynamic``: int8 weights, activations quantized at run time); ``exclude`` keeps the
     named nodes in float, or ``auto`` keeps the ``keep_float`` most sensitive ones (measured).
     TFLite: ``mode`` static (full-integer, ``io`` int8 / uint8 / float32) or dynamic (dynamic-range:
