@@ -37,7 +37,7 @@ __all__ = ["MANIFEST", "SCHEMA", "Bundle", "build_bundle", "bundle_id"]
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-SCHEMA = MANIFEST_SCHEMA
+SCHEMA = MANIFEST_SCHEMA  # the manifest version this module writes (core.contracts)
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,11 @@ from core.errors import ConversionError
 
 from ._calib_memo import ranges_key, remember, restore
 from ._util import one_line, op_hint
-from .quantize_fp16 import convert_fp16  # kept importable from here (sweep, older callers)
 from .quantize_subgraphs import all_op_types, lift_subgraph_constants, subgraph_weight_count
 from .steps import record
 
 __all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "SUBGRAPHS", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer",
-           "convert_fp16", "quantize_int8"]
+           "quantize_int8"]
 
 log = logging.getLogger(__name__)
 

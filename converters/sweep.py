@@ -143,7 +143,7 @@ def _build_all(loaded: LoadedModel, data: Dataset, profile: Profile,
             log.warning("recipe group %s failed: %s", [r.name for r in members], one_line(exc))
             built.update({r.name: one_line(exc) for r in members})
             continue
-        torch_model = _group_model(loaded, data, members[0].passes)
+        torch_model = _group_model(loaded, members[0].passes)
         _tflite_group(fp32, work, [r for r in members if r.format == "tflite"], calib, built, say,
                       torch_model)
         threads = host_threads(profile.runtime.threads)
@@ -220,7 +220,7 @@ def _tflite_group(fp32: Path, work: Path, members: list[SweepRecipe], calib: dic
                          else work / f"model.{r.precision}.tflite")
 
 
-def _group_model(loaded: LoadedModel, data: Dataset, passes: tuple[RecipeStep, ...]) -> Any:
+def _group_model(loaded: LoadedModel, passes: tuple[RecipeStep, ...]) -> Any:
     """The torch model a TFLite fallback route converts (``None`` for ONNX sources or passes)."""
     return loaded.model if loaded.is_torch and not passes else None
 

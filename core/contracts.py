@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["AGENT_SCHEMA", "MANIFEST_SCHEMA", "REPORT_SCHEMA", "AgentResult", "Manifest",
+__all__ = ["AGENT_SCHEMA", "BUNDLE_ID", "MANIFEST_SCHEMA", "REPORT_SCHEMA", "AgentResult", "Manifest",
            "ManifestArtifact", "MeasuredArtifact", "Report", "first_problem"]
 
 MANIFEST_SCHEMA = 2
@@ -29,6 +29,8 @@ AGENT_SCHEMA = 2
 """Must equal ``SCHEMA`` in ``profiler/agent/edgeship_agent.py`` (tests/profiler check it)."""
 REPORT_SCHEMA = 3
 """2: per-artifact samples, thermal, power, ops; regression. 3: ``left_out``."""
+BUNDLE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+"""A bundle id, which is also the release's directory name on the board: one plain name."""
 
 
 class _Open(BaseModel):
@@ -82,7 +84,7 @@ class Manifest(_Open):
     """``manifest.json``."""
 
     schema_: Literal[2] = Field(alias="schema")
-    bundle_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    bundle_id: str = Field(pattern=BUNDLE_ID)
     created: str
     source: SourceInfo
     profile: dict[str, Any]

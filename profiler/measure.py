@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from core.contracts import (
     AGENT_SCHEMA,
+    BUNDLE_ID,
     AgentResult,
     DeviceFacts,
     Latency,
@@ -36,12 +37,12 @@ __all__ = ["RESULT_FIELDS", "DEVICE_FIELDS", "SCHEMA", "agent_argv", "agent_comm
 
 log = logging.getLogger(__name__)
 
-SCHEMA = AGENT_SCHEMA
+SCHEMA = AGENT_SCHEMA  # the agent result version the host accepts (core.contracts)
 DEVICE_FIELDS = tuple(DeviceFacts.model_fields)
 RESULT_FIELDS = tuple(MeasuredArtifact.model_fields)
 LATENCY_FIELDS = tuple(Latency.model_fields)
 _GRACE_S = 10.0  # host waits this much longer than the board-side `timeout`
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ID = re.compile(BUNDLE_ID)  # a release is named by its bundle id
 
 
 def measure_release(transport: Transport, board: Board, profile: Profile,

@@ -7,11 +7,12 @@ import json
 import re
 from pathlib import Path
 
+from core.contracts import BUNDLE_ID
 from core.errors import ShipError
 
 __all__ = ["read_bundle"]
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ID = re.compile(BUNDLE_ID)
 _BAD_NAME = re.compile(r"[/\\\n\r\x00]")
 
 

@@ -112,7 +112,7 @@ def test_a_child_past_its_timeout_is_reported_not_awaited(
 
 
 @pytest.mark.ssh
-def test_a_hung_agent_becomes_a_profile_error(
+def test_a_hung_agent_becomes_a_measurement_error(
     transport: SSHTransport, board: Board, new_bundle: NewBundle, tmp_path: Path
 ) -> None:
     hanging = tmp_path / "hang.py"
@@ -128,7 +128,7 @@ def test_a_hung_agent_becomes_a_profile_error(
 
 
 @pytest.mark.ssh
-def test_garbage_from_the_agent_is_a_profile_error(
+def test_garbage_from_the_agent_is_a_measurement_error(
     transport: SSHTransport, board: Board, new_bundle: NewBundle, tmp_path: Path
 ) -> None:
     chatty = tmp_path / "chatty.py"

@@ -85,7 +85,7 @@ def test_valid_document_passes() -> None:
         (json.dumps(_doc(results=[{"key": "x", "ok": True}])), "result 'x' lacks 'error'"),
     ],
 )
-def test_bad_documents_are_profile_errors(stdout: str, problem: str) -> None:
+def test_bad_documents_are_measurement_errors(stdout: str, problem: str) -> None:
     with pytest.raises(MeasurementError) as info:
         parse_agent_output(stdout, "sim")
     assert problem in str(info.value) and stdout[:40] in str(info.value)
@@ -109,13 +109,13 @@ def test_runs_the_current_agent_with_the_profile_options() -> None:
     assert fake.argv[fake.argv.index("--runs") + 1] == "200" and fake.timeout == 310
 
 
-def test_host_side_timeout_is_a_profile_error() -> None:
+def test_host_side_timeout_is_a_measurement_error() -> None:
     fake = _FakeTransport(CommandTimeout("board 'sim': `…` did not finish within 310 s"))
     with pytest.raises(MeasurementError, match="did not finish within 300 s"):
         measure_release(fake, BOARD, load_profile("sim"))  # type: ignore[arg-type]
 
 
-def test_agent_failure_and_wrong_release_are_profile_errors() -> None:
+def test_agent_failure_and_wrong_release_are_measurement_errors() -> None:
     with pytest.raises(MeasurementError, match="exited 2: agent: cannot read"):
         measure_release(
             _FakeTransport(RunResult(2, "", "agent: cannot read x/manifest.json")),  # type: ignore[arg-type]
