@@ -54,13 +54,15 @@ def _run(request: dict[str, Any], work: Path) -> dict[str, Any]:
     calibration = [[cleaned.io_renamed.get(n, n), p] for n, p in request["calibration"]]
     cleanup = {"steps": cleaned.steps, "route": cleaned.route(), "opset": cleaned.opset,
                "io_renamed": cleaned.io_renamed, "seconds": round(time.perf_counter() - start, 2)}
-    jobs = {job["name"]: _job(job, cleaned.path, calibration, work) for job in request["jobs"]}
+    nhwc = [cleaned.io_renamed.get(n, n) for n in request.get("channels_last_inputs", [])]
+    jobs = {job["name"]: _job(job, cleaned.path, calibration, work, nhwc)
+            for job in request["jobs"]}
     samples = int(np.load(request["calibration"][0][1], mmap_mode="r").shape[0])
     return {"ok": True, "cleanup": cleanup, "jobs": jobs, "calibration_samples": samples}
 
 
 def _job(job: dict[str, Any], cleaned: Path, calibration: list[list[str]],
-         work: Path) -> dict[str, Any]:
+         work: Path, nhwc: list[str]) -> dict[str, Any]:
     folder = work / f"job-{job['name']}"
     folder.mkdir()
     onnx_path, log_path = folder / "model.onnx", folder / "onnx2tf.log"
@@ -72,7 +74,7 @@ def _job(job: dict[str, Any], cleaned: Path, calibration: list[list[str]],
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 _fresh_state()
                 with only_variants(_keep(job), skipped, saved_model=_calibrates(job)):
-                    _convert(onnx_path, folder / "out", calibration, job["int8"])
+                    _convert(onnx_path, folder / "out", calibration, job["int8"], nhwc)
             error = None
         except BaseException as exc:  # onnx2tf reports errors with sys.exit(1) or re-raises
             error = exc
@@ -118,7 +120,8 @@ def _fresh_state() -> None:
 
 
 def _convert(onnx_path: Path, out: Path, calibration: list[list[str]],
-             int8: dict[str, Any] | None) -> None:
+             int8: dict[str, Any] | None, nhwc: list[str]) -> None:
+    """One onnx2tf call; *nhwc*: inputs that are channels-last already (kept as they are)."""
     import onnx2tf
     import onnx2tf.onnx2tf as core
     import onnx2tf.utils.common_functions as common
@@ -137,6 +140,7 @@ def _convert(onnx_path: Path, out: Path, calibration: list[list[str]],
         input_onnx_file_path=str(onnx_path), output_folder_path=str(out),
         custom_input_op_name_np_data_path=[[n, p, 0.0, 1.0] for n, p in calibration],
         not_use_onnxsim=True, param_replacement_file=str(no_replacements),
+        keep_nwc_or_nhwc_or_ndhwc_input_names=nhwc or None,
         verbosity="info", **_int8_arguments(int8))
 
 

@@ -183,17 +183,27 @@ def _failed(precision: str, cause: str) -> ConversionError:
 def _write_request(work: Path, onnx_path: Path, jobs: list[dict[str, Any]],
                    calibration: dict[str, np.ndarray]) -> Path:
     shutil.copyfile(onnx_path, work / "source.onnx")
+    kept = _channels_last_inputs(onnx_path)  # already channels-last (a TFLite source's ONNX)
     calib = []
     for i, (name, arr) in enumerate(calibration.items()):
-        perm = channels_last(arr.ndim)
+        perm = None if name in kept else channels_last(arr.ndim)
         nhwc = arr.transpose(perm) if perm else arr
         np.save(work / f"calib_{i}.npy", np.ascontiguousarray(nhwc, dtype=np.float32))
         calib.append([name, str(work / f"calib_{i}.npy")])
     request = work / "request.json"
     request.write_text(json.dumps({
         "source": str(work / "source.onnx"), "calibration": calib, "jobs": jobs,
+        "channels_last_inputs": kept,
         "cleanup": {"slim": True, "sanitize_names": True}}))
     return request
+
+
+def _channels_last_inputs(onnx_path: Path) -> list[str]:
+    import onnx
+
+    from .tflite_to_onnx import channels_last_inputs
+
+    return channels_last_inputs(onnx.load(str(onnx_path), load_external_data=False))
 
 
 def _run_child(work: Path, request: Path) -> dict[str, Any]:

@@ -36,7 +36,13 @@ from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
 from .feeds import sample_feed
 from .loaded import LoadedModel
 from .passes import apply_recipe
-from .pipeline_tflite import build_tflite_artifacts
+from .pipeline_tflite import (
+    source_key,
+    tflite_as_onnx,
+    tflite_reference,
+    verify_tflite_source,
+    with_source,
+)
 from .quantize_fp16 import convert_fp16
 from .steps import timed
 from .tflite_routes import make_tflite
@@ -74,9 +80,28 @@ def align_data(loaded: LoadedModel, data: Dataset) -> Dataset:
 def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Profile,
                     progress: Progress) -> dict[str, Any]:
     """Write the profile's artifacts and ``samples.npz`` into *work*; return manifest parts."""
-    if loaded.kind == "tflite":  # shipped as it is: one artifact, verified against itself
-        return build_tflite_artifacts(work, loaded, data, profile, progress)
-    inputs, shapes, ref = prepare_reference(loaded, data, profile, progress)
+    shipped: list[dict[str, Any]] = []  # a TFLite source, shipped as it is
+    left: list[LeftOut] = []
+    converted = None  # how the source became the fp32 ONNX the artifacts are made from
+    if loaded.kind == "tflite":
+        inputs, shapes, ref = tflite_reference(loaded, data, profile, progress)
+        entry, left = verify_tflite_source(work, loaded, inputs, shapes, ref, data.labels,
+                                           profile, progress)
+        shipped += [entry] if entry is not None else []
+        rest = [a for a in profile.artifacts if a.key != source_key(loaded)]
+        as_onnx = None
+        if rest:
+            as_onnx, converted, lost = tflite_as_onnx(work, loaded, profile,
+                                                      [a.key for a in rest], progress)
+            left += lost
+        if as_onnx is None:
+            return _finish(work, data, "none (TFLite source shipped as is)", ref, inputs,
+                           shipped, left, profile, progress)
+        whole = with_source(profile, loaded)
+        loaded, asked = as_onnx, profile.model_copy(update={"artifacts": rest})
+    else:
+        inputs, shapes, ref = prepare_reference(loaded, data, profile, progress)
+        asked = whole = profile
     model, recipe = loaded.model, []  # recipe: each step's options and what it changed
     if profile.recipe:
         progress(f"applying recipe: {', '.join(s.name for s in profile.recipe)}")
@@ -84,16 +109,18 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
             model = apply_recipe(model, profile.recipe, data, recipe)
     calib, calib_desc = data.calibration_set()
     calib = {k: calib[k] for k in inputs}
-    made, left = _make_artifacts(work, loaded, model, inputs, shapes, calib, ref.names, profile,
-                                 progress)
+    made, lost = _make_artifacts(work, loaded, model, inputs, shapes, calib, ref.names, asked,
+                                 progress, converted)
+    left += lost
     if profile.recipe:  # fp32 artifacts are held to the model they were converted from
         ref = ref.with_conversion(collect_outputs(lambda feed: run_torch(model, feed), inputs,
                                                   shapes=shapes))
-    pending = pending_substitutes(left, profile)  # int8 not made: its remedies may deliver
-    check_survivors(len(made) + len(pending), [lo for lo in left if lo not in pending])
-    check = ArtifactCheck(work, inputs, shapes, ref, data.labels, profile)
-    artifacts = []
-    for art in profile.artifacts:
+    pending = pending_substitutes(left, asked)  # int8 not made: its remedies may deliver
+    check_survivors(len(shipped) + len(made) + len(pending),
+                    [lo for lo in left if lo not in pending])
+    check = ArtifactCheck(work, inputs, shapes, ref, data.labels, whole)  # all keys: fp16 remedy
+    artifacts = list(shipped)
+    for art in asked.artifacts:
         if art.key in made:
             with timed("verify", art.key):
                 entry, lost = _verify_artifact(art, made[art.key], check, calib, progress)
@@ -103,15 +130,25 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
             entry, lost = substitute(art, gone, check, calib, progress, left)
             artifacts += [entry] if entry is not None else []
             left = [lo for lo in left if lo is not gone] + lost
+    flag_slower_than_fp32(artifacts)  # it logs each one once (core.logs)
+    return _finish(work, data, calib_desc, ref, inputs, artifacts, left, profile, progress,
+                   recipe)
+
+
+def _finish(work: Path, data: Dataset, calib_desc: str, ref: Reference,
+            inputs: dict[str, np.ndarray], artifacts: list[dict[str, Any]], left: list[LeftOut],
+            profile: Profile, progress: Progress,
+            recipe: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Say what was left out, fail when nothing survived, drop unshipped files, write the
+    board's samples; return the manifest parts."""
     for item in left:
         progress(f"left out {item.line()}")
     check_survivors(len(artifacts), left)
-    flag_slower_than_fp32(artifacts)  # it logs each one once (core.logs)
     _drop_unshipped(work, artifacts)
     save_board_samples(work / "samples.npz", inputs)
     return {"data": data_part(data, calib_desc), "reference": {
         "accuracy": reference_accuracy(ref, data.labels)}, "artifacts": artifacts,
-        "recipe": recipe, "left_out": [lo.to_dict() for lo in _in_profile_order(left, profile)]}
+        "recipe": recipe or [], "left_out": [lo.to_dict() for lo in _in_profile_order(left, profile)]}
 
 
 def prepare_reference(loaded: LoadedModel, data: Dataset, profile: Profile, progress: Progress
@@ -179,14 +216,17 @@ def _runs_on_zeros(model: Any, shapes: dict[str, tuple[int, ...]], threads: int)
 
 def _make_artifacts(work: Path, loaded: LoadedModel, model: Any, inputs: dict[str, np.ndarray],
                     shapes: dict[str, tuple[int, ...]], calib: dict[str, np.ndarray],
-                    out_names: list[str], profile: Profile,
-                    progress: Progress) -> tuple[dict[str, dict[str, Any]], list[LeftOut]]:
+                    out_names: list[str], profile: Profile, progress: Progress,
+                    converted: dict[str, Any] | None = None
+                    ) -> tuple[dict[str, dict[str, Any]], list[LeftOut]]:
     """Export fp32 ONNX, then every other artifact from it, each on its own and load-checked
     right away (cheap), ONNX before TFLite; return how each was made, and the ones left out."""
     fp32 = work / "model.fp32.onnx"
     progress("exporting ONNX fp32")
     example = sample_feed(inputs, 0, shapes)
     source = export_onnx(replace(loaded, model=model), example, fp32, profile.opset, out_names)
+    if converted:  # a TFLite source: the fp32 ONNX is tf2onnx's, not a copy of the user's file
+        source = dict(converted)
     if loaded.fixed_shapes:  # --input-shape: static dims for runtimes/converters that need them
         from ._shapes import fix_onnx_input_shapes
 

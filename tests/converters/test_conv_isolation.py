@@ -2,8 +2,8 @@
 
 Failures are forced at each stage with real runtimes: a TFLite conversion raising onnx2tf's own
 message (the converter is replaced for one precision only; the other precision is converted for
-real), an ONNX file onnxruntime refuses to load, a ``required`` artifact, a TFLite source asked
-for formats it cannot become.
+real), an ONNX file onnxruntime refuses to load, a ``required`` artifact, a TFLite source made into the
+other formats (tf2onnx) and left with tf2onnx's cause when that fails.
 """
 
 from __future__ import annotations
@@ -120,8 +120,10 @@ def test_artifact_its_runtime_cannot_load_is_left_out_before_verification(
         build_bundle(str(tiny.pt2), _profile("onnx-fp16"), tiny.data, Paths(home=tmp_path))
 
 
-def test_tflite_source_leaves_the_formats_it_cannot_become_out(sim_bundle, tiny,
-                                                               tmp_path: Path) -> None:
+def test_tflite_source_becomes_the_other_formats_through_tf2onnx(sim_bundle, tiny,
+                                                                 tmp_path: Path) -> None:
+    """A .tflite source ships as itself and, converted to ONNX by tf2onnx, as the profile's
+    other artifacts, each held to the TFLite source's outputs, in its channels-last layout."""
     import numpy as np
 
     source = str(sim_bundle[0].path / "model.fp32.tflite")
@@ -129,12 +131,41 @@ def test_tflite_source_leaves_the_formats_it_cannot_become_out(sim_bundle, tiny,
         np.savez(tmp_path / "nhwc.npz", image=d["image"][:50].transpose(0, 2, 3, 1),
                  labels=d["labels"][:50])
     data = tmp_path / "nhwc.npz"
+    bundle = build_bundle(source, _profile("onnx-fp32", "tflite-fp32", "tflite-int8"), data,
+                          Paths(home=tmp_path))
+    arts = {a["key"]: a for a in bundle.manifest["artifacts"]}
+    assert list(arts) == ["tflite-fp32", "onnx-fp32", "tflite-int8"], bundle.manifest["left_out"]
+    assert arts["tflite-fp32"]["converter"]["method"] == "source TFLite shipped as is"
+    assert arts["onnx-fp32"]["converter"]["tool"] == "tf2onnx"
+    assert arts["onnx-fp32"]["verification"]["max_abs_drift"] < 1e-4  # against the TFLite source
+    for key in ("onnx-fp32", "tflite-int8"):  # the source's layout, not transposed again
+        (spec,) = arts[key]["inputs"]
+        assert spec["shape"] == [1, 28, 28, 1] and spec["transpose"] is None, spec
+    assert arts["tflite-int8"]["verification"]["accuracy"] >= 0.9
+    assert bundle.manifest["left_out"] == []
+    assert "model.source.onnx" not in bundle.manifest["files"]
+
+
+def test_tflite_source_left_out_formats_carry_tf2onnx_cause(sim_bundle, tiny, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """tf2onnx over its time limit: the other formats are left out with that cause, the source
+    still ships, and a required one fails the bundle."""
+    import numpy as np
+
+    import converters.tflite_to_onnx as t2o
+
+    monkeypatch.setattr(t2o, "TIMEOUT_S", 0.05)
+    source = str(sim_bundle[0].path / "model.fp32.tflite")
+    with np.load(tiny.data) as d:
+        np.savez(tmp_path / "nhwc.npz", image=d["image"][:20].transpose(0, 2, 3, 1))
+    data = tmp_path / "nhwc.npz"
     bundle = build_bundle(source, load_profile("sim"), data, Paths(home=tmp_path))
     assert [a["key"] for a in bundle.manifest["artifacts"]] == ["tflite-fp32"]
     left = bundle.manifest["left_out"]
     assert [lo["key"] for lo in left] == ["onnx-fp32", "onnx-int8", "tflite-int8"]
-    assert all(lo["stage"] == "convert" and "ships as itself (tflite-fp32)" in lo["cause"]
-               for lo in left)
+    assert all(lo["stage"] == "convert" and lo["tool"] == "tf2onnx"
+               and "tf2onnx ran over 0 s" in lo["cause"] for lo in left), left
     with pytest.raises(ConversionError, match=r"^required artifact left out: onnx-fp32 "):
         build_bundle(source, _profile("onnx-fp32", "tflite-fp32", required=("onnx-fp32",)),
                      data, Paths(home=tmp_path))
