@@ -33,13 +33,15 @@ log = logging.getLogger(__name__)
 
 def variant_of(converter: Any) -> str | None:
     """onnx2tf's file suffix for what *converter* would make now (``float32``, ``float16``,
-    ``dynamic_range_quant``, ``integer_quant``, ``full_integer_quant``, ``int16_act``), or
+    ``dynamic_range_quant``, ``integer_quant``, ``full_integer_quant``,
+    ``integer_quant_with_int16_act``, ``full_integer_quant_with_int16_act``), or
     ``None`` when its settings match none of them."""
     import tensorflow as tf
 
     ops = set(converter.target_spec.supported_ops)
     if tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8 in ops:
-        return "int16_act"
+        full = converter.inference_input_type == tf.int16
+        return f"{'full_' if full else ''}integer_quant_with_int16_act"
     if getattr(converter, "representative_dataset", None) is not None:
         if tf.lite.OpsSet.TFLITE_BUILTINS_INT8 not in ops:
             return None

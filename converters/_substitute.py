@@ -49,9 +49,11 @@ def substitute(art: Any, lost: LeftOut, check: Any, calib: dict[str, np.ndarray]
                                arch=check.profile.arch)
     float_lost = next((lo for lo in left if lo.key == f"{art.format}-fp32"
                        and lo.stage in SUBSTITUTABLE_STAGES), None)
-    if art.format == "tflite" and float_lost is not None and job.no_fp16 is None:
-        job = replace(job, no_fp16=f"{float_lost.key} failed at {float_lost.stage} and fp16 "
-                                   "comes from the same float conversion")
+    if art.format == "tflite" and float_lost is not None:
+        why = f"{float_lost.key} failed at {float_lost.stage}"
+        job = replace(job, no_reconversion=f"{why}: the graph does not convert",
+                      no_fp16=job.no_fp16 or f"{why} and fp16 comes from the same float "
+                                             "conversion")
     taken, tried = substitute_int8(job, lost.cause, check)
     every = [*lost.tried, *tried]
     if taken is None:

@@ -49,9 +49,12 @@ def channels_last(ndim: int) -> list[int] | None:
     return [0, *range(2, ndim), 1] if 3 <= ndim <= 5 else None
 
 
-def int8_options(quantization: Any = None, per_channel: bool | None = None) -> dict[str, Any]:
+def int8_options(quantization: Any = None, per_channel: bool | None = None,
+                 activations: str | None = None) -> dict[str, Any]:
     """Resolved int8 options (``mode``, ``io``, ``per_channel``, onnx2tf ``variant``) of a
-    ``profiles.Quantization`` (or ``None``: full-integer, int8 I/O, per-channel)."""
+    ``profiles.Quantization`` (or ``None``: full-integer, int8 I/O, per-channel);
+    ``activations="int16"``: int8 weights with int16 activations, float I/O (TFLite's 16x8
+    mode, the remedy for activation ranges int8 cannot resolve)."""
     mode = quantization.mode if quantization is not None else "static"
     io = (quantization.io if quantization is not None else None) or "int8"
     if per_channel is None:
@@ -59,18 +62,23 @@ def int8_options(quantization: Any = None, per_channel: bool | None = None) -> d
     if mode == "dynamic":
         return {"mode": mode, "io": "float32", "per_channel": per_channel,
                 "variant": "dynamic_range_quant"}
+    if activations == "int16":
+        return {"mode": mode, "io": "float32", "per_channel": per_channel,
+                "activations": "int16", "variant": "integer_quant_with_int16_act"}
     variant = "integer_quant" if io == "float32" else "full_integer_quant"
     return {"mode": mode, "io": io, "per_channel": per_channel, "variant": variant}
 
 
 def export_tflite(onnx_path: Path, out_dir: Path, precisions: list[str],
                   calibration: dict[str, np.ndarray], quantization: Any = None, *,
-                  per_channel: bool | None = None) -> dict[str, dict[str, Any]]:
+                  per_channel: bool | None = None, activations: str | None = None
+                  ) -> dict[str, dict[str, Any]]:
     """Convert *onnx_path*; write ``model.<precision>.tflite`` into *out_dir* for each precision.
 
     *calibration* maps ONNX input name → samples in the source (channels-first) layout; it is
     used for int8 and for onnx2tf's own checks. *quantization* (``profiles.Quantization``) says
-    how int8 is made; *per_channel* overrides its ``per_channel``. The ONNX model is cleaned up
+    how int8 is made; *per_channel* overrides its ``per_channel``, *activations* (``int16``)
+    asks for int16 activations. The ONNX model is cleaned up
     first (:mod:`converters.onnx_cleanup`), then each precision is converted by its own onnx2tf
     call (fp32 and fp16 share the float call; int8 in one call with fp32 drifted the fp32 file).
     Returns, per precision, how the file was made; raises :class:`ConversionError` (``stage``,
@@ -82,7 +90,7 @@ def export_tflite(onnx_path: Path, out_dir: Path, precisions: list[str],
         if spare is not None:
             return {"fp16": spare}
     results = export_tflite_each(onnx_path, out_dir, precisions, calibration, quantization,
-                                 per_channel=per_channel)
+                                 per_channel=per_channel, activations=activations)
     failed = [r for r in results.values() if isinstance(r, ConversionError)]
     if failed:
         for precision in precisions:
@@ -93,7 +101,7 @@ def export_tflite(onnx_path: Path, out_dir: Path, precisions: list[str],
 
 def export_tflite_each(onnx_path: Path, out_dir: Path, precisions: list[str],
                        calibration: dict[str, np.ndarray], quantization: Any = None, *,
-                       per_channel: bool | None = None
+                       per_channel: bool | None = None, activations: str | None = None
                        ) -> dict[str, dict[str, Any] | ConversionError]:
     """:func:`export_tflite` for per-artifact isolation: one child process (tensorflow imported
     once) and a precision that fails maps to its :class:`ConversionError` instead of raising,
@@ -104,7 +112,8 @@ def export_tflite_each(onnx_path: Path, out_dir: Path, precisions: list[str],
         raise ConversionError(f"TFLite export cannot make {', '.join(bad)}; supported: fp32, fp16, "
                               "int8", stage="convert", tool="onnx2tf",
                               cause=f"unsupported precision {', '.join(bad)}")
-    int8 = int8_options(quantization, per_channel) if "int8" in precisions else None
+    int8 = (int8_options(quantization, per_channel, activations) if "int8" in precisions
+            else None)
     with tempfile.TemporaryDirectory(prefix="edgeship-tflite-") as tmp:
         work = Path(tmp)
         try:

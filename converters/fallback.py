@@ -69,6 +69,9 @@ class Int8Job:
     progress: Progress
     no_fp16: str | None = None
     """Why fp16 is not tried (``None``: it is the last remedy)."""
+    no_reconversion: str | None = None
+    """Why no remedy that converts the graph again (TFLite) is tried: the float conversion of
+    the same graph failed already."""
 
     @classmethod
     def for_artifact(cls, work: Path, artifact: Any, calibration: dict[str, np.ndarray],
@@ -191,6 +194,11 @@ def _remedies(job: Int8Job, tmp: Path, figures: list[dict[str, Any]]) -> Iterato
         if not per_channel:
             yield "per-channel", "int8", lambda out: _tflite(job, out, tmp, "int8",
                                                              per_channel=True)
+        if job.no_reconversion is not None:
+            figures.append({"remedy": "int16-activations", "skipped": job.no_reconversion})
+        elif job.quantization is None or job.quantization.mode == "static":
+            yield "int16-activations", "int8", lambda out: _tflite(
+                job, out, tmp, "int8", per_channel=True, activations="int16")
         figures.append({"remedy": "keep-float", "skipped": "onnx2tf cannot keep single layers "
                                                            "of a TFLite model in float"})
         fp16 = ("fp16", "fp16", lambda out: _tflite(job, out, tmp, "fp16"))

@@ -52,7 +52,10 @@ def test_variant_of_names_each_onnx2tf_setting() -> None:
     assert variant_of(conv) == "full_integer_quant"
     conv.target_spec.supported_ops = [
         tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    assert variant_of(conv) == "int16_act"
+    conv.inference_input_type = tf.int16
+    assert variant_of(conv) == "full_integer_quant_with_int16_act"
+    conv.inference_input_type = tf.float32
+    assert variant_of(conv) == "integer_quant_with_int16_act"
 
 
 def test_kept_files_are_byte_identical_and_the_rest_is_skipped(tmp_path: Path) -> None:

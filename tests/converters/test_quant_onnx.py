@@ -490,3 +490,29 @@ def test_fp16_keeps_nodes_around_an_overflowing_activation_in_float(tmp_path: Pa
     assert k_type("ovf16.onnx") == TensorProto.FLOAT
     sess = ort.InferenceSession(str(tmp_path / "ovf16.onnx"), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(sess.run(None, {"x": x[:1]})[0], x[:1], atol=1e-3)
+
+
+def test_tflite_int16_activations_rescue_an_activation_outlier_as_int8(
+        mlps: dict, tmp_path: Path) -> None:
+    """The same outlier through onnx2tf: full-integer int8 fails its gate, TFLite's 16x8 mode
+    (int8 weights, int16 activations) passes and ships as the int8 artifact, before fp16."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from converters import build_bundle
+    from profiles.schema import Profile
+
+    model, data, _ = mlps["activation"]
+    profile = Profile.model_validate({"name": "t", "arch": "aarch64",
+                                      "budgets": {"max_accuracy_drop": 0.05}, "artifacts": [
+                                          {"format": "tflite", "precision": "fp32"},
+                                          {"format": "tflite", "precision": "int8"}]})
+    bundle = build_bundle(str(model), profile, data, Paths(home=tmp_path), progress=lambda s: None)
+    m = bundle.manifest
+    assert [a["key"] for a in m["artifacts"]] == ["tflite-fp32", "tflite-int8"], m["left_out"]
+    int8 = m["artifacts"][1]
+    assert int8["fallback"]["taken"] == "int16-activations"
+    assert int8["fallback"]["figures"][0]["passed"] is False  # full-integer int8 as configured
+    assert int8["converter"]["variant"] == "integer_quant_with_int16_act"
+    kinds = {np.dtype(t["dtype"]).name
+             for t in Interpreter(str(bundle.path / int8["file"])).get_tensor_details()}
+    assert {"int8", "int16"} <= kinds
