@@ -212,7 +212,11 @@ def _channels_last_inputs(onnx_path: Path) -> list[str]:
 
     from .tflite_to_onnx import channels_last_inputs
 
-    return channels_last_inputs(onnx.load(str(onnx_path), load_external_data=False))
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception:  # not readable: the child says why, in onnx2tf's words
+        return []
+    return channels_last_inputs(model)
 
 
 def _run_child(work: Path, request: Path) -> dict[str, Any]:
