@@ -42,6 +42,16 @@ def tflite_int8_fails(monkeypatch: pytest.MonkeyPatch) -> None:
         return made
 
     monkeypatch.setattr(build, "make_tflite", make)
+    import converters.fallback as fallback
+
+    real_remedy = fallback._tflite
+
+    def remedy(job, out, tmp, precision, **options):  # the int16-activation int8 call too
+        if precision == "int8":
+            raise ConversionError(f"TFLite export failed: {ONNX2TF_CAUSE}")
+        return real_remedy(job, out, tmp, precision, **options)
+
+    monkeypatch.setattr(fallback, "_tflite", remedy)
 
 
 def test_failed_tflite_leaves_the_onnx_and_tflite_fp32_artifacts_in(
@@ -63,7 +73,8 @@ def test_failed_tflite_leaves_the_onnx_and_tflite_fp32_artifacts_in(
                                "model.fp16.tflite", "samples.npz"}
     assert m["left_out"] == [{"key": "tflite-int8", "stage": "convert", "tool": "onnx2tf",
                               "cause": f"TFLite export failed: {ONNX2TF_CAUSE}",
-                              "tried": ["onnx2tf", "fp16"], "required": False,
+                              "tried": ["onnx2tf", "int16-activations", "fp16"],
+                              "required": False,
                               "delivered_instead": "tflite-fp16"}]
     assert any(s.startswith("left out tflite-int8 (convert, onnx2tf): TFLite export failed")
                for s in steps)
