@@ -129,6 +129,8 @@ class TfliteRunner:
         for (d, perm), spec in zip(self._in, self.inputs):
             x = feeds[spec["source_name"]]
             x = x.transpose(perm) if perm else x
+            if x.ndim != len(d["shape"]) and x.size == int(np.prod(d["shape"])):
+                x = x.reshape(d["shape"])
             prepared.append(np.require(_quantize(x, d), requirements="C"))  # keeps scalars 0-d
         return prepared
 
@@ -227,13 +229,18 @@ def _match_sources(tensor_names: list[str], sources: list[str]) -> list[str]:
 
 def _transpose(path: Path, detail: dict[str, Any], source: tuple[int, ...]) -> list[int] | None:
     shape = tuple(int(s) for s in detail["shape"])
-    if shape == tuple(source):
-        return None
+    if shape == tuple(source) or _same_but_unit_axes(shape, tuple(source)):
+        return None  # a scalar fed as [1] (onnx2tf): reshaped in prepare
     perm = channels_last(len(source))
     if perm and tuple(source[p] for p in perm) == shape:
         return perm
     raise ConversionError(f"{path.name}: input {detail['name']} has shape {list(shape)}, which is "
                           f"no layout of the source shape {list(source)}")
+
+
+def _same_but_unit_axes(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Shapes that differ only by axes of length 1 (``()`` and ``(1,)``)."""
+    return len(a) != len(b) and [d for d in a if d != 1] == [d for d in b if d != 1]
 
 
 def _quantize(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:

@@ -203,7 +203,7 @@ def _write_request(work: Path, onnx_path: Path, jobs: list[dict[str, Any]],
     request.write_text(json.dumps({
         "source": str(work / "source.onnx"), "calibration": calib, "jobs": jobs,
         "channels_last_inputs": kept,
-        "cleanup": {"slim": True, "sanitize_names": True}}))
+        "cleanup": {"slim": True, "sanitize_names": True, "unroll_lstm": True}}))
     return request
 
 

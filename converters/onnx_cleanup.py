@@ -10,6 +10,8 @@ or not; a step that fails is recorded with its one-line error and the model goes
   process (the TFLite route does), not in the host.
 - ``opset``: ``onnx.version_converter`` up to *min_opset* when the model's default-domain opset is
   below it (per-channel ``DequantizeLinear(axis=…)`` needs 13).
+- ``lstm``: LSTM nodes with a static sequence length unrolled into basic ops
+  (:mod:`converters.lstm_unroll`; onnx2tf's Keras LSTM refuses a batch-1 initial state).
 - ``names``: node and tensor names reduced to what TensorFlow accepts as scope names
   (``[A-Za-z0-9_./-]``; ``:`` is left to onnx2tf, which rewrites it itself). onnx2tf fails on
   e.g. ``Softmax@0`` ("not a valid scope name"). Graph inputs/outputs are renamed only when they
@@ -24,6 +26,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ._util import one_line
 
@@ -49,7 +53,7 @@ class CleanupResult:
 
 
 def clean_onnx(src: Path, out: Path, *, slim: bool = True, min_opset: int | None = None,
-               sanitize_names: bool = False) -> CleanupResult:
+               sanitize_names: bool = False, unroll_lstm: bool = False) -> CleanupResult:
     """Write a cleaned copy of *src* to *out*; return what was done (see the module doc)."""
     import onnx
 
@@ -59,6 +63,9 @@ def clean_onnx(src: Path, out: Path, *, slim: bool = True, min_opset: int | None
         model = _upgrade(model, min_opset, result)
     if slim:
         model = _slim(model, result)
+    if unroll_lstm:
+        _unroll(model, result)
+        _trim_slices(model, result)
     if sanitize_names:
         result.io_renamed = _sanitize(model, result)
     onnx.save(model, str(out))
@@ -108,6 +115,55 @@ def _slim(model: Any, result: CleanupResult) -> Any:
     result.steps.append({**step, "nodes_after": after, "changed": changed})
     result.opset = default_opset(slimmed)
     return slimmed
+
+
+def _unroll(model: Any, result: CleanupResult) -> None:
+    from .lstm_unroll import unroll_lstms
+
+    lstms = sum(n.op_type == "LSTM" for n in model.graph.node)
+    if not lstms:
+        return
+    step: dict[str, Any] = {"step": "lstm", "tool": "edgeship", "lstm_nodes": lstms}
+    try:
+        done = unroll_lstms(model)
+    except Exception as exc:  # optional step: the converter gets the LSTM as it is
+        result.steps.append({**step, "changed": False, "error": one_line(exc)})
+        return
+    result.steps.append({**step, "unrolled": done, "changed": bool(done)})
+
+
+def _trim_slices(model: Any, result: CleanupResult) -> None:
+    """``Slice`` nodes with constant parameters keep only the axes they cut: onnxslim writes
+    every axis (``starts [0, 129, 0]``, ``ends [max, max, max]``) and onnx2tf maps such a
+    slice of a channels-first tensor onto the wrong axis (silero-vad's STFT: an empty tensor)."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    trimmed = 0
+    for node in graph.node:
+        if node.op_type != "Slice" or len(node.input) < 4 or any(
+                n not in inits for n in node.input[1:5] if n):
+            continue
+        starts, ends, axes = (numpy_helper.to_array(inits[n]) for n in node.input[1:4])
+        steps = (numpy_helper.to_array(inits[node.input[4]]) if len(node.input) > 4
+                 and node.input[4] else np.ones_like(starts))
+        cut = [i for i in range(len(starts))
+               if not (starts[i] == 0 and steps[i] == 1 and ends[i] >= 2 ** 62)]
+        if not cut or len(cut) == len(starts):
+            continue
+        for k, values in enumerate((starts, ends, axes, steps)):
+            name = f"{node.name or node.output[0]}__trimmed_{k}"
+            graph.initializer.append(numpy_helper.from_array(
+                np.asarray(values)[cut].astype(np.int64), name))
+            if k + 1 < len(node.input):
+                node.input[k + 1] = name
+            else:
+                node.input.append(name)
+        trimmed += 1
+    if trimmed:
+        result.steps.append({"step": "slices", "tool": "edgeship", "trimmed": trimmed,
+                             "changed": True})
 
 
 def _census(model: Any) -> tuple[int, ...]:

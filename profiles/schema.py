@@ -190,7 +190,8 @@ class Fidelity(_Strict):
     range), ``map`` (feature / heat / segmentation maps) and ``other`` (cosine and mean error
     relative to the range), ``embedding`` (cosine). The kind is inferred from the output's name,
     shape and values; ``outputs`` overrides it per source output name. An fp32 artifact must
-    match the source within ``fp32_tolerance`` of each output's range: drift there is a
+    match the source within ``fp32_tolerance`` of each output's range (or of its mean's
+    magnitude when larger: a near-constant output far from zero): drift there is a
     conversion bug. ``divergence*`` are the per-layer thresholds used to name the first
     diverging operator of an artifact that fails.
     """

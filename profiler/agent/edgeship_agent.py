@@ -309,6 +309,9 @@ def prepare_feeds(samples, specs, limit=32, batch=1):
             x = np.asarray(arr[i] if spec.get("batch_axis", 0) is None else arr[rows])
             if spec.get("transpose"):
                 x = np.transpose(x, spec["transpose"])
+            shape = spec.get("shape")
+            if shape is not None and x.ndim != len(shape) and x.size == int(np.prod(shape)):
+                x = x.reshape(shape)  # a scalar the artifact takes as [1] (onnx2tf)
             row.append(np.require(x, requirements="C"))  # np.ascontiguousarray makes 0-d 1-d
         feeds.append(row)
     return feeds

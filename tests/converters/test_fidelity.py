@@ -141,6 +141,18 @@ def test_fp32_drift_is_a_conversion_bug() -> None:
                    fidelity=Fidelity(fp32_tolerance=0.01)).passed
 
 
+def test_fp32_error_of_a_near_constant_output_is_judged_on_its_magnitude() -> None:
+    """A speech probability that stays near 6e-4 (range 1e-5): fp32 rounding of 4e-8 is 0.4 %
+    of that range but 7e-5 of the value — a correct conversion, not drift; 1e-5 of error is."""
+    rng = np.random.default_rng(3)
+    prob = (6e-4 + rng.uniform(0, 1e-5, (24, 1))).astype(np.float32)
+    rounded = prob + np.float32(4e-8)
+    v = compare([rounded], [prob], None, 0.01, precision="fp32")
+    assert v.passed, v.reason
+    assert "max abs error / max(range, |mean|)" in v.reason
+    assert not compare([prob + np.float32(1e-5)], [prob], None, 0.01, precision="fp32").passed
+
+
 def test_kind_is_inferred_from_names_shapes_and_values() -> None:
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(8, 16))

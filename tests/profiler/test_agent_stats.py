@@ -51,6 +51,18 @@ def test_batched_feeds_stack_and_wrap(agent: ModuleType, tmp_path) -> None:
     assert feeds[2][0].tolist() == [[4.0, 5.0], [0.0, 1.0]]  # wraps around
 
 
+def test_a_scalar_input_fed_as_one_element(agent: ModuleType, tmp_path) -> None:
+    """onnx2tf turns a scalar input (silero-vad's sample rate) into shape [1]."""
+    np.savez(tmp_path / "s.npz", sr=np.full(3, 16000, np.int64))
+    samples = np.load(tmp_path / "s.npz")
+    feeds = agent.prepare_feeds(samples, [{"source_name": "sr", "batch_axis": None,
+                                           "shape": [1]}])
+    assert feeds[0][0].shape == (1,) and feeds[0][0].tolist() == [16000]
+    whole = agent.prepare_feeds(samples, [{"source_name": "sr", "batch_axis": None,
+                                           "shape": []}])
+    assert whole[0][0].shape == ()
+
+
 def test_ort_trace_summary_finds_cpu_fallback(agent: ModuleType) -> None:
     def node(name: str, op: str, provider: str, dur: int) -> dict:
         return {"cat": "Node", "name": f"{name}_kernel_time", "dur": dur,
