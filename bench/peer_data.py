@@ -90,48 +90,17 @@ def efficientnet_lite0() -> Workload:
                     f"({len(set(labels.tolist()))} distinct classes)")
 
 
-def _rendered_page(words: list[str], seed: int) -> np.ndarray:
-    """A 224x224 page of real text (stdlib docstrings) set in matplotlib's DejaVu Sans."""
-    import matplotlib
-    from PIL import Image, ImageDraw, ImageFont
-
-    rng = np.random.default_rng(seed)
-    size = int(rng.integers(11, 18))
-    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" /
-                                  "DejaVuSans.ttf"), size)
-    side = int(rng.integers(300, 460))
-    img = Image.new("RGB", (side, side), (255, 255, 255))
-    draw, y, k = ImageDraw.Draw(img), int(rng.integers(5, 30)), int(rng.integers(0, 400))
-    while y < side - size:
-        n = int(rng.integers(4, 12))
-        draw.text((int(rng.integers(5, 25)), y), " ".join(words[k:k + n]), fill=(0, 0, 0),
-                  font=font)
-        k, y = k + n, y + int(size * 1.5)
-    return np.asarray(img.resize((224, 224), Image.BILINEAR))
-
-
-def _docstring_words() -> list[str]:
-    import argparse
-    import codecs
-    import inspect
-    import json
-    import textwrap
-
-    return " ".join(inspect.getdoc(m) or "" for m in (json, argparse, textwrap, inspect,
-                                                      codecs)).split()
-
-
 def doc_orientation() -> Workload:
     """PP-LCNet orientation classifier on pages rotated by a known angle (accuracy)."""
-    from bench.zoo_data import _IMAGENET, _crops, _named, _nchw
+    from bench.zoo_data import _IMAGENET, _crops, _named, _nchw, docstring_words, rendered_page
 
     site = _site()
-    scans, words = [_named(site, "page.png"), _named(site, "text.png")], _docstring_words()
+    scans, words = [_named(site, "page.png"), _named(site, "text.png")], docstring_words()
 
     def rotated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         half = n // 2
         pages = np.concatenate([_crops(scans, (224, 224), half, seed=seed),
-                                np.stack([_rendered_page(words, seed * 1000 + i)
+                                np.stack([rendered_page(words, seed * 1000 + i)
                                           for i in range(n - half)])])
         labels = np.arange(n) % 4
         # class k is "rotated k·90° clockwise" (np.rot90 turns counter-clockwise for k > 0)

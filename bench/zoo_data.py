@@ -99,8 +99,47 @@ def _faces(site: Path, hw: tuple[int, int], n: int) -> np.ndarray:
 
 
 def ocr_det(site: Path) -> tuple[Arrays, str]:
-    imgs = [_named(site, "page.png"), _named(site, "text.png"), *image_pool(site)]
-    return {"x": _nchw(_crops(imgs, (480, 640), 12), *_IMAGENET)}, "skimage page/text + samples"
+    """Pages of text the detector finds (rendered, and skimage's page/text) and a few photos
+    without text: 12 photo-heavy crops left half the samples with nothing to detect."""
+    words = docstring_words()
+    pages = [rendered_page(words, seed, (480, 640)) for seed in range(16)]
+    imgs = [_named(site, "page.png"), _named(site, "text.png"), *image_pool(site)[:2]]
+    crops = _crops(imgs, (480, 640), SAMPLES - len(pages))
+    return ({"x": _nchw(np.concatenate([np.stack(pages), crops]), *_IMAGENET)},
+            "16 rendered pages of text (DejaVu Sans) + skimage page/text and 2 photos")
+
+
+def rendered_page(words: list[str], seed: int, hw: tuple[int, int] = (224, 224)) -> np.ndarray:
+    """A page of real text (stdlib docstrings) set in matplotlib's DejaVu Sans, resized to *hw*."""
+    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(11, 18))
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" /
+                                  "DejaVuSans.ttf"), size)
+    side = int(rng.integers(300, 460))
+    img = Image.new("RGB", (side, side), (255, 255, 255))
+    draw, y, k = ImageDraw.Draw(img), int(rng.integers(5, 30)), int(rng.integers(0, 400))
+    while y < side - size:
+        n = int(rng.integers(4, 12))
+        draw.text((int(rng.integers(5, 25)), y), " ".join(words[k:k + n]), fill=(0, 0, 0),
+                  font=font)
+        k, y = k + n, y + int(size * 1.5)
+    return np.asarray(img.resize((hw[1], hw[0]), Image.BILINEAR))
+
+
+def docstring_words() -> list[str]:
+    import argparse
+    import codecs
+    import inspect
+    import json
+    import textwrap
+
+    return " ".join(inspect.getdoc(m) or "" for m in (json, argparse, textwrap, inspect,
+                                                      codecs)).split()
+
+
 
 
 def ocr_rec(site: Path) -> tuple[Arrays, str]:
