@@ -38,8 +38,8 @@ from .sensitivity import measure_sensitivity, most_sensitive
 from .steps import timed
 from .verify import Verification
 
-__all__ = ["Int8Job", "gate_int8", "int8_quantization", "make_onnx_int8", "substitute_int8",
-           "with_arch_default"]
+__all__ = ["Int8Job", "artifact_quantization", "gate_int8", "int8_quantization",
+           "make_onnx_int8", "substitute_int8", "with_arch_default"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ class Int8Job:
     no_reconversion: str | None = None
     """Why no remedy that converts the graph again (TFLite) is tried: the float conversion of
     the same graph failed already."""
+    int8_qdq_only: str | None = None
+    """Why only int8 Q/DQ remedies are tried (TensorRT builds no int16 Q/DQ and no dynamic
+    int8 operators): int16 activations and dynamic int8 are skipped."""
 
     @classmethod
     def for_artifact(cls, work: Path, artifact: Any, calibration: dict[str, np.ndarray],
@@ -79,13 +82,15 @@ class Int8Job:
                      profile_keys: tuple[str, ...] = (), arch: str | None = None) -> Int8Job:
         """The job of a profile ``Artifact`` built in *work* (next to ``model.fp32.onnx``), for a
         board of *arch* (:func:`with_arch_default`)."""
-        q, fp16 = with_arch_default(artifact.quantization, artifact.format, arch), \
-            f"{artifact.format}-fp16"
+        q, fp16 = artifact_quantization(artifact, arch), f"{artifact.format}-fp16"
         no_fp16 = ("forbidden by quantization.fallback_fp16: false"
                    if q is not None and not q.fallback_fp16 else
                    f"{fp16} is built as its own artifact" if fp16 in profile_keys else None)
+        qdq_only = ("the artifact runs on TensorRT, which builds int8 Q/DQ only"
+                    if getattr(artifact, "runner", "auto") == "tensorrt" else None)
         return cls(artifact.key, artifact.format, work / f"model.int8.{artifact.format}",
-                   work / "model.fp32.onnx", q, calibration, inputs, threads, progress, no_fp16)
+                   work / "model.fp32.onnx", q, calibration, inputs, threads, progress, no_fp16,
+                   int8_qdq_only=qdq_only)
 
     def out(self, precision: str) -> Path:
         """Where a remedy delivering *precision* writes its file (``model.fp16.tflite``, …)."""
@@ -183,7 +188,10 @@ def _remedies(job: Int8Job, tmp: Path, figures: list[dict[str, Any]]) -> Iterato
     per_channel = job.quantization is None or job.quantization.per_channel
     if job.fmt == "onnx":
         yield from _onnx_remedies(job, tmp, per_channel, figures)
-        if job.quantization is None or job.quantization.mode == "static":
+        if job.int8_qdq_only is not None:
+            figures.extend({"remedy": name, "skipped": job.int8_qdq_only}
+                           for name in ("int16-activations", "dynamic"))
+        elif job.quantization is None or job.quantization.mode == "static":
             yield "int16-activations", "int8", lambda out: _int16_activations(job, tmp, out)
             if _matmul_share(job.fp32) >= MATMUL_SHARE:
                 yield "dynamic", "int8", lambda out: _dynamic_int8(job, tmp, out)
@@ -299,9 +307,21 @@ def _figures(v: Verification) -> dict[str, Any]:
 def int8_quantization(profile: Any, fmt: str) -> Any:
     """The ``quantization`` options of the profile's *fmt* int8 artifact, with the activation
     type for the profile's CPU filled in (:func:`with_arch_default`; ``None``: defaults)."""
-    q = next((a.quantization for a in profile.artifacts
-              if a.format == fmt and a.precision == "int8"), None)
-    return with_arch_default(q, fmt, profile.arch)
+    art = next((a for a in profile.artifacts if a.format == fmt and a.precision == "int8"), None)
+    return artifact_quantization(art, profile.arch) if art is not None else \
+        with_arch_default(None, fmt, profile.arch)
+
+
+def artifact_quantization(artifact: Any, arch: str | None) -> Any:
+    """An int8 artifact's ``quantization`` as it is made: a TensorRT artifact's activations are
+    symmetric int8 (TensorRT refuses other Q/DQ), others get :func:`with_arch_default`."""
+    q = artifact.quantization
+    if getattr(artifact, "runner", "auto") == "tensorrt":
+        from profiles.schema import Quantization
+
+        return (q or Quantization()).model_copy(update={"activations": "int8",
+                                                        "symmetric": True})
+    return with_arch_default(q, artifact.format, arch)
 
 
 def with_arch_default(quantization: Any, fmt: str, arch: str | None) -> Any:

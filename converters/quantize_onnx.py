@@ -74,6 +74,8 @@ class OnnxQuantOptions:
     calibration: str = "minmax"
     percentile: float = 99.999
     activations: str = "int8"
+    symmetric: bool = False
+    """int8 activations with zero point 0 (``ActivationSymmetric``; TensorRT's rule)."""
     exclude: tuple[str, ...] = ()
     format: str = "QDQ"
     """``QDQ`` (Quantize/DequantizeLinear pairs) or ``QOperator`` (QLinearConv, …)."""
@@ -89,7 +91,8 @@ class OnnxQuantOptions:
         return cls(mode=q.mode, per_channel=q.per_channel,
                    calibration=(q.calibration or "minmax") if static else "none",
                    percentile=q.percentile, activations=(q.activations or "int8") if static else
-                   "dynamic", exclude=() if q.exclude == "auto" else tuple(q.exclude))
+                   "dynamic", symmetric=bool(getattr(q, "symmetric", False)) and static,
+                   exclude=() if q.exclude == "auto" else tuple(q.exclude))
 
     def with_(self, **changes: Any) -> OnnxQuantOptions:
         """A copy with *changes*."""
@@ -103,6 +106,8 @@ class OnnxQuantOptions:
             d.pop("percentile")
         if not self.subgraphs:
             d.pop("subgraphs")
+        if not self.symmetric:
+            d.pop("symmetric")
         return d
 
 
@@ -227,7 +232,9 @@ class OnnxQuantizer:
         )
 
         percentile = options.calibration == "percentile"
-        extra = {"CalibPercentile": options.percentile} if percentile else {}
+        extra: dict[str, Any] = {"CalibPercentile": options.percentile} if percentile else {}
+        if options.symmetric:
+            extra["ActivationSymmetric"] = True
         cache = self.workdir / f"calib-{options.calibration}-{options.percentile}.json"
         method = f"{options.calibration}-{options.percentile}"
         if method not in self._ranges:

@@ -39,7 +39,8 @@ class Quantization(_Strict):
 
     ONNX: ``mode`` static (QDQ, calibrated with ``calibration``, ``activations`` type — unset: the
     board CPU's fast onnxruntime kernel, uint8 on x86_64 and int8 on ARM) or dynamic
-    (``quantize_dynamic``: int8 weights, activations quantized at run time); ``exclude`` keeps the
+    (``quantize_dynamic``: int8 weights, activations quantized at run time); ``symmetric``: int8
+    activations with zero point 0 (TensorRT's rule; set for ``runner: tensorrt``); ``exclude`` keeps the
     named nodes in float, or ``auto`` keeps the ``keep_float`` most sensitive ones (measured).
     TFLite: ``mode`` static (full-integer, ``io`` int8 / uint8 / float32) or dynamic (dynamic-range:
     int8 weights, float I/O). ``fallback``: when the artifact cannot be made or fails its gate, try the
@@ -55,6 +56,9 @@ class Quantization(_Strict):
     calibration: Literal["minmax", "entropy", "percentile"] | None = None
     percentile: float = Field(default=99.999, gt=90, le=100)
     activations: Literal["int8", "uint8"] | None = None
+    symmetric: bool = False
+    """int8 activations with zero point 0; TensorRT builds Q/DQ only so (``runner: tensorrt``
+    sets it)."""
     io: Literal["int8", "uint8", "float32"] | None = None
     exclude: Literal["auto"] | tuple[str, ...] = ()
     keep_float: int = Field(default=0, ge=0, le=1000)
@@ -76,7 +80,7 @@ class Quantization(_Strict):
         return self
 
 
-_ONNX_ONLY = ("calibration", "activations", "exclude", "keep_float")
+_ONNX_ONLY = ("calibration", "activations", "symmetric", "exclude", "keep_float")
 
 
 class Artifact(_Strict):
@@ -103,6 +107,9 @@ class Artifact(_Strict):
             return self
         if self.precision != "int8":
             raise ValueError(f"quantization options apply to precision int8, not {self.precision}")
+        if self.runner == "tensorrt" and (q.activations == "uint8" or q.mode == "dynamic"):
+            raise ValueError("runner: tensorrt builds static int8 Q/DQ with int8 activations "
+                             "only; remove activations: uint8 / mode: dynamic")
         fields = q.model_fields_set
         wrong = [n for n in _ONNX_ONLY if n in fields] if self.format == "tflite" else (
             ["io"] if "io" in fields else [])

@@ -516,3 +516,52 @@ def test_tflite_int16_activations_rescue_an_activation_outlier_as_int8(
     kinds = {np.dtype(t["dtype"]).name
              for t in Interpreter(str(bundle.path / int8["file"])).get_tensor_details()}
     assert {"int8", "int16"} <= kinds
+
+
+def test_tensorrt_int8_is_symmetric_qdq_and_skips_remedies_tensorrt_cannot_build(
+        mlps: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TensorRT builds int8 Q/DQ with zero points of 0 only, and no int16 Q/DQ or dynamic int8
+    operators: a ``runner: tensorrt`` artifact is quantized so, and its remedies stay in that."""
+    import onnx
+    from onnx import numpy_helper
+
+    from converters import build_bundle
+    from profiles.schema import Profile
+
+    monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [1])
+    model, data, _ = mlps["activation"]
+    profile = Profile.model_validate({"name": "t", "arch": "aarch64",
+                                      "budgets": {"max_accuracy_drop": 0.05}, "artifacts": [
+                                          {"format": "onnx", "precision": "fp32"},
+                                          {"format": "onnx", "precision": "int8",
+                                           "runner": "tensorrt"}]})
+    bundle = build_bundle(str(model), profile, data, Paths(home=tmp_path), progress=lambda s: None)
+    m = bundle.manifest
+    fp16 = next(a for a in m["artifacts"] if a.get("requested") == "onnx-int8")
+    assert fp16["fallback"]["tried"] == ["keep-float-1", "fp16"]
+    skipped = {f["remedy"]: f["skipped"] for f in fp16["fallback"]["figures"] if "skipped" in f}
+    assert skipped == {"int16-activations": "the artifact runs on TensorRT, which builds int8 "
+                                            "Q/DQ only",
+                       "dynamic": "the artifact runs on TensorRT, which builds int8 Q/DQ only"}
+
+    profile = profile.model_copy(update={"budgets": profile.budgets.model_copy(
+        update={"max_accuracy_drop": 1.0})})  # as configured passes: look at the file itself
+    bundle = build_bundle(str(model), profile, data, Paths(home=tmp_path / "b"),
+                          progress=lambda s: None)
+    int8 = next(a for a in bundle.manifest["artifacts"] if a["key"] == "onnx-int8")
+    assert int8["quantization"]["symmetric"] is True and int8["quantization"]["activations"] == "int8"
+    graph = onnx.load(str(bundle.path / int8["file"])).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    zero_points = [inits[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)
+
+
+def test_tensorrt_artifact_refuses_uint8_activations() -> None:
+    from pydantic import ValidationError
+
+    from profiles.schema import Artifact
+
+    with pytest.raises(ValidationError, match="runner: tensorrt builds static int8 Q/DQ with "
+                                              "int8 activations only"):
+        Artifact(format="onnx", precision="int8", runner="tensorrt",
+                 quantization={"activations": "uint8"})
