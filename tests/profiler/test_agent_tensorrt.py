@@ -199,3 +199,42 @@ def test_cache_key_covers_release_artifact_version_and_gpu(monkeypatch: pytest.M
                                                                            "Orin")
     assert agent.unsupported_op("In node 2 (importOp): UNSUPPORTED_NODE: No importer "
                                 "registered for op: NonMaxSuppression") == "NonMaxSuppression"
+
+
+def _quantized(models: Path, out: Path, symmetric: bool) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
+    import onnxruntime as ort
+
+    src = models / "model.fp32.onnx"
+    name = ort.InferenceSession(str(src)).get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in name.shape]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.it = iter([{name.name: rng.random(shape, dtype=np.float32)} for _ in range(4)])
+
+        def get_next(self) -> Any:
+            return next(self.it, None)
+
+    out.mkdir(parents=True, exist_ok=True)
+    quantize_static(str(src), str(out / "model.fp32.onnx"), Reader(),
+                    activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    extra_options={"ActivationSymmetric": True} if symmetric else {})
+    return out
+
+
+def test_asymmetric_qdq_is_refused_by_tensorrt_and_said(models: Path, tmp_path: Path) -> None:
+    """The stand-in parser applies TensorRT's Q/DQ rule (zero points all 0): onnxruntime's
+    default uint8 QDQ does not build and the row says so; symmetric int8 QDQ does."""
+    bad = _run(_bundle(_quantized(models, tmp_path / "u8", False), tmp_path / "a",
+                       precision="int8", quantization={"mode": "static"}),
+               "--tensorrt", "onnx-fp32")
+    assert bad["runtime"] == "onnxruntime" and not bad["accelerator"]["ok"]
+    assert "symmetric quantization" in bad["accelerator"]["reason"]
+    good = _run(_bundle(_quantized(models, tmp_path / "s8", True), tmp_path / "b",
+                        precision="int8", quantization={"mode": "static", "symmetric": True}),
+                "--tensorrt", "onnx-fp32")
+    assert good["runtime"] != "onnxruntime" and good["accelerator"]["ok"], good["accelerator"]

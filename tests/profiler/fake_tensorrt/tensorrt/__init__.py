@@ -107,6 +107,10 @@ class OnnxParser(object):
                                    "UNSUPPORTED_NODE: No importer registered for op: %s"
                                    % (i, node.name, node.op_type, node.op_type))
                 return False
+        problem = _qdq_problem(model)
+        if problem:
+            self.errors.append(problem)
+            return False
         net = self.network
         net.model, net.ops = blob, [(n.name or n.op_type, n.op_type) for n in model.graph.node]
         init = {t.name for t in model.graph.initializer}
@@ -117,6 +121,28 @@ class OnnxParser(object):
                 dims = [d.dim_value if d.dim_value > 0 else -1 for d in v.type.tensor_type.shape.dim]
                 bucket.append(_Tensor(v.name, dims, _ONNX_TYPES[v.type.tensor_type.elem_type]))
         return True
+
+
+def _qdq_problem(model):
+    """TensorRT's documented Q/DQ rules: no 16-bit Q/DQ, zero points all 0 (symmetric)."""
+    from onnx import numpy_helper
+    inits = dict((t.name, t) for t in model.graph.initializer)
+    for i, node in enumerate(model.graph.node):
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.input) < 3:
+            continue
+        zp = inits.get(node.input[2])
+        if zp is None:
+            continue
+        arr = numpy_helper.to_array(zp)
+        if arr.dtype.name in ("int16", "uint16"):
+            return ("In node %d with name: %s and operator: %s: UNSUPPORTED_NODE: TensorRT "
+                    "has no %s Q/DQ" % (i, node.name, node.op_type, arr.dtype))
+        if arr.any():
+            return ("In node %d with name: %s and operator: %s: Assertion failed: "
+                    "shiftIsAllZeros(zeroPoint) && \"TRT only supports symmetric quantization. "
+                    "The zero point for the QuantizeLinear/DequantizeLinear operator must be all "
+                    "zeros.\"" % (i, node.name, node.op_type))
+    return None
 
 
 class _Profile(object):
