@@ -149,6 +149,7 @@ def judge_output(name: str, kind: str, kind_from: str, got: np.ndarray, want: np
         same = a.argmax(-1) == b.argmax(-1)
         figures["top1_agreement"] = _r(float(np.mean(same)))
         figures["top1_samples"], figures["top1_flips"] = int(same.size), int(same.size - same.sum())
+        figures["top1_tie_flips"] = _tie_flips(a, b, getattr(fidelity, "top1_tie_ratio", 1.0))
     checks = _checks(kind, figures, precision, fidelity, accuracy_drop)
     return OutputJudgement(name, kind, kind_from, figures, checks)
 
@@ -166,7 +167,8 @@ def _checks(kind: str, f: dict[str, float | None], precision: str, fid: Any,
         if drop is not None:
             return (Check("accuracy drop", drop[0], "<=", drop[1], "budgets.max_accuracy_drop"),)
         if f["top1_agreement"] is not None:
-            return (_top1_check(int(value("top1_samples")), int(value("top1_flips")), fid),)
+            return (_top1_check(int(value("top1_samples")), int(value("top1_flips")),
+                                int(value("top1_tie_flips")), fid),)
     if kind in ("boxes", "regression"):
         return (Check(max_error, value("max_error_of_range"), "<=", fid.max_box_error,
                       "fidelity.max_box_error"),)
@@ -196,13 +198,31 @@ def allowed_flips(samples: int, min_agreement: float, confidence: float) -> int:
     return samples
 
 
-def _top1_check(samples: int, flips: int, fid: Any) -> Check:
+def _top1_check(samples: int, flips: int, ties: int, fid: Any) -> Check:
     allowed = allowed_flips(samples, fid.min_top1_agreement, fid.top1_confidence)
-    note = (f"of {samples}: agreement {(samples - flips) / max(samples, 1):.4g}; a true "
-            f"{fid.min_top1_agreement:g} explains up to {allowed} at "
+    tie_note = (f", {ties} more between classes the source scores near-equal (not counted: "
+                f"fidelity.top1_tie_ratio {fid.top1_tie_ratio:g})" if ties else "")
+    note = (f"of {samples}: agreement {(samples - flips) / max(samples, 1):.4g}{tie_note}; a "
+            f"true {fid.min_top1_agreement:g} explains up to {allowed} at "
             f"{fid.top1_confidence:.0%} confidence")
-    return Check("top-1 flips", float(flips), "<=", float(allowed),
+    return Check("top-1 flips", float(flips - ties), "<=", float(allowed),
                  "fidelity.min_top1_agreement, fidelity.top1_confidence", note)
+
+
+def _tie_flips(got: np.ndarray, want: np.ndarray, ratio: float) -> int:
+    """Flips to a class the source scores at ≥ *ratio* of its top-1 probability (softmax of the
+    source's scores, or the scores themselves when they are probabilities already)."""
+    ref = want.reshape(-1, want.shape[-1])
+    pick = got.reshape(-1, got.shape[-1]).argmax(-1)
+    top = ref.argmax(-1)
+    flipped = pick != top
+    if not flipped.any():
+        return 0
+    probs = ref if (ref.min() >= 0 and np.allclose(ref.sum(-1), 1.0, atol=1e-3)) else \
+        np.exp(ref - ref.max(-1, keepdims=True))
+    rows = np.arange(len(ref))
+    share = probs[rows, pick] / np.maximum(probs[rows, top], 1e-30)
+    return int(np.sum(flipped & (share >= ratio)))
 
 
 def _range(b: np.ndarray) -> float:

@@ -192,7 +192,8 @@ class Fidelity(_Strict):
     Every output is judged by what it is: ``classes`` (class scores: top-1 agreement, or the
     accuracy drop against ``budgets.max_accuracy_drop`` when the data has labels; the agreement
     is judged by its flips so a small evaluation set is not held to zero flips:
-    ``top1_confidence``), ``boxes`` /
+    ``top1_confidence``; a flip between classes the source scores as near-equal is not counted:
+    ``top1_tie_ratio``), ``boxes`` /
     ``regression`` (coordinates, landmarks, offsets: max abs error relative to the output's
     range), ``map`` (feature / heat / segmentation maps) and ``other`` (cosine and mean error
     relative to the range), ``embedding`` (cosine). The kind is inferred from the output's name,
@@ -214,6 +215,11 @@ class Fidelity(_Strict):
         description="classes: an artifact fails when its top-1 flips show, at this confidence "
                     "(one-sided binomial test), an agreement below min_top1_agreement; at 0.99 "
                     "and 0.95 that allows 1 flip of 24 samples, 3 of 100, 15 of 1000")
+    top1_tie_ratio: float = Field(
+        default=0.8, gt=0, le=1,
+        description="classes: a flip to a class the source itself scores at least this share "
+                    "of its top-1 probability (a near-tie: the source is as unsure) is reported "
+                    "but not counted; 1 counts every flip but exact ties")
     max_box_error: float = Field(default=0.05, gt=0, le=1,
                                  description="boxes/regression: max abs error / output range")
     min_cosine: float = Field(default=0.99, ge=-1, le=1, description="map, embedding, other")

@@ -119,7 +119,7 @@ def test_boxes_off_by_137_px_fail_although_cosine_is_high() -> None:
 def test_box_regression_is_not_judged_by_top1() -> None:
     """A 2-D *first* output that is boxes: top-1 agreement on it is noise, not fidelity."""
     scores, boxes = _detector()
-    boxes[:, 1], boxes[:, 3] = boxes[:, 0], boxes[:, 2]  # square boxes: argmax is a coin toss
+    boxes[:, 1], boxes[:, 3] = boxes[:, 0] + 0.01, boxes[:, 2] + 0.01  # ~square: a coin toss
     ref = [boxes, scores]
     outs = [boxes + np.random.default_rng(1).normal(0, 0.05, boxes.shape), scores.copy()]
     v = compare([o.astype(np.float32) for o in outs], ref, None, 0.01)
@@ -127,7 +127,7 @@ def test_box_regression_is_not_judged_by_top1() -> None:
     assert kinds == {"output_0": ("regression", "shape"), "output_1": ("classes", "values")}
     assert v.passed, v.reason
     forced = compare([o.astype(np.float32) for o in outs], ref, None, 0.01,
-                     fidelity=Fidelity(outputs={"output_0": "classes"}))
+                     fidelity=Fidelity(outputs={"output_0": "classes"}, top1_tie_ratio=1.0))
     assert not forced.passed and "fidelity.min_top1_agreement" in forced.reason
 
 

@@ -38,6 +38,7 @@ def test_allowed_flips_figures_quoted_in_the_docs() -> None:
 def _scores(n: int, flips: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     want = rng.normal(0, 1, (n, 10)).astype(np.float32)
+    want[np.arange(n), want.argmax(1)] += 2.0  # a clear top-1: a flip is no near-tie
     got = want.copy()
     for i in range(flips):  # swap the top two classes of the first *flips* rows
         top = np.argsort(want[i])[-2:]
@@ -66,6 +67,26 @@ def test_more_samples_allow_more_flips_at_the_same_threshold() -> None:
     assert not judge_output("p", "classes", "name", *_scores(100, 4), "int8", fid).passed
     strict = Fidelity(min_top1_agreement=1.0)
     assert not judge_output("p", "classes", "name", *_scores(100, 1), "int8", strict).passed
+
+
+def test_flips_between_classes_the_source_scores_near_equal_are_not_counted() -> None:
+    """Out-of-domain photos: EfficientNet's fp32 rates its top-1 at 0.209 and the class int8
+    picks at 0.178 — the source is as unsure; such flips are reported, not counted."""
+    want = np.log(np.array([[0.209, 0.178, 0.613 / 8 * 1.0] + [0.613 / 8] * 7,
+                            [0.9, 0.05] + [0.05 / 8] * 8] * 12, np.float32))
+    got = want.copy()
+    got[0:6:2, :2] = want[0:6:2, 1::-1]  # 3 flips, each a near-tie (0.178 / 0.209 = 0.85)
+    judged = judge_output("logits", "classes", "name", got, want, "int8", Fidelity())
+    assert judged.passed, judged.failures()
+    assert judged.figures["top1_flips"] == 3 and judged.figures["top1_tie_flips"] == 3
+    assert "3 more between classes the source scores near-equal" in judged.checks[0].note
+    got[1:4:2, :2] = want[1:4:2, 1::-1]  # 2 clear flips (0.05 / 0.9): counted
+    clear = judge_output("logits", "classes", "name", got, want, "int8", Fidelity())
+    assert not clear.passed and clear.figures["top1_tie_flips"] == 3
+    assert clear.failures()[0].startswith("output 'logits' (classes): top-1 flips 2 > 1 ")
+    every = judge_output("logits", "classes", "name", got, want, "int8",
+                         Fidelity(top1_tie_ratio=1.0))
+    assert every.figures["top1_tie_flips"] == 0 and not every.passed
 
 
 def test_top1_confidence_is_validated() -> None:
