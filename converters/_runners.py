@@ -72,7 +72,7 @@ class OnnxRunner:
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.inputs = [{"name": i.name, "shape": list(source_shapes[i.name]),
                         "dtype": _ORT_TYPES.get(i.type, i.type), "layout": layout_name(
-                            len(source_shapes[i.name])), "source_name": i.name, "transpose": None}
+                            len(source_shapes[i.name]), source_shapes[i.name]), "source_name": i.name, "transpose": None}
                        for i in self.session.get_inputs()]
         names = [o.name for o in self.session.get_outputs()]
         first = source.feed if source is not None and source.feed else example
@@ -112,7 +112,8 @@ class TfliteRunner:
         self._in = [(d, _transpose(path, d, source_shapes[n])) for d, n in zip(details, names)]
         self.inputs = [{"name": d["name"], "shape": [int(s) for s in d["shape"]],
                         "dtype": np.dtype(d["dtype"]).name,
-                        "layout": _CHANNELS_LAST[len(perm)] if perm else layout_name(len(d["shape"])),
+                        "layout": _CHANNELS_LAST[len(perm)] if perm else layout_name(len(d["shape"]),
+                                                                                   d["shape"]),
                         "source_name": n, "transpose": perm}
                        for (d, perm), n in zip(self._in, names)]
         self._out = self.interpreter.get_output_details()
@@ -211,7 +212,8 @@ def _describe_outputs(names: list[str], values: list[np.ndarray], matches: list[
             "name": names[m.index], "source_name": source.names[m.source] if source else
             names[m.index], "shape": shape, "dtype": dtypes[m.index] if dtypes else
             np.asarray(values[m.index]).dtype.name,
-            "layout": _CHANNELS_LAST[len(shape)] if m.transpose else layout_name(len(shape)),
+            "layout": _CHANNELS_LAST[len(shape)] if m.transpose else layout_name(len(shape),
+                                                                                  shape),
             "transpose": m.transpose, "matched_by": m.matched_by})
     return described
 

@@ -55,14 +55,30 @@ def _run(request: dict[str, Any], work: Path) -> dict[str, Any]:
     cleanup = {"steps": cleaned.steps, "route": cleaned.route(), "opset": cleaned.opset,
                "io_renamed": cleaned.io_renamed, "seconds": round(time.perf_counter() - start, 2)}
     nhwc = [cleaned.io_renamed.get(n, n) for n in request.get("channels_last_inputs", [])]
-    jobs = {job["name"]: _job(job, cleaned.path, calibration, work, nhwc)
+    pseudo = _pseudo_ops(cleaned.path)
+    if pseudo:  # TFLite has no builtin for them: Flex ops the standard interpreter cannot run
+        step = {"step": "erf", "tool": "onnx2tf", "changed": True, "replaced": pseudo,
+                "note": "Erf as onnx2tf's polynomial (max error 1.5e-7); TFLite has no Erf"}
+        cleanup["steps"].append(step)
+        cleanup["route"].append("erf")
+    jobs = {job["name"]: _job(job, cleaned.path, calibration, work, nhwc, pseudo)
             for job in request["jobs"]}
     samples = int(np.load(request["calibration"][0][1], mmap_mode="r").shape[0])
     return {"ok": True, "cleanup": cleanup, "jobs": jobs, "calibration_samples": samples}
 
 
+def _pseudo_ops(path: Path) -> dict[str, int]:
+    """ONNX ops TFLite runs only as Flex (TensorFlow) ops that onnx2tf can write as builtins:
+    ``Erf`` (BERT's GELU) → its polynomial ``erf``; op type → count."""
+    import onnx
+
+    count = sum(n.op_type == "Erf" for n in onnx.load(str(path), load_external_data=False
+                                                       ).graph.node)
+    return {"Erf": count} if count else {}
+
+
 def _job(job: dict[str, Any], cleaned: Path, calibration: list[list[str]],
-         work: Path, nhwc: list[str]) -> dict[str, Any]:
+         work: Path, nhwc: list[str], pseudo: dict[str, int] | None = None) -> dict[str, Any]:
     folder = work / f"job-{job['name']}"
     folder.mkdir()
     onnx_path, log_path = folder / "model.onnx", folder / "onnx2tf.log"
@@ -74,7 +90,8 @@ def _job(job: dict[str, Any], cleaned: Path, calibration: list[list[str]],
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 _fresh_state()
                 with only_variants(_keep(job), skipped, saved_model=_calibrates(job)):
-                    _convert(onnx_path, folder / "out", calibration, job["int8"], nhwc)
+                    _convert(onnx_path, folder / "out", calibration, job["int8"], nhwc,
+                             [op.lower() for op in pseudo or {}])
             error = None
         except BaseException as exc:  # onnx2tf reports errors with sys.exit(1) or re-raises
             error = exc
@@ -120,7 +137,8 @@ def _fresh_state() -> None:
 
 
 def _convert(onnx_path: Path, out: Path, calibration: list[list[str]],
-             int8: dict[str, Any] | None, nhwc: list[str]) -> None:
+             int8: dict[str, Any] | None, nhwc: list[str], pseudo: list[str] | None = None
+             ) -> None:
     """One onnx2tf call; *nhwc*: inputs that are channels-last already (kept as they are)."""
     import onnx2tf
     import onnx2tf.onnx2tf as core
@@ -141,6 +159,7 @@ def _convert(onnx_path: Path, out: Path, calibration: list[list[str]],
         custom_input_op_name_np_data_path=[[n, p, 0.0, 1.0] for n, p in calibration],
         not_use_onnxsim=True, param_replacement_file=str(no_replacements),
         keep_nwc_or_nhwc_or_ndhwc_input_names=nhwc or None,
+        replace_to_pseudo_operators=pseudo or None,
         verbosity="info", **_int8_arguments(int8))
 
 

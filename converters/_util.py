@@ -85,8 +85,14 @@ def ort_cause(exc: BaseException) -> str:
     return one_line(_ORT_NOISE.sub("", f"{type(exc).__name__}: {exc}"))
 
 
-def layout_name(ndim: int) -> str:
-    """Channels-first layout name of an input of *ndim* dimensions (the torch/ONNX convention)."""
+def layout_name(ndim: int, shape: Any = None) -> str:
+    """Layout name of a tensor of *ndim* dimensions: the torch/ONNX channels-first convention,
+    except a 4-D *shape* whose last axis is a colour/mask channel count (1-4) and whose second is
+    not (``[1, 128, 128, 3]``: a TFLite source's image) is ``NHWC``."""
+    if ndim == 4 and shape is not None and len(shape) == 4:
+        dims = [int(d) if d is not None and int(d) > 0 else 0 for d in shape]
+        if 1 <= dims[3] <= 4 and dims[1] > 4:
+            return "NHWC"
     return _LAYOUTS.get(ndim, "ND")
 
 

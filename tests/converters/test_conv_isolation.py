@@ -152,6 +152,7 @@ def test_tflite_source_becomes_the_other_formats_through_tf2onnx(sim_bundle, tin
     for key in ("onnx-fp32", "tflite-int8"):  # the source's layout, not transposed again
         (spec,) = arts[key]["inputs"]
         assert spec["shape"] == [1, 28, 28, 1] and spec["transpose"] is None, spec
+        assert spec["layout"] == "NHWC"
     assert arts["tflite-int8"]["verification"]["accuracy"] >= 0.9
     assert bundle.manifest["left_out"] == []
     assert "model.source.onnx" not in bundle.manifest["files"]
