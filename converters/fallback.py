@@ -207,6 +207,8 @@ def _remedies(job: Int8Job, tmp: Path, figures: list[dict[str, Any]]) -> Iterato
         elif job.quantization is None or job.quantization.mode == "static":
             yield "int16-activations", "int8", lambda out: _tflite(
                 job, out, tmp, "int8", per_channel=True, activations="int16")
+            if _matmul_share(job.fp32) >= MATMUL_SHARE:
+                yield "dynamic", "int8", lambda out: _tflite_dynamic(job, out, tmp)
         figures.append({"remedy": "keep-float", "skipped": "onnx2tf cannot keep single layers "
                                                            "of a TFLite model in float"})
         fp16 = ("fp16", "fp16", lambda out: _tflite(job, out, tmp, "fp16"))
@@ -286,6 +288,18 @@ def _tflite(job: Int8Job, out: Path, tmp: Path, precision: str, **options: Any) 
     info = export_tflite(job.fp32, tmp, [precision], job.calibration, job.quantization, **options)
     shutil.move(str(tmp / f"model.{precision}.tflite"), out)
     return dict(info[precision], precision=precision)
+
+
+def _tflite_dynamic(job: Int8Job, out: Path, tmp: Path) -> dict[str, Any]:
+    """TFLite's dynamic-range int8 (int8 weights, activations quantized per inference): the
+    transformer remedy, as for ONNX; full-integer int8 of all-MiniLM did not convert at all."""
+    from profiles.schema import Quantization
+
+    from .export_tflite import export_tflite
+
+    info = export_tflite(job.fp32, tmp, ["int8"], job.calibration, Quantization(mode="dynamic"))
+    shutil.move(str(tmp / "model.int8.tflite"), out)
+    return dict(info["int8"], precision="int8")
 
 
 def _taken(candidate: dict[str, Any], requested: str, name: str, tried: list[str],

@@ -565,3 +565,26 @@ def test_tensorrt_artifact_refuses_uint8_activations() -> None:
                                               "int8 activations only"):
         Artifact(format="onnx", precision="int8", runner="tensorrt",
                  quantization={"activations": "uint8"})
+
+
+def test_tflite_dynamic_int8_rescues_a_matmul_model_whose_calibration_misleads(
+        mlps: dict, tmp_path: Path) -> None:
+    """The same misleading calibration through onnx2tf: full-integer and 16x8 clip, TFLite's
+    dynamic-range int8 (the transformer remedy) passes and ships as the int8 artifact."""
+    from converters import build_bundle
+    from profiles.schema import Profile
+
+    model, data, x = mlps["plain"]
+    labels = np.load(data)["labels"]
+    np.savez(tmp_path / "d.npz", x=x, labels=labels, **{"calibration.x": x[:100] * 0.01})
+    profile = Profile.model_validate({"name": "t", "arch": "aarch64",
+                                      "budgets": {"max_accuracy_drop": 0.05}, "artifacts": [
+                                          {"format": "tflite", "precision": "fp32"},
+                                          {"format": "tflite", "precision": "int8"}]})
+    bundle = build_bundle(str(model), profile, tmp_path / "d.npz", Paths(home=tmp_path),
+                          progress=lambda s: None)
+    int8 = bundle.manifest["artifacts"][1]
+    assert int8["key"] == "tflite-int8" and int8["verification"]["passed"]
+    assert int8["fallback"]["taken"] == "dynamic"
+    assert int8["fallback"]["tried"][-2:] == ["int16-activations", "dynamic"]
+    assert int8["converter"]["variant"] == "dynamic_range_quant"
