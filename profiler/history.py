@@ -6,7 +6,8 @@ and artifact**: the model is its source's sha256 (``bundle.source.sha256``), so 
 another model to the same board starts its own history ("first run of this model on this
 board") instead of comparing against the previous model's figures. A *regression* is an
 artifact whose warm p50 is slower than in the previous report of the same board, profile and
-model by more than the budget's ``p50_regression_pct`` (default 10 %).
+model by more than the budget's ``p50_regression_pct`` (default 10 %) and by more than
+:data:`NOISE_FLOOR_MS` (a sub-0.1 ms model's p50 moves by tens of percent between runs).
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def _first_run_reason(reports_dir: Path, device: str, report: Mapping[str, Any])
     return f"first run on this board ({name})"
 
 
+NOISE_FLOOR_MS = 0.05
+"""A p50 change smaller than this is timer and scheduling noise, whatever its percentage: a
+0.06 ms model measured 0.08 ms on the next deploy (+33 %) is not a regression."""
+
+
 def _p50(row: Mapping[str, Any]) -> float | None:
     return (row.get("latency_ms") or {}).get("p50") if row.get("ok") else None
 
@@ -96,8 +102,10 @@ def check_regression(report: Mapping[str, Any], previous: tuple[Path, Mapping] |
             continue
         change = (now - then) / then * 100.0
         rows[row["key"]] = {"p50_ms": now, "previous_p50_ms": then,
-                            "change_pct": round(change, 2), "regressed": change > threshold_pct}
-    return {"checked": True, "threshold_pct": threshold_pct, "previous": str(path),
+                            "change_pct": round(change, 2),
+                            "regressed": change > threshold_pct and now - then > NOISE_FLOOR_MS}
+    return {"checked": True, "threshold_pct": threshold_pct, "noise_floor_ms": NOISE_FLOOR_MS,
+            "previous": str(path),
             "model": model_name(report),
             "previous_created": prev.get("created"), "previous_bundle": prev["bundle"]["id"],
             "artifacts": rows, "regressed": sorted(k for k, v in rows.items() if v["regressed"])}

@@ -43,6 +43,18 @@ def test_regression_only_against_same_board_and_profile(tmp_path: Path) -> None:
     assert check_regression(_report(1.0, "now"), None, 10.0)["checked"] is False
 
 
+def test_a_sub_millisecond_model_is_not_flagged_for_timer_noise(tmp_path: Path) -> None:
+    """mtcnn-rnet measures 0.06 ms on one deploy and 0.08 ms on the next (+33 %): noise, not a
+    regression; the same share on a 1 ms model is one."""
+    prev = (_save(tmp_path, _report(0.06, "2026-01-01T00:00:00"), "a"),
+            _report(0.06, "2026-01-01T00:00:00"))
+    tiny = check_regression(_report(0.08, "now"), prev, 10.0)
+    assert tiny["regressed"] == [] and tiny["artifacts"]["onnx-fp32"]["change_pct"] > 30
+    assert tiny["noise_floor_ms"] == 0.05
+    big = (prev[0], _report(1.0, "2026-01-01T00:00:00"))
+    assert check_regression(_report(1.33, "now"), big, 10.0)["regressed"] == ["onnx-fp32"]
+
+
 def test_record_writes_json_markdown_html_and_trend(tmp_path: Path) -> None:
     _save(tmp_path, _report(1.0, "2026-01-01T00:00:00"), "a")
     path, html = record(_report(2.0, "2026-01-02T00:00:00"), tmp_path, 10.0)
