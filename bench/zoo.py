@@ -62,7 +62,7 @@ def summarize_manifest(manifest: dict[str, Any]) -> list[dict[str, Any]]:
             "verdict_reason": ver.get("reason"), "outputs_fidelity": ver.get("outputs"),
             "host_p50_ms": (art.get("host_latency_ms") or {}).get("p50"),
             "size_bytes": art.get("size_bytes"), "fallback": art.get("fallback"),
-            "quantization": art.get("quantization"),
+            "quantization": art.get("quantization"), "requested": art.get("requested"),
         })
     return rows
 
