@@ -87,6 +87,26 @@ def _fp16_unsafe_nodes(model: Any) -> list[str]:
     return keep
 
 
+def _elem_types(model: Any) -> dict[str, int]:
+    """Element type of each tensor of the main graph (inputs, initializers, inferred values, and
+    each Cast's output by its ``to``)."""
+    from onnx import shape_inference
+
+    graph = model.graph
+    types = {t.name: t.data_type for t in graph.initializer}
+    try:
+        inferred = shape_inference.infer_shapes(model).graph.value_info
+    except Exception:  # inference is best effort: Casts and IO still say their types
+        inferred = []
+    for vi in (*graph.input, *graph.output, *graph.value_info, *inferred):
+        if vi.type.tensor_type.elem_type:
+            types.setdefault(vi.name, vi.type.tensor_type.elem_type)
+    for node in graph.node:
+        if node.op_type == "Cast":
+            types[node.output[0]] = next(a.i for a in node.attribute if a.name == "to")
+    return types
+
+
 def _drop_round_trips(model: Any) -> int:
     """Remove the ``Cast(fp16)`` → ``Cast(fp32)`` pairs the converter puts between float32
     tensors (it casts every kept node's output to fp16, even when only kept nodes read it, so
@@ -104,9 +124,12 @@ def _drop_round_trips(model: Any) -> int:
         return node.op_type == "Cast" and any(a.name == "to" and a.i == dtype
                                               for a in node.attribute)
 
+    dtypes = _elem_types(model)
     removed, pairs = [], 0
     for down in [n for n in graph.node if cast_to(n, TensorProto.FLOAT16)]:
         ups = consumers.get(down.output[0], [])
+        if dtypes.get(down.input[0]) != TensorProto.FLOAT:  # int64 → fp16 → fp32 is no round
+            continue  # trip (a shape value cast for a Range the converter keeps in float)
         if (not ups or down.output[0] in outputs
                 or not all(cast_to(u, TensorProto.FLOAT) and u.output[0] not in outputs
                            for u in ups)):

@@ -588,3 +588,35 @@ def test_tflite_dynamic_int8_rescues_a_matmul_model_whose_calibration_misleads(
     assert int8["fallback"]["taken"] == "dynamic"
     assert int8["fallback"]["tried"][-2:] == ["int16-activations", "dynamic"]
     assert int8["converter"]["variant"] == "dynamic_range_quant"
+
+
+def test_fp16_keeps_the_cast_of_a_shape_value_into_a_float_range(tmp_path: Path) -> None:
+    """YOLOv8's head: ``Range(0.0, Cast(int64 → float)(Gather(Shape(x))), 1.0)``. The converter
+    keeps Range in float and puts ``Cast(fp16) → Cast(fp32)`` around the shape value; that pair
+    is no float round trip and was removed, leaving Range with an int64 limit (not loadable)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from converters.quantize_fp16 import convert_fp16
+
+    consts = [numpy_helper.from_array(np.array(v, dt), n) for n, v, dt in (
+        ("zero", 0.0, np.float32), ("one", 1.0, np.float32), ("idx", 1, np.int64),
+        ("two", 2.0, np.float32))]
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "idx"], ["n"], axis=0),
+             helper.make_node("Cast", ["n"], ["nf"], to=TensorProto.FLOAT),
+             helper.make_node("Range", ["zero", "nf", "one"], ["r"]),
+             helper.make_node("Mul", ["x", "two"], ["y0"]),
+             helper.make_node("Add", ["y0", "r"], ["y"])]
+    graph = helper.make_graph(nodes, "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6])],
+                              consts)
+    src, out = tmp_path / "r.onnx", tmp_path / "r16.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                                ir_version=8), str(src))
+    convert_fp16(src, out)
+    x = np.arange(6, dtype=np.float32)[None]
+    got = ort.InferenceSession(str(out)).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, x * 2 + np.arange(6), atol=1e-2)
