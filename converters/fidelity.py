@@ -115,7 +115,12 @@ def _kind_from_values(ref: np.ndarray, outputs: int) -> tuple[str, str]:
     if ref.ndim >= 4:
         return "map", "shape"
     if ref.ndim == 3:
-        return ("boxes", "shape") if ref.shape[-1] == 4 else ("other", "shape")
+        if ref.shape[-1] == 4:
+            return "boxes", "shape"
+        seq = ref.astype(np.float64)  # per position a distribution (a CTC text recogniser):
+        if (seq >= -1e-6).all() and np.allclose(seq.sum(-1), 1.0, atol=1e-3):  # class scores,
+            return "classes", "values"  # judged by the top-1 at each position
+        return "other", "shape"
     if ref.ndim < 2 or ref.shape[1] < 2:
         return "regression", "shape"
     rows = ref.astype(np.float64)

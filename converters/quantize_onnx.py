@@ -77,6 +77,8 @@ class OnnxQuantOptions:
     symmetric: bool = False
     """int8 activations with zero point 0 (``ActivationSymmetric``; TensorRT's rule)."""
     exclude: tuple[str, ...] = ()
+    op_types: tuple[str, ...] = ()
+    """Quantize only nodes of these types (empty: every type onnxruntime quantizes)."""
     format: str = "QDQ"
     """``QDQ`` (Quantize/DequantizeLinear pairs) or ``QOperator`` (QLinearConv, …)."""
     subgraphs: bool = False
@@ -108,6 +110,10 @@ class OnnxQuantOptions:
             d.pop("subgraphs")
         if not self.symmetric:
             d.pop("symmetric")
+        if self.op_types:
+            d["op_types"] = list(self.op_types)
+        else:
+            d.pop("op_types")
         return d
 
 
@@ -249,6 +255,7 @@ class OnnxQuantizer:
                         activation_type=getattr(QuantType, _QTYPES[options.activations]),
                         calibrate_method=getattr(CalibrationMethod, _METHODS[options.calibration]),
                         nodes_to_exclude=list(options.exclude) or None, nodes_to_quantize=only,
+                        op_types_to_quantize=list(options.op_types) or None,
                         extra_options=extra, calibration_cache_path=str(cache))
         remember(memo, cache)
 

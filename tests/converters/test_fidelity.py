@@ -162,6 +162,24 @@ def test_kind_is_inferred_from_names_shapes_and_values() -> None:
     assert ref.kinds == [("map", "shape"), ("embedding", "values"), ("boxes", "name"),
                          ("classes", "name")]
     assert Reference.of([rng.normal(size=(8, 10))], ["output"]).kinds == [("classes", "shape")]
+    logits = rng.normal(size=(8, 40, 97))  # a CTC recogniser: a distribution per position
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    assert Reference.of([probs], ["softmax_11.tmp_0"]).kinds == [("classes", "values")]
+    assert Reference.of([logits], ["seq"]).kinds == [("other", "shape")]
+
+
+def test_a_sequence_of_distributions_is_judged_by_its_top1_per_position() -> None:
+    """PP-OCRv4's recogniser: [N, 40, 6625] softmax. int8 moved the probability mass (cosine
+    0.95) yet the characters read (top-1 per position) are what the output means."""
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(24, 40, 50)) * 3
+    logits[..., 0] += 4  # mostly the CTC blank, as on a text line
+    want = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    noisy = logits + rng.normal(0, 0.3, logits.shape)
+    got = np.exp(noisy) / np.exp(noisy).sum(-1, keepdims=True)
+    v = compare([got.astype(np.float32)], [want.astype(np.float32)], None, 0.01)
+    (out,) = v.outputs
+    assert out["kind"] == "classes" and out["top1_samples"] == 24 * 40
 
 
 def test_fidelity_section_is_strict() -> None:

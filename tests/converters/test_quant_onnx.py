@@ -43,6 +43,11 @@ def _mlp(kind: str, seed: int = 0) -> object:
              h.make_node("MatMul", ["r1", "w2"], ["m2"], name="fc2"),
              h.make_node("Relu", ["m2"], ["r2"], name="relu2"),
              h.make_node("MatMul", ["r2", "w3"], ["logits"], name="fc3")]
+    if kind == "tail":  # a constant -5000 logit for a class never chosen, concatenated after
+        inits[3] = nh.from_array(w3[:, :-1].copy(), "w3")  # the last MatMul
+        inits.append(nh.from_array(np.full((1, 1), -5000.0, np.float32), "never"))
+        nodes[-1].output[0] = "l3"
+        nodes.append(h.make_node("Concat", ["l3", "never"], ["logits"], name="join", axis=1))
     graph = h.make_graph(nodes, kind, [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, DIN])],
                          [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
                          inits)
@@ -70,7 +75,7 @@ def _write(tmp: Path, kind: str, n: int = 300) -> tuple[Path, Path, np.ndarray]:
 def mlps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path, np.ndarray]]:
     """``kind`` → (model.onnx, data.npz, inputs) for the plain, weight and activation MLPs."""
     tmp = tmp_path_factory.mktemp("mlps")
-    return {kind: _write(tmp, kind) for kind in ("plain", "weight", "activation")}
+    return {kind: _write(tmp, kind) for kind in ("plain", "weight", "activation", "tail")}
 
 
 def _quantize(mlps: dict, kind: str, tmp: Path, **options: object) -> object:
@@ -258,7 +263,7 @@ def test_int16_activations_rescue_an_activation_outlier_as_int8(
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-int8"] and not m["left_out"]
     int8 = m["artifacts"][1]
     assert int8["precision"] == "int8" and int8["converter"]["activations"] == "QInt16"
-    assert int8["fallback"]["tried"] == ["keep-float-1", "int16-activations"]
+    assert int8["fallback"]["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations"]
     assert int8["fallback"]["taken"] == "int16-activations" and int8["verification"]["passed"]
 
 
@@ -296,13 +301,15 @@ def test_fp16_fallback_is_named_fp16(mlps: dict, tmp_path: Path,
     fp16 = m["artifacts"][1]
     assert fp16["precision"] == "fp16" and fp16["file"] == "model.fp16.onnx"
     assert fp16["requested"] == "onnx-int8" and fp16["quantization"] is None
-    assert fp16["fallback"]["tried"] == ["keep-float-1", "int16-activations", "dynamic", "fp16"]
+    assert fp16["fallback"]["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations",
+                                        "dynamic", "fp16"]
     assert fp16["fallback"]["taken"] == "fp16" and fp16["verification"]["passed"]
     assert "model.int8.onnx" not in m["files"] and "model.fp16.onnx" in m["files"]
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] == "onnx-fp16"
     assert "accuracy drop" in out["cause"]
-    assert out["tried"] == ["keep-float-1", "int16-activations", "dynamic", "fp16"]  # int8 first
+    assert out["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations", "dynamic",
+                            "fp16"]  # int8 first
 
 
 def test_fallback_fp16_false_leaves_int8_out(mlps: dict, tmp_path: Path,
@@ -316,8 +323,9 @@ def test_fallback_fp16_false_leaves_int8_out(mlps: dict, tmp_path: Path,
     assert not any(name.startswith(("model.int8", "model.fp16")) for name in m["files"])
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] is None
-    assert out["tried"] == ["keep-float-1", "int16-activations", "dynamic"]
-    assert "fallbacks keep-float-1, int16-activations, dynamic failed" in out["cause"]
+    assert out["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations", "dynamic"]
+    assert ("fallbacks keep-float-1, weight-ops-only, int16-activations, dynamic failed"
+            in out["cause"])
 
 
 def test_unsupported_op_is_named(tmp_path: Path) -> None:
@@ -538,7 +546,7 @@ def test_tensorrt_int8_is_symmetric_qdq_and_skips_remedies_tensorrt_cannot_build
     bundle = build_bundle(str(model), profile, data, Paths(home=tmp_path), progress=lambda s: None)
     m = bundle.manifest
     fp16 = next(a for a in m["artifacts"] if a.get("requested") == "onnx-int8")
-    assert fp16["fallback"]["tried"] == ["keep-float-1", "fp16"]
+    assert fp16["fallback"]["tried"] == ["keep-float-1", "weight-ops-only", "fp16"]
     skipped = {f["remedy"]: f["skipped"] for f in fp16["fallback"]["figures"] if "skipped" in f}
     assert skipped == {"int16-activations": "the artifact runs on TensorRT, which builds int8 "
                                             "Q/DQ only",
@@ -620,3 +628,28 @@ def test_fp16_keeps_the_cast_of_a_shape_value_into_a_float_range(tmp_path: Path)
     x = np.arange(6, dtype=np.float32)[None]
     got = ort.InferenceSession(str(out)).run(None, {"x": x})[0]
     np.testing.assert_allclose(got, x * 2 + np.arange(6), atol=1e-2)
+
+
+def test_weight_ops_only_rescues_an_outlier_outside_the_weight_layers(
+        mlps: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A constant -5000 logit concatenated to the scores: int8 on the Concat's output (one scale
+    for all) crushes the logits; Q/DQ at the weight layers only (TensorRT's placement) leaves
+    the Concat float and passes — for a TensorRT artifact too. (The keep-float step is left out to show this remedy
+    alone.)"""
+    from converters import build_bundle
+    from profiles.schema import Profile
+
+    monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [])
+    model, data, _ = mlps["tail"]
+    for runner in ("auto", "tensorrt"):
+        profile = Profile.model_validate({"name": "t", "arch": "aarch64",
+                                          "budgets": {"max_accuracy_drop": 0.05}, "artifacts": [
+                                              {"format": "onnx", "precision": "fp32"},
+                                              {"format": "onnx", "precision": "int8",
+                                               "runner": runner}]})
+        bundle = build_bundle(str(model), profile, data, Paths(home=tmp_path / runner),
+                              progress=lambda s: None)
+        int8 = next(a for a in bundle.manifest["artifacts"] if a["key"] == "onnx-int8")
+        assert int8["fallback"]["tried"] == ["weight-ops-only"], runner
+        assert int8["fallback"]["figures"][0]["passed"] is False
+        assert int8["quantization"]["op_types"] == ["Conv", "ConvTranspose", "MatMul", "Gemm"]
