@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.zoo import summarize_manifest
-from bench.zoo_table import BEGIN, END, render, write_sections
+from bench.zoo_table import BEGIN, END, as_asked, as_asked_line, render, write_sections
 
 ENTRIES = [{"name": "m1", "kind": "detector", "wheel": "w==1", "licence": "MIT",
             "input_shapes": ["x=1x3x8x8"]}]
@@ -43,3 +43,19 @@ def test_section_replaced_in_place_and_other_sections_kept(tmp_path: Path) -> No
     text = bench.read_text()
     assert text.count(BEGIN) == 1 and text.count(END) == 1
     assert "## Shipping\nkept" in text and "segmenter" in text and "| detector |" not in text
+
+
+def test_substitutes_and_unasked_sources_do_not_count() -> None:
+    results = [
+        {"model": "m", "target": "rpi4", "ok": True, "artifacts": [
+            {"key": "tflite-fp32", "built": True},
+            {"key": "tflite-fp16", "built": True, "requested": "tflite-int8"},  # a substitute
+            {"key": "tflite-int8", "built": False},
+            {"key": "onnx-int8", "built": True}]},
+        {"model": "s", "target": "rpi4", "ok": True, "artifacts": [
+            {"key": "tflite-fp16", "built": True}]},  # a TFLite source as itself: not asked
+        {"model": "f", "target": "jetson-orin-nano", "ok": False, "error": {}}]
+    assert as_asked(results) == {"rpi4": (2, 6), "jetson-orin-nano": (0, 3)}
+    assert as_asked_line(results).startswith(
+        "Artifacts the profiles ask for, built and verified as asked: 2/9 (22 %) — "
+        "jetson-orin-nano 0/3, rpi4 2/6.")
