@@ -112,6 +112,8 @@ def infer_kind(name: str, ref: np.ndarray, outputs: int,
 
 
 def _kind_from_values(ref: np.ndarray, outputs: int) -> tuple[str, str]:
+    if ref.ndim >= 2 and int(np.prod(ref.shape[1:])) == 1:
+        return "regression", "shape"  # one value per sample ([N, 1, 1, 1]: a face score)
     if ref.ndim >= 4:
         return "map", "shape"
     if ref.ndim == 3:

@@ -166,6 +166,8 @@ def test_kind_is_inferred_from_names_shapes_and_values() -> None:
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     assert Reference.of([probs], ["softmax_11.tmp_0"]).kinds == [("classes", "values")]
     assert Reference.of([logits], ["seq"]).kinds == [("other", "shape")]
+    flag = rng.normal(size=(8, 1, 1, 1))  # face mesh's face-presence score: one value, no map
+    assert Reference.of([flag], ["conv2d_31"]).kinds == [("regression", "shape")]
 
 
 def test_a_sequence_of_distributions_is_judged_by_its_top1_per_position() -> None:
