@@ -160,11 +160,49 @@ def _ladder(job: Int8Job, figures: list[dict[str, Any]], cause: str, verify: Ver
             job.progress(f"{job.key}: fallback {name}")
             tried.append(name)
             outcome = _try(job, name, precision, make, verify, figures)
+            if outcome is not None and outcome[1].passed and name == "int16-activations" \
+                    and _too_slow(job, outcome[0], verify, figures):
+                continue
             if outcome is not None and outcome[1].passed:
                 job.progress(f"{job.key}: fallback {name} passed ({outcome[1].reason})")
                 return (_taken(outcome[0], job.key, name, tried, figures, cause),
                         outcome[1]), tried
     return None, tried
+
+
+MAX_INT16_SLOWDOWN = 2.0
+"""An int16-activation artifact slower than this many times the fp32 model on the host is not
+taken: CPUs run it on reference kernels (measured on the OCR text detector: TFLite 16x8 1996 ms
+and ONNX int16 QDQ 462 ms against 106 ms for TFLite fp32; the board's profiling timed out), and
+the fp16 after it is as fast as fp32 at half the size."""
+
+
+SLOWDOWN_FLOOR_MS = 1.0
+"""Below this absolute difference a slowdown is timer noise on a tiny model, not a reason."""
+
+
+def _too_slow(job: Int8Job, entry: dict[str, Any], verify: Verify,
+              figures: list[dict[str, Any]]) -> bool:
+    """True (and said in the figures and progress) when *entry*'s host p50 is beyond
+    :data:`MAX_INT16_SLOWDOWN` × the fp32 ONNX model's, timed the same way."""
+    shapes = getattr(verify, "shapes", None)
+    p50 = (entry.get("host_latency_ms") or {}).get("p50")
+    if shapes is None or p50 is None:
+        return False
+    from ._runners import OnnxRunner
+    from .feeds import sample_feed
+    from .verify import host_latency_record
+
+    runner = OnnxRunner(job.fp32, shapes, job.threads)
+    native = runner.prepare(sample_feed(job.inputs, 0, shapes))
+    base = host_latency_record(lambda: runner.invoke(native), job.threads, job.threads)["p50"]
+    figures[-1]["host_p50_ms"], figures[-1]["fp32_host_p50_ms"] = p50, base
+    if p50 <= MAX_INT16_SLOWDOWN * base or p50 - base < SLOWDOWN_FLOOR_MS:
+        return False
+    figures[-1]["too_slow"] = True
+    job.progress(f"{job.key}: fallback int16-activations passed but runs {p50 / base:.1f}x the "
+                 f"fp32 model's host time ({p50:.4g} vs {base:.4g} ms): not taken")
+    return True
 
 
 def _try(job: Int8Job, name: str, precision: str, make: Callable[[Path], dict[str, Any]],

@@ -653,3 +653,23 @@ def test_weight_ops_only_rescues_an_outlier_outside_the_weight_layers(
         assert int8["fallback"]["tried"] == ["weight-ops-only"], runner
         assert int8["fallback"]["figures"][0]["passed"] is False
         assert int8["quantization"]["op_types"] == ["Conv", "ConvTranspose", "MatMul", "Gemm"]
+
+
+def test_an_int16_remedy_far_slower_than_fp32_is_not_taken(mlps: dict, tmp_path: Path) -> None:
+    """The OCR detector's TFLite 16x8 file ran 1996 ms against 106 ms for fp32: such a remedy
+    passes its gate but is not delivered; a tiny model's microseconds are noise, not a reason."""
+    from converters.fallback import Int8Job, _too_slow
+
+    model, _, x = mlps["plain"]
+    job = Int8Job("onnx-int8", "onnx", tmp_path / "model.int8.onnx", model, None, {"x": x[:8]},
+                  {"x": x[:8]}, 1, lambda s: None)
+
+    class Check:
+        shapes = {"x": (1, DIN)}
+
+    figures: list[dict] = [{"remedy": "int16-activations"}]
+    assert _too_slow(job, {"host_latency_ms": {"p50": 5000.0}}, Check(), figures)
+    assert figures[-1]["too_slow"] is True and figures[-1]["fp32_host_p50_ms"] < 5000.0
+    figures = [{"remedy": "int16-activations"}]
+    assert not _too_slow(job, {"host_latency_ms": {"p50": 0.5}}, Check(), figures)
+    assert "too_slow" not in figures[-1]
