@@ -32,14 +32,14 @@ import numpy as np
 from core.errors import ConversionError
 
 from ._util import one_line
+from .int8_options import OnnxQuantOptions, artifact_quantization
 from .quantize_fp16 import convert_fp16
-from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
+from .quantize_onnx import OnnxQuantizer
 from .sensitivity import measure_sensitivity, most_sensitive
 from .steps import timed
 from .verify import Verification
 
-__all__ = ["Int8Job", "artifact_quantization", "gate_int8", "int8_quantization",
-           "make_onnx_int8", "substitute_int8", "with_arch_default"]
+__all__ = ["Int8Job", "gate_int8", "make_onnx_int8", "substitute_int8"]
 
 log = logging.getLogger(__name__)
 
@@ -368,38 +368,3 @@ def _taken(candidate: dict[str, Any], requested: str, name: str, tried: list[str
 def _figures(v: Verification) -> dict[str, Any]:
     return {"accuracy": v.accuracy, "accuracy_drop": v.accuracy_drop,
             "top1_agreement": v.top1_agreement, "cosine": v.cosine, "passed": v.passed}
-
-
-def int8_quantization(profile: Any, fmt: str) -> Any:
-    """The ``quantization`` options of the profile's *fmt* int8 artifact, with the activation
-    type for the profile's CPU filled in (:func:`with_arch_default`; ``None``: defaults)."""
-    art = next((a for a in profile.artifacts if a.format == fmt and a.precision == "int8"), None)
-    return artifact_quantization(art, profile.arch) if art is not None else \
-        with_arch_default(None, fmt, profile.arch)
-
-
-def artifact_quantization(artifact: Any, arch: str | None) -> Any:
-    """An int8 artifact's ``quantization`` as it is made: a TensorRT artifact's activations are
-    symmetric int8 (TensorRT refuses other Q/DQ), others get :func:`with_arch_default`."""
-    q = artifact.quantization
-    if getattr(artifact, "runner", "auto") == "tensorrt":
-        from profiles.schema import Quantization
-
-        return (q or Quantization()).model_copy(update={"activations": "int8",
-                                                        "symmetric": True})
-    return with_arch_default(q, artifact.format, arch)
-
-
-def with_arch_default(quantization: Any, fmt: str, arch: str | None) -> Any:
-    """ONNX static int8 without an ``activations`` choice gets the one onnxruntime runs fastest on
-    the board's CPU: uint8 activations × int8 weights (U8S8) on x86-64, whose int8 GEMM kernels
-    take unsigned activations (VPMADDUBSW), int8 × int8 (S8S8) on ARM. Measured on this x86 host
-    (bench/peers.py, EfficientNet-Lite0): S8S8 QDQ 1.10× fp32 latency, U8S8 0.68×."""
-    if fmt != "onnx" or arch is None:
-        return quantization
-    from profiles.schema import Quantization
-
-    q = quantization if quantization is not None else Quantization()
-    if q.mode != "static" or q.activations is not None:
-        return quantization
-    return q.model_copy(update={"activations": "uint8" if arch == "x86_64" else "int8"})

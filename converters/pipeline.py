@@ -32,8 +32,9 @@ from ._util import ort_cause
 from .checks import ArtifactCheck, data_part
 from .data import Dataset, save_board_samples, synthetic_dataset
 from .export_onnx import export_onnx, output_names_for, run_torch
-from .fallback import Int8Job, gate_int8, int8_quantization, make_onnx_int8
+from .fallback import Int8Job, gate_int8, make_onnx_int8
 from .feeds import sample_feed
+from .int8_options import int8_quantization
 from .loaded import LoadedModel
 from .passes import apply_recipe
 from .pipeline_tflite import (

@@ -24,7 +24,6 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +33,14 @@ from core.errors import ConversionError
 
 from ._calib_memo import ranges_key, remember, restore
 from ._util import one_line, op_hint
+from .int8_options import ACTIVATION_QTYPES, CALIBRATION_METHODS, OnnxQuantOptions
 from .quantize_subgraphs import all_op_types, lift_subgraph_constants, subgraph_weight_count
 from .steps import record
 
-__all__ = ["ACTIVATION_TYPE", "KEEP_FAILING", "SUBGRAPHS", "WEIGHT_OPS", "OnnxQuantOptions", "OnnxQuantizer",
-           "quantize_int8"]
+__all__ = ["KEEP_FAILING", "SUBGRAPHS", "WEIGHT_OPS", "OnnxQuantizer", "quantize_int8"]
 
 log = logging.getLogger(__name__)
 
-ACTIVATION_TYPE = "QInt8"
-"""Default activation type of the QDQ int8 artifact. Measured on the demo CNN: QInt8 and QUInt8
-gave the same accuracy; QInt8 (S8S8) is onnxruntime's recommended QDQ default and the fast path on
-ARM64 boards, so it is used."""
 KEEP_FAILING = "keep-float"
 """The last variant: as configured, with the op types onnxruntime refused to load kept float
 (recorded as ``keep-float Conv, MatMul``)."""
@@ -57,64 +52,9 @@ WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Attention", "LSTM", "G
 """Node types the sensitivity measurement (and ``exclude: auto``) considers: those with weights."""
 MIN_PER_CHANNEL_OPSET = 13
 """``DequantizeLinear`` takes ``axis`` (per-channel weights) from this opset on."""
-_QTYPES = {"int8": "QInt8", "uint8": "QUInt8", "int16": "QInt16"}
-"""Activation types; ``int16`` (weights stay int8) is a remedy, not a profile choice."""
 _INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
              "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul",
              "QGemm", "QAttention", "DynamicQuantizeLSTM"}
-_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
-
-
-@dataclass(frozen=True)
-class OnnxQuantOptions:
-    """Resolved ONNX int8 options (the profile's ``quantization`` with defaults filled in)."""
-
-    mode: str = "static"
-    per_channel: bool = True
-    calibration: str = "minmax"
-    percentile: float = 99.999
-    activations: str = "int8"
-    symmetric: bool = False
-    """int8 activations with zero point 0 (``ActivationSymmetric``; TensorRT's rule)."""
-    exclude: tuple[str, ...] = ()
-    op_types: tuple[str, ...] = ()
-    """Quantize only nodes of these types (empty: every type onnxruntime quantizes)."""
-    format: str = "QDQ"
-    """``QDQ`` (Quantize/DequantizeLinear pairs) or ``QOperator`` (QLinearConv, …)."""
-    subgraphs: bool = False
-    """Quantize inside If/Loop/Scan subgraphs too (dynamic mode only; ``EnableSubgraph``)."""
-
-    @classmethod
-    def from_profile(cls, q: Any) -> OnnxQuantOptions:
-        """From a ``profiles.Quantization`` (or ``None``); ``exclude: auto`` is resolved later."""
-        if q is None:
-            return cls()
-        static = q.mode == "static"
-        return cls(mode=q.mode, per_channel=q.per_channel,
-                   calibration=(q.calibration or "minmax") if static else "none",
-                   percentile=q.percentile, activations=(q.activations or "int8") if static else
-                   "dynamic", symmetric=bool(getattr(q, "symmetric", False)) and static,
-                   exclude=() if q.exclude == "auto" else tuple(q.exclude))
-
-    def with_(self, **changes: Any) -> OnnxQuantOptions:
-        """A copy with *changes*."""
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The manifest form (``list`` for ``exclude``)."""
-        d = asdict(self)
-        d["exclude"] = list(self.exclude)
-        if self.calibration != "percentile":
-            d.pop("percentile")
-        if not self.subgraphs:
-            d.pop("subgraphs")
-        if not self.symmetric:
-            d.pop("symmetric")
-        if self.op_types:
-            d["op_types"] = list(self.op_types)
-        else:
-            d.pop("op_types")
-        return d
 
 
 class OnnxQuantizer:
@@ -200,7 +140,7 @@ class OnnxQuantizer:
             " per-channel" if options.per_channel else " per-tensor") + (
             " with subgraphs" if options.subgraphs else "")
         info = {"tool": "onnxruntime.quantization", "method": method, "weights": "QInt8",
-                "activations": _QTYPES.get(options.activations, options.activations),
+                "activations": ACTIVATION_QTYPES.get(options.activations, options.activations),
                 "calibration_samples": self.samples if options.mode == "static" else 0,
                 "preprocessed": self.source != self.fp32, "options": options.to_dict(),
                 "variant": variant, "tried": tried}
@@ -252,8 +192,9 @@ class OnnxQuantizer:
         quantize_static(str(self.source), str(out), _Reader(self.calibration, self.source),
                         quant_format=getattr(QuantFormat, options.format),
                         per_channel=options.per_channel, weight_type=QuantType.QInt8,
-                        activation_type=getattr(QuantType, _QTYPES[options.activations]),
-                        calibrate_method=getattr(CalibrationMethod, _METHODS[options.calibration]),
+                        activation_type=getattr(QuantType, ACTIVATION_QTYPES[options.activations]),
+                        calibrate_method=getattr(CalibrationMethod,
+                                                 CALIBRATION_METHODS[options.calibration]),
                         nodes_to_exclude=list(options.exclude) or None, nodes_to_quantize=only,
                         op_types_to_quantize=list(options.op_types) or None,
                         extra_options=extra, calibration_cache_path=str(cache))

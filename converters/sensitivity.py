@@ -37,7 +37,8 @@ from ._runners import OnnxRunner
 from ._shapes import onnx_input_shapes
 from ._util import one_line
 from .feeds import feed_shapes, sample_feed
-from .quantize_onnx import OnnxQuantizer, OnnxQuantOptions
+from .int8_options import OnnxQuantOptions
+from .quantize_onnx import OnnxQuantizer
 from .steps import timed
 from .verify import collect_outputs
 

@@ -184,7 +184,8 @@ def _onnx_artifact(fp32: Path, work: Path, r: SweepRecipe, calib: dict[str, np.n
     with its variant ladder), with the recipe's quantization options."""
     from profiles.schema import Quantization
 
-    from .fallback import make_onnx_int8, with_arch_default
+    from .fallback import make_onnx_int8
+    from .int8_options import with_arch_default
     from .quantize_fp16 import convert_fp16
 
     if r.precision == "fp32":

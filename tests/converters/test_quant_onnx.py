@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from converters.quantize_onnx import OnnxQuantizer, OnnxQuantOptions
+from converters.int8_options import OnnxQuantOptions
+from converters.quantize_onnx import OnnxQuantizer
 from core.errors import ConversionError, VerificationError
 from core.paths import Paths
 

@@ -79,7 +79,7 @@ def test_a_fallen_back_int8_entry_is_still_compared() -> None:
 
 def test_onnx_activations_default_to_the_boards_fast_kernel() -> None:
     """U8S8 on x86-64, S8S8 on ARM; an explicit choice, dynamic mode and TFLite are kept."""
-    from converters.fallback import int8_quantization, with_arch_default
+    from converters.int8_options import int8_quantization, with_arch_default
     from profiles import load_profile
     from profiles.schema import Quantization
 

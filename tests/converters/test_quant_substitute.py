@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from converters.quantize_onnx import SUBGRAPHS, OnnxQuantizer, OnnxQuantOptions
+from converters.int8_options import OnnxQuantOptions
+from converters.quantize_onnx import SUBGRAPHS, OnnxQuantizer
 from core.errors import ConversionError
 from core.paths import Paths
 
