@@ -55,7 +55,7 @@ def _run(request: dict[str, Any], work: Path) -> dict[str, Any]:
     cleanup = {"steps": cleaned.steps, "route": cleaned.route(), "opset": cleaned.opset,
                "io_renamed": cleaned.io_renamed, "seconds": round(time.perf_counter() - start, 2)}
     nhwc = [cleaned.io_renamed.get(n, n) for n in request.get("channels_last_inputs", [])]
-    pseudo = _pseudo_ops(cleaned.path)
+    pseudo = _pseudo_ops(cleaned.op_counts)
     if pseudo:  # TFLite has no builtin for them: Flex ops the standard interpreter cannot run
         step = {"step": "erf", "tool": "onnx2tf", "changed": True, "replaced": pseudo,
                 "note": "Erf as onnx2tf's polynomial (max error 1.5e-7); TFLite has no Erf"}
@@ -67,14 +67,10 @@ def _run(request: dict[str, Any], work: Path) -> dict[str, Any]:
     return {"ok": True, "cleanup": cleanup, "jobs": jobs, "calibration_samples": samples}
 
 
-def _pseudo_ops(path: Path) -> dict[str, int]:
+def _pseudo_ops(op_counts: dict[str, int]) -> dict[str, int]:
     """ONNX ops TFLite runs only as Flex (TensorFlow) ops that onnx2tf can write as builtins:
-    ``Erf`` (BERT's GELU) → its polynomial ``erf``; op type → count."""
-    import onnx
-
-    count = sum(n.op_type == "Erf" for n in onnx.load(str(path), load_external_data=False
-                                                       ).graph.node)
-    return {"Erf": count} if count else {}
+    ``Erf`` (BERT's GELU) → its polynomial ``erf``; op type → count in the cleaned graph."""
+    return {op: op_counts[op] for op in ("Erf",) if op_counts.get(op)}
 
 
 def _job(job: dict[str, Any], cleaned: Path, calibration: list[list[str]],

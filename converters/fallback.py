@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConversionError
+from profiles.schema import Quantization
 
 from ._util import one_line
 from .int8_options import OnnxQuantOptions, artifact_quantization
@@ -48,10 +49,13 @@ Verify = Callable[..., "tuple[dict[str, Any], Verification]"]
 """``verify(key, converter_info, remedy=False)``: verify *key*'s ``model.<precision>.<format>``
 in the work dir; a remedy is not diagnosed when it fails (only its figures are kept)."""
 Remedy = tuple[str, str, Callable[[Path], dict[str, Any]]]
+"""(name, precision it delivers, make(out_path) → converter info)."""
 MATMUL_SHARE = 0.5
 """Models whose weight nodes are at least this share MatMul/Gemm/Attention get the dynamic
 int8 remedy."""
-"""(name, precision it delivers, make(out_path) → converter info)."""
+_DYNAMIC = Quantization(mode="dynamic")
+"""TFLite's dynamic-range int8 (int8 weights, activations quantized per inference): the
+transformer remedy, as for ONNX; full-integer int8 of all-MiniLM did not convert at all."""
 
 
 @dataclass(frozen=True)
@@ -247,7 +251,8 @@ def _remedies(job: Int8Job, tmp: Path, figures: list[dict[str, Any]]) -> Iterato
             yield "int16-activations", "int8", lambda out: _tflite(
                 job, out, tmp, "int8", per_channel=True, activations="int16")
             if _matmul_share(job.fp32) >= MATMUL_SHARE:
-                yield "dynamic", "int8", lambda out: _tflite_dynamic(job, out, tmp)
+                yield "dynamic", "int8", lambda out: _tflite(job, out, tmp, "int8",
+                                                             quantization=_DYNAMIC)
         figures.append({"remedy": "keep-float", "skipped": "onnx2tf cannot keep single layers "
                                                            "of a TFLite model in float"})
         fp16 = ("fp16", "fp16", lambda out: _tflite(job, out, tmp, "fp16"))
@@ -334,24 +339,15 @@ def _keep_counts(n: int) -> list[int]:
     return counts
 
 
-def _tflite(job: Int8Job, out: Path, tmp: Path, precision: str, **options: Any) -> dict[str, Any]:
+def _tflite(job: Int8Job, out: Path, tmp: Path, precision: str, quantization: Any = None,
+            **options: Any) -> dict[str, Any]:
+    """One TFLite remedy file by onnx2tf; *quantization* replaces the job's (dynamic range)."""
     from .export_tflite import export_tflite
 
-    info = export_tflite(job.fp32, tmp, [precision], job.calibration, job.quantization, **options)
+    info = export_tflite(job.fp32, tmp, [precision], job.calibration,
+                         quantization or job.quantization, **options)
     shutil.move(str(tmp / f"model.{precision}.tflite"), out)
     return dict(info[precision], precision=precision)
-
-
-def _tflite_dynamic(job: Int8Job, out: Path, tmp: Path) -> dict[str, Any]:
-    """TFLite's dynamic-range int8 (int8 weights, activations quantized per inference): the
-    transformer remedy, as for ONNX; full-integer int8 of all-MiniLM did not convert at all."""
-    from profiles.schema import Quantization
-
-    from .export_tflite import export_tflite
-
-    info = export_tflite(job.fp32, tmp, ["int8"], job.calibration, Quantization(mode="dynamic"))
-    shutil.move(str(tmp / "model.int8.tflite"), out)
-    return dict(info["int8"], precision="int8")
 
 
 def _taken(candidate: dict[str, Any], requested: str, name: str, tried: list[str],

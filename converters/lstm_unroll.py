@@ -98,12 +98,17 @@ def _unsqueezed_2d(graph: Any, inits: dict[str, np.ndarray],
     for n in graph.node:
         if n.op_type != "Unsqueeze" or len(shapes.get(n.input[0]) or []) != 2:
             continue
-        axes = next((list(a.ints) for a in n.attribute if a.name == "axes"), None)
-        if axes is None and len(n.input) > 1 and n.input[1] in inits:
-            axes = [int(v) for v in np.ravel(inits[n.input[1]])]
-        if axes == [0]:
+        if _axes(n, inits) == [0]:
             out[n.output[0]] = n.input[0]
     return out
+
+
+def _axes(node: Any, inits: dict[str, np.ndarray]) -> list[int] | None:
+    """A Squeeze/Unsqueeze's axes: its attribute (opset < 13) or constant second input."""
+    axes = next((list(a.ints) for a in node.attribute if a.name == "axes"), None)
+    if axes is None and len(node.input) > 1 and node.input[1] in inits:
+        axes = [int(v) for v in np.ravel(inits[node.input[1]])]
+    return axes
 
 
 def _squeezes_read_2d(graph: Any, inits: dict[str, np.ndarray], flat: dict[str, str]) -> None:
@@ -111,10 +116,7 @@ def _squeezes_read_2d(graph: Any, inits: dict[str, np.ndarray], flat: dict[str, 
     for n in graph.node:
         if n.op_type != "Squeeze" or n.input[0] not in flat:
             continue
-        axes = next((list(a.ints) for a in n.attribute if a.name == "axes"), None)
-        if axes is None and len(n.input) > 1 and n.input[1] in inits:
-            axes = [int(v) for v in np.ravel(inits[n.input[1]])]
-        if axes == [0]:
+        if _axes(n, inits) == [0]:
             source = flat[n.input[0]]
             del n.input[:]
             n.input.append(source)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -46,6 +47,8 @@ class CleanupResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     opset: int | None = None
     io_renamed: dict[str, str] = field(default_factory=dict)
+    op_counts: dict[str, int] = field(default_factory=dict)
+    """Node count per op type of the cleaned main graph."""
 
     def route(self) -> list[str]:
         """The names of the steps that changed the model, in order."""
@@ -68,6 +71,7 @@ def clean_onnx(src: Path, out: Path, *, slim: bool = True, min_opset: int | None
         _trim_slices(model, result)
     if sanitize_names:
         result.io_renamed = _sanitize(model, result)
+    result.op_counts = dict(Counter(n.op_type for n in model.graph.node))
     onnx.save(model, str(out))
     return result
 

@@ -85,11 +85,12 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     left: list[LeftOut] = []
     converted = None  # how the source became the fp32 ONNX the artifacts are made from
     if loaded.kind == "tflite":
+        key = source_key(loaded)  # reads the file's tensors: once
         inputs, shapes, ref = tflite_reference(loaded, data, profile, progress)
-        entry, left = verify_tflite_source(work, loaded, inputs, shapes, ref, data.labels,
+        entry, left = verify_tflite_source(work, loaded, key, inputs, shapes, ref, data.labels,
                                            profile, progress)
         shipped += [entry] if entry is not None else []
-        rest = [a for a in profile.artifacts if a.key != source_key(loaded)]
+        rest = [a for a in profile.artifacts if a.key != key]
         as_onnx = None
         if rest:
             as_onnx, converted, lost = tflite_as_onnx(work, loaded, profile,
@@ -98,7 +99,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
         if as_onnx is None:
             return _finish(work, data, "none (TFLite source shipped as is)", ref, inputs,
                            shipped, left, profile, progress)
-        whole = with_source(profile, loaded)
+        whole = with_source(profile, key)
         loaded, asked = as_onnx, profile.model_copy(update={"artifacts": rest})
     else:
         inputs, shapes, ref = prepare_reference(loaded, data, profile, progress)

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from profiles import Profile
+from core.errors import ConversionError
+from profiles import Artifact, Profile
 
 from ._isolate import LeftOut
 from ._runners import TfliteRunner
@@ -46,12 +47,9 @@ def source_key(loaded: LoadedModel) -> str:
     return f"tflite-{tflite_precision(Path(loaded.ref))}"
 
 
-def with_source(profile: Profile, loaded: LoadedModel) -> Profile:
-    """*profile* with the source's own artifact in it (the int8 remedies then do not make a
-    second fp16 file when the source ships as fp16)."""
-    from profiles import Artifact
-
-    key = source_key(loaded)
+def with_source(profile: Profile, key: str) -> Profile:
+    """*profile* with the source's own artifact *key* in it (the int8 remedies then do not make
+    a second fp16 file when the source ships as fp16)."""
     if any(a.key == key for a in profile.artifacts):
         return profile
     fmt, precision = key.split("-", 1)
@@ -73,12 +71,12 @@ def tflite_reference(loaded: LoadedModel, data: Dataset, profile: Profile, progr
     return inputs, shapes, ref
 
 
-def verify_tflite_source(work: Path, loaded: LoadedModel, inputs: dict[str, np.ndarray],
-                         shapes: dict[str, tuple[int, ...]], ref: Reference,
-                         labels: np.ndarray | None, profile: Profile, progress: Any
-                         ) -> tuple[dict[str, Any] | None, list[LeftOut]]:
-    """Copy the source as ``model.<precision>.tflite`` and verify it; its entry, or why not."""
-    key = source_key(loaded)
+def verify_tflite_source(work: Path, loaded: LoadedModel, key: str,
+                         inputs: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                         ref: Reference, labels: np.ndarray | None, profile: Profile,
+                         progress: Any) -> tuple[dict[str, Any] | None, list[LeftOut]]:
+    """Copy the source as ``model.<precision>.tflite`` (*key*: :func:`source_key`) and verify
+    it; its entry, or why not."""
     precision = key.split("-", 1)[1]
     shutil.copyfile(loaded.ref, work / f"model.{precision}.tflite")
     made = {"tool": "copy", "method": "source TFLite shipped as is"}
@@ -95,8 +93,6 @@ def tflite_as_onnx(work: Path, loaded: LoadedModel, profile: Profile, wanted: li
                    progress: Any) -> tuple[LoadedModel | None, dict[str, Any], list[LeftOut]]:
     """The source as an fp32 ONNX model (loaded) and how it was made; or, when tf2onnx fails,
     ``None`` and every *wanted* artifact left out with its cause."""
-    from core.errors import ConversionError
-
     progress("converting the TFLite source to ONNX (tf2onnx)")
     path = work / TFLITE_AS_ONNX
     try:
