@@ -4,12 +4,13 @@
 measured, bounded per-layer sensitivity (:mod:`converters.sensitivity`). :func:`gate_int8` runs
 after an int8 artifact was verified: when it failed its gate it tries the int8 remedies first —
 per-channel weights (when the profile asked for per-tensor), keeping the most sensitive layers
-in float (1, 2, 4, … of them; ONNX only), int8 weights with int16 activations (ONNX only),
-dynamic int8 (ONNX, MatMul-heavy models: transformers) — and fp16 last, re-verifying each, and keeps the first
-that passes. A remedy that cannot be made is recorded with its one-line error and the next is
-tried. The entry records ``fallback: {tried, taken, figures, cause}``. :func:`substitute_int8`
-runs the same ladder for an int8 artifact that could not be made or loaded at all (the
-quantizer or converter failed), with that error as the cause.
+in float (1, 2, 4, … of them; ONNX only), Q/DQ at the weight layers only, then without one
+minority layer type (``keep-float-Gemm``; ONNX only), int8 weights with int16 activations,
+dynamic int8 (MatMul-heavy models: transformers) — and fp16 last, re-verifying each, and keeps
+the first that passes. A remedy that cannot be made is recorded with its one-line error
+and the next is tried. The entry records ``fallback: {tried, taken, figures, cause}``.
+:func:`substitute_int8` runs the same ladder for an int8 artifact that could not be made or
+loaded at all (the quantizer or converter failed), with that error as the cause.
 
 int8 means int8: an fp16 fallback is delivered under its true name — key ``<format>-fp16``,
 file ``model.fp16.<format>``, ``precision: fp16`` and ``requested: <format>-int8`` — and the int8
@@ -33,6 +34,7 @@ from core.errors import ConversionError
 from profiles.schema import Quantization
 
 from ._util import one_line
+from .int8_layers import LayerQuantizer
 from .int8_options import OnnxQuantOptions, artifact_quantization
 from .quantize_fp16 import convert_fp16
 from .quantize_onnx import OnnxQuantizer
@@ -230,7 +232,10 @@ def _remedies(job: Int8Job, tmp: Path, figures: list[dict[str, Any]]) -> Iterato
     per_channel = job.quantization is None or job.quantization.per_channel
     if job.fmt == "onnx":
         yield from _onnx_remedies(job, tmp, per_channel, figures)
-        yield "weight-ops-only", "int8", lambda out: _weight_ops_only(job, tmp, out)
+        layers = LayerQuantizer(job.fp32, job.calibration, job.quantization, tmp)
+        yield "weight-ops-only", "int8", lambda out: layers.quantize(out)
+        for kept, rest in layers.type_splits():
+            yield f"keep-float-{kept}", "int8", lambda out, rest=rest: layers.quantize(out, rest)
         if job.int8_qdq_only is not None:
             figures.extend({"remedy": name, "skipped": job.int8_qdq_only}
                            for name in ("int16-activations", "dynamic"))
@@ -282,19 +287,6 @@ def _onnx_remedies(job: Int8Job, tmp: Path, per_channel: bool,
             keep = tuple(dict.fromkeys((*options.exclude, *most_sensitive(ranking, k))))
             yield f"keep-float-{k}", "int8", lambda out, keep=keep: quantizer.quantize(
                 options.with_(exclude=keep), out)
-
-
-def _weight_ops_only(job: Int8Job, tmp: Path, out: Path) -> dict[str, Any]:
-    """Q/DQ at the inputs of the weight layers only (Conv, ConvTranspose, MatMul, Gemm); adds,
-    activations, pooling, normalisation and the embedding lookups stay float — TensorRT's
-    recommended Q/DQ placement, so also a remedy for ``runner: tensorrt``. Measured on
-    PP-OCRv4's text recogniser (mean cosine of its output): zero-point-0 int8 0.933 → 0.953,
-    onnxruntime's default placement 0.961 → 0.974."""
-    (tmp / "weight-ops").mkdir(exist_ok=True)
-    quantizer = OnnxQuantizer(job.fp32, job.calibration, tmp / "weight-ops")
-    options = OnnxQuantOptions.from_profile(job.quantization).with_(
-        per_channel=True, op_types=("Conv", "ConvTranspose", "MatMul", "Gemm"))
-    return quantizer.quantize(options, out)
 
 
 def _dynamic_int8(job: Int8Job, tmp: Path, out: Path) -> dict[str, Any]:
