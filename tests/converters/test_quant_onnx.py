@@ -264,7 +264,8 @@ def test_int16_activations_rescue_an_activation_outlier_as_int8(
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-int8"] and not m["left_out"]
     int8 = m["artifacts"][1]
     assert int8["precision"] == "int8" and int8["converter"]["activations"] == "QInt16"
-    assert int8["fallback"]["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations"]
+    assert int8["fallback"]["tried"] == ["keep-float-1", "weight-ops-only",
+        "keep-float-Gemm", "int16-activations"]
     assert int8["fallback"]["taken"] == "int16-activations" and int8["verification"]["passed"]
 
 
@@ -302,14 +303,16 @@ def test_fp16_fallback_is_named_fp16(mlps: dict, tmp_path: Path,
     fp16 = m["artifacts"][1]
     assert fp16["precision"] == "fp16" and fp16["file"] == "model.fp16.onnx"
     assert fp16["requested"] == "onnx-int8" and fp16["quantization"] is None
-    assert fp16["fallback"]["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations",
+    assert fp16["fallback"]["tried"] == ["keep-float-1", "weight-ops-only",
+        "keep-float-Gemm", "int16-activations",
                                         "dynamic", "fp16"]
     assert fp16["fallback"]["taken"] == "fp16" and fp16["verification"]["passed"]
     assert "model.int8.onnx" not in m["files"] and "model.fp16.onnx" in m["files"]
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] == "onnx-fp16"
     assert "accuracy drop" in out["cause"]
-    assert out["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations", "dynamic",
+    assert out["tried"] == ["keep-float-1", "weight-ops-only",
+        "keep-float-Gemm", "int16-activations", "dynamic",
                             "fp16"]  # int8 first
 
 
@@ -324,8 +327,10 @@ def test_fallback_fp16_false_leaves_int8_out(mlps: dict, tmp_path: Path,
     assert not any(name.startswith(("model.int8", "model.fp16")) for name in m["files"])
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] is None
-    assert out["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations", "dynamic"]
-    assert ("fallbacks keep-float-1, weight-ops-only, int16-activations, dynamic failed"
+    assert out["tried"] == ["keep-float-1", "weight-ops-only",
+        "keep-float-Gemm", "int16-activations", "dynamic"]
+    assert ("fallbacks keep-float-1, weight-ops-only, keep-float-Gemm, int16-activations, dynamic "
+            "failed"
             in out["cause"])
 
 
@@ -547,7 +552,8 @@ def test_tensorrt_int8_is_symmetric_qdq_and_skips_remedies_tensorrt_cannot_build
     bundle = build_bundle(str(model), profile, data, Paths(home=tmp_path), progress=lambda s: None)
     m = bundle.manifest
     fp16 = next(a for a in m["artifacts"] if a.get("requested") == "onnx-int8")
-    assert fp16["fallback"]["tried"] == ["keep-float-1", "weight-ops-only", "fp16"]
+    assert fp16["fallback"]["tried"] == ["keep-float-1", "weight-ops-only",
+        "keep-float-Gemm", "fp16"]
     skipped = {f["remedy"]: f["skipped"] for f in fp16["fallback"]["figures"] if "skipped" in f}
     assert skipped == {"int16-activations": "the artifact runs on TensorRT, which builds int8 "
                                             "Q/DQ only",
@@ -654,6 +660,93 @@ def test_weight_ops_only_rescues_an_outlier_outside_the_weight_layers(
         assert int8["fallback"]["tried"] == ["weight-ops-only"], runner
         assert int8["fallback"]["figures"][0]["passed"] is False
         assert int8["quantization"]["op_types"] == ["Conv", "ConvTranspose", "MatMul", "Gemm"]
+
+
+def _ffn(tmp: Path) -> tuple[Path, Path]:
+    """Two MatMul layers, then a hidden unit at 2000 read by two Gemm layers (a transformer's
+    feed-forward outlier): int8 at the Gemm inputs crushes every other unit."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(3)
+    w = [rng.normal(0, 0.5, shape).astype(np.float32)
+         for shape in ((DIN, HID), (HID, HID), (HID, HID), (HID, CLASSES))]
+    w[2][0, :] *= 1e-4  # the outlier unit barely matters to the output
+    outlier = np.zeros(HID, np.float32)
+    outlier[0] = 2000.0
+    inits = [nh.from_array(a, f"w{i}") for i, a in enumerate(w)]
+    inits += [nh.from_array(outlier, "outlier"), nh.from_array(np.zeros(HID, np.float32), "b2"),
+              nh.from_array(np.zeros(CLASSES, np.float32), "b3")]
+    nodes = [h.make_node("MatMul", ["x", "w0"], ["m0"], name="proj0"),
+             h.make_node("Relu", ["m0"], ["r0"], name="relu0"),
+             h.make_node("MatMul", ["r0", "w1"], ["m1"], name="proj1"),
+             h.make_node("Relu", ["m1"], ["r1"], name="relu1"),
+             h.make_node("Add", ["r1", "outlier"], ["a1"], name="spike"),
+             h.make_node("Gemm", ["a1", "w2", "b2"], ["g2"], name="ffn_up"),
+             h.make_node("Relu", ["g2"], ["r2"], name="relu2"),
+             h.make_node("Gemm", ["r2", "w3", "b3"], ["logits"], name="ffn_down")]
+    graph = h.make_graph(nodes, "ffn", [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, DIN])],
+                         [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
+                         inits)
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp / "ffn.onnx"
+    onnx.save(model, str(path))
+    x = np.random.default_rng(1).normal(0, 1, (300, DIN)).astype(np.float32)
+    np.savez(tmp / "ffn.npz", x=x, **{"calibration.x": x[:100]})
+    return path, tmp / "ffn.npz"
+
+
+def test_keep_float_of_one_layer_type_rescues_an_outlier_all_its_layers_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """all-MiniLM's pattern: each Gemm alone hurts little, all of them together break the
+    output; Q/DQ at the weight layers only still quantizes the Gemm inputs. Each minority
+    type is tried in float, fewest layers first; the one that passes is delivered, its
+    quantized types recorded — for a TensorRT artifact too (keep-float-N left out to show the
+    remedy alone)."""
+    from converters import build_bundle
+    from converters.int8_layers import float_type_splits
+    from profiles.schema import Profile
+
+    monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [])
+    model, data = _ffn(tmp_path)
+    assert float_type_splits(model) == [("MatMul", ("Gemm",)), ("Gemm", ("MatMul",))]
+    for runner in ("auto", "tensorrt"):
+        profile = Profile.model_validate({"name": "t", "arch": "aarch64", "artifacts": [
+            {"format": "onnx", "precision": "fp32"},
+            {"format": "onnx", "precision": "int8", "runner": runner}]})
+        bundle = build_bundle(str(model), profile, data, Paths(home=tmp_path / runner),
+                              progress=lambda s: None)
+        int8 = next(a for a in bundle.manifest["artifacts"] if a["key"] == "onnx-int8")
+        fallback = int8["fallback"]
+        assert fallback["tried"] == ["weight-ops-only", "keep-float-MatMul", "keep-float-Gemm"]
+        assert [f["passed"] for f in fallback["figures"] if "passed" in f] == [False] * 3 + [True]
+        assert fallback["taken"] == "keep-float-Gemm" and int8["precision"] == "int8"
+        assert int8["quantization"]["op_types"] == ["MatMul"], runner
+
+
+def test_a_majority_layer_type_is_never_kept_float(tmp_path: Path) -> None:
+    """A CNN with one classifier Gemm: the Gemm may stay float, the convolutions may not (the
+    artifact would be int8 in name only); one type only: no such remedy."""
+    from onnx import TensorProto
+    from onnx import helper as h
+
+    from converters.int8_layers import float_type_splits
+
+    def graph(ops: list[str]) -> object:
+        nodes = [h.make_node(op, ["x"], [f"y{i}"], name=f"n{i}") for i, op in enumerate(ops)]
+        return h.make_model(h.make_graph(nodes, "g", [h.make_tensor_value_info(
+            "x", TensorProto.FLOAT, [1])], []))
+
+    import onnx
+
+    for ops, want in ((["Conv"] * 5 + ["Gemm"], [("Gemm", ("Conv",))]), (["Conv"] * 3, []),
+                      (["MatMul"] * 2 + ["Gemm"] * 3, [("MatMul", ("Gemm",))])):
+        path = tmp_path / "g.onnx"
+        onnx.save(graph(ops), str(path))
+        assert float_type_splits(path) == want, ops
 
 
 def test_an_int16_remedy_far_slower_than_fp32_is_not_taken(mlps: dict, tmp_path: Path) -> None:
