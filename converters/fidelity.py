@@ -3,7 +3,9 @@
 :func:`infer_kind` names an output's kind — from the profile (``fidelity.outputs``), else its
 name (``boxes``, ``logits``, ``embedding``…), else its shape and values (probability rows are
 class scores, unit-norm rows embeddings, 4-D and up maps, ``[…, 4]`` boxes; the one 2-D output
-of a model is class scores, a 2-D output beside others regression). :func:`judge_output` measures
+of a model is class scores, a 2-D output beside others regression; one value per sample beside
+other outputs is the sample's score — a binary decision: ``p > 0.5`` of a probability, the sign
+of a logit — alone a regression). :func:`judge_output` measures
 the artifact's output against the source's and applies the profile's threshold for that kind;
 an fp32 artifact must instead match within ``fidelity.fp32_tolerance`` of the output's range (or
 of its mean's magnitude when that is larger: fp32 rounding grows with magnitude).
@@ -113,7 +115,10 @@ def infer_kind(name: str, ref: np.ndarray, outputs: int,
 
 def _kind_from_values(ref: np.ndarray, outputs: int) -> tuple[str, str]:
     if ref.ndim >= 2 and int(np.prod(ref.shape[1:])) == 1:
-        return "regression", "shape"  # one value per sample ([N, 1, 1, 1]: a face score)
+        # one value per sample beside other outputs: the sample's score (face mesh's face
+        # presence, a VAD's speech probability next to its state), a binary decision; alone,
+        # a regression (an age, a distance)
+        return ("classes", "shape") if outputs > 1 else ("regression", "shape")
     if ref.ndim >= 4:
         return "map", "shape"
     if ref.ndim == 3:
@@ -157,6 +162,9 @@ def judge_output(name: str, kind: str, kind_from: str, got: np.ndarray, want: np
         figures["top1_agreement"] = _r(float(np.mean(same)))
         figures["top1_samples"], figures["top1_flips"] = int(same.size), int(same.size - same.sum())
         figures["top1_tie_flips"] = _tie_flips(a, b, getattr(fidelity, "top1_tie_ratio", 1.0))
+    elif kind == "classes" and b.ndim >= 2 and b.size == len(b):  # one score per sample
+        a, b = _two_classes(a.reshape(len(a), 1), b.reshape(len(b), 1))
+        return judge_output(name, kind, kind_from, a, b, precision, fidelity, accuracy_drop)
     checks = _checks(kind, figures, precision, fidelity, accuracy_drop)
     return OutputJudgement(name, kind, kind_from, figures, checks)
 
@@ -230,6 +238,19 @@ def _tie_flips(got: np.ndarray, want: np.ndarray, ratio: float) -> int:
     rows = np.arange(len(ref))
     share = probs[rows, pick] / np.maximum(probs[rows, top], 1e-30)
     return int(np.sum(flipped & (share >= ratio)))
+
+
+def _two_classes(got: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One score per sample as the probabilities of two classes ``[1 - p, p]``: *p* is the
+    score itself when the source's scores are probabilities (all in [0, 1]), else the
+    sigmoid of a logit — so the decision is ``p > 0.5`` and a near-tie is ``p`` near 0.5."""
+    probs = bool((want >= 0).all() and (want <= 1).all())
+
+    def pair(x: np.ndarray) -> np.ndarray:
+        p = x.clip(0, 1) if probs else 1.0 / (1.0 + np.exp(-x.clip(-60, 60)))
+        return np.concatenate([1.0 - p, p], axis=1)
+
+    return pair(got), pair(want)
 
 
 def _range(b: np.ndarray) -> float:

@@ -194,7 +194,8 @@ class Fidelity(_Strict):
     accuracy drop against ``budgets.max_accuracy_drop`` when the data has labels; the agreement
     is judged by its flips so a small evaluation set is not held to zero flips:
     ``top1_confidence``; a flip between classes the source scores as near-equal is not counted:
-    ``top1_tie_ratio``), ``boxes`` /
+    ``top1_tie_ratio``; one score per sample beside other outputs is a binary decision: the
+    sign of a logit, ``> 0.5`` of a probability), ``boxes`` /
     ``regression`` (coordinates, landmarks, offsets: max abs error relative to the output's
     range), ``map`` (feature / heat / segmentation maps) and ``other`` (cosine and mean error
     relative to the range), ``embedding`` (cosine). The kind is inferred from the output's name,

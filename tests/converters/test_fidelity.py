@@ -170,6 +170,38 @@ def test_kind_is_inferred_from_names_shapes_and_values() -> None:
     assert Reference.of([flag], ["conv2d_31"]).kinds == [("regression", "shape")]
 
 
+def test_a_score_per_sample_beside_other_outputs_is_a_binary_decision() -> None:
+    """Face mesh: 1404 landmark values and one face-presence logit per face. int8 moved the
+    logit of a face the source scored 0.62 to 0.31 (a flip, counted), and every other logit by
+    up to 1.5 (7 % of their range: a "regression" failure, though no other decision changed).
+    Judged as the decision it is: 1 flip of 24 passes; three confident faces lost fail. A
+    probability (all in [0, 1]: a VAD's speech probability) is cut at 0.5; alone, one value
+    per sample stays a regression."""
+    rng = np.random.default_rng(5)
+    marks = rng.normal(0, 50, (24, 1, 1, 1404)).astype(np.float32)
+    logit = rng.uniform(2, 15, (24, 1, 1, 1)).astype(np.float32)
+    logit[5], logit[9] = 0.48, -5.5
+    moved = logit + rng.uniform(-1.5, 1.5, logit.shape).astype(np.float32)
+    moved[5], moved[9] = -0.8, -4.9
+    ref = Reference.of([marks, logit], ["conv2d_21", "conv2d_31"])
+    assert ref.kinds[1] == ("classes", "shape")
+    v = compare([marks, moved], ref, None, 0.01)
+    assert v.passed, v.reason
+    flag = next(o for o in v.outputs if o["name"] == "conv2d_31")
+    assert flag["top1_flips"] == 1 and flag["top1_samples"] == 24
+    lost = moved.copy()
+    lost[:3] = -2.0
+    v = compare([marks, lost], ref, None, 0.01)
+    assert not v.passed and "output 'conv2d_31' (classes): top-1 flips 4 > 1" in v.reason
+    prob = rng.uniform(0, 1, (24, 1)).astype(np.float32)
+    shifted = prob.copy()
+    shifted[prob[:, 0] > 0.5] = 0.51  # every decision kept, values moved by up to 0.49
+    state = rng.normal(size=(24, 2, 1, 8)).astype(np.float32)
+    assert compare([shifted, state], Reference.of([prob, state], ["output", "stateN"]), None,
+                   0.01).passed
+    assert Reference.of([prob], ["output"]).kinds == [("regression", "shape")]
+
+
 def test_a_sequence_of_distributions_is_judged_by_its_top1_per_position() -> None:
     """PP-OCRv4's recogniser: [N, 40, 6625] softmax. int8 moved the probability mass (cosine
     0.95) yet the characters read (top-1 per position) are what the output means."""
