@@ -122,11 +122,13 @@ MODELS: tuple[ZooModel, ...] = (
              note="opset 17; raw head [N, 22, 2100] (4 box + 18 class); NMS outside the graph"),
     ZooModel("silero-vad", "silero-vad", "voice-activity detector (stateful, 16 kHz chunks)",
              ("stateful", "sequence"), "MIT", member="silero_vad/data/silero_vad.onnx",
-             input_shapes={"input": (1, 512), "state": (2, 1, 128)}, data="silero",
-             note="opset 16, If subgraphs; state [2, N, 128] is not batch-first; sr int64 scalar"),
+             input_shapes={"input": (1, 576), "state": (2, 1, 128)}, data="silero",
+             note="opset 16, If subgraphs; state [2, N, 128] is not batch-first; sr int64 scalar; "
+                  "input = 64 samples of context + a 512-sample chunk, as silero's wrapper "
+                  "feeds it"),
     ZooModel("silero-vad-op15", "silero-vad", "voice-activity detector, 16 kHz only, opset 15",
              ("stateful",), "MIT", member="silero_vad/data/silero_vad_16k_op15.onnx",
-             input_shapes={"input": (1, 512), "state": (2, 1, 128)}, data="silero",
+             input_shapes={"input": (1, 576), "state": (2, 1, 128)}, data="silero",
              note="the If-free export; same inputs as silero-vad"),
     ZooModel("face-detect-mp", "mediapipe", "BlazeFace short-range face detector (TFLite)",
              ("tflite", "detector"), "Apache-2.0",
