@@ -35,6 +35,8 @@ DATA = "espeakng_loader/espeak-ng-data"
 _SYNCHRONOUS = 2  # espeak_AUDIO_OUTPUT: AUDIO_OUTPUT_SYNCHRONOUS
 _CHARS_UTF8 = 1
 _RATE, _PITCH = 1, 3  # espeak_PARAMETER
+_SEED = 1
+"""eSpeak NG's noise generator (breathy voices) is seeded with this, not with the time."""
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
                              ctypes.c_void_p)
 
@@ -76,6 +78,8 @@ class _Engine:
         self.rate = lib.espeak_Initialize(_SYNCHRONOUS, 0, str(data).encode(), 0)
         if self.rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed ({self.rate}) with data {data}")
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed(_SEED)  # in place of the clock's seconds it was seeded with
         self._pieces: list[np.ndarray] = []
         self._callback = _CALLBACK(self._collect)  # kept referenced while the library holds it
         lib.espeak_SetSynthCallback(self._callback)
@@ -106,7 +110,8 @@ def speak_all(site: Path, lines: list[tuple[str, Voice]]) -> list[np.ndarray]:
 
     eSpeak NG carries state from one utterance to the next (the same sentence said twice in
     one process comes out with other samples and lengths), so the lines are spoken by a fresh
-    library in a child process (this file run as a script): the audio depends on *lines* alone.
+    library in a child process (this file run as a script), its noise generator seeded with
+    :data:`_SEED`: the audio depends on *lines* alone.
     """
     import json
     import subprocess
