@@ -82,8 +82,16 @@ DATA_WHEELS: dict[str, Wheel] = {w.name: w for w in (
     Wheel("scikit-image", "0.25.2", "BSD-3-Clause (sample images: see skimage/data/README)",
           ("skimage/data/*.png", "skimage/data/*.jpg", "skimage/data/lfw_subset.npy"),
           platform="manylinux2014_x86_64"),
+    Wheel("espeakng-loader", "0.2.4",
+          "GPL-3.0-or-later (eSpeak NG; the wheel has no licence file or licence metadata)",
+          ("espeakng_loader/libespeak-ng.so", "espeakng_loader/espeak-ng-data/phon*",
+           "espeakng_loader/espeak-ng-data/intonations", "espeakng_loader/espeak-ng-data/en_dict",
+           "espeakng_loader/espeak-ng-data/lang/gmw/en*",
+           "espeakng_loader/espeak-ng-data/voices/!v/*"),
+          platform="manylinux2014_x86_64"),
 )}
-"""Wheels that only supply real input data (sample images, faces, a text page)."""
+"""Wheels that only supply real input data (sample images, faces, a text page; eSpeak NG, the
+speech engine that speaks the VAD's sentences, used only to make data)."""
 
 _OCR = "rapidocr_onnxruntime/models"
 MODELS: tuple[ZooModel, ...] = (
@@ -114,11 +122,13 @@ MODELS: tuple[ZooModel, ...] = (
              note="opset 17; raw head [N, 22, 2100] (4 box + 18 class); NMS outside the graph"),
     ZooModel("silero-vad", "silero-vad", "voice-activity detector (stateful, 16 kHz chunks)",
              ("stateful", "sequence"), "MIT", member="silero_vad/data/silero_vad.onnx",
-             input_shapes={"input": (1, 512), "state": (2, 1, 128)}, data="silero",
-             note="opset 16, If subgraphs; state [2, N, 128] is not batch-first; sr int64 scalar"),
+             input_shapes={"input": (1, 576), "state": (2, 1, 128)}, data="silero",
+             note="opset 16, If subgraphs; state [2, N, 128] is not batch-first; sr int64 scalar; "
+                  "input = 64 samples of context + a 512-sample chunk, as silero's wrapper "
+                  "feeds it"),
     ZooModel("silero-vad-op15", "silero-vad", "voice-activity detector, 16 kHz only, opset 15",
              ("stateful",), "MIT", member="silero_vad/data/silero_vad_16k_op15.onnx",
-             input_shapes={"input": (1, 512), "state": (2, 1, 128)}, data="silero",
+             input_shapes={"input": (1, 576), "state": (2, 1, 128)}, data="silero",
              note="the If-free export; same inputs as silero-vad"),
     ZooModel("face-detect-mp", "mediapipe", "BlazeFace short-range face detector (TFLite)",
              ("tflite", "detector"), "Apache-2.0",

@@ -3,8 +3,8 @@
 Images: scikit-image's sample images (its wheel's ``skimage/data``: the astronaut, the cat,
 coffee, a printed page, a text image, ...), its 200 LFW face crops (``lfw_subset.npy``) and
 scikit-learn's two sample photos. Text: the Zen of Python (``this``) and the summaries of the
-corpus wheels. Audio: no wheel we use ships speech, so the VAD gets a seeded synthetic signal
-(voiced harmonics in noise) — said so in ``zoo.yaml``.
+corpus wheels. Audio: lines of the Zen of Python spoken by eSpeak NG, the speech engine inside
+the espeakng-loader wheel (:mod:`bench.zoo_speech`), with silence and noise around them.
 
 Every preparer returns ``(arrays, provenance)``; arrays are keyed by the model's input names,
 the first axis is the sample axis (concatenated along a batch-first model axis; stacked in
@@ -170,18 +170,20 @@ def yolo320(site: Path) -> tuple[Arrays, str]:
 
 
 def silero(site: Path) -> tuple[Arrays, str]:
-    rng = np.random.default_rng(0)
-    t = np.arange(512) / 16000
-    chunks = []
-    for i in range(SAMPLES):
-        noise = rng.normal(0, 0.01, 512)
-        f0 = rng.uniform(100, 250)
-        voiced = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 8)) * 0.3
-        chunks.append(noise + (voiced if i % 2 else 0.0))
-    state = np.zeros((SAMPLES, 2, 1, 128), np.float32)
-    sr = np.full((SAMPLES,), 16000, np.int64)
-    return ({"input": np.asarray(chunks, np.float32), "state": state, "sr": sr},
-            "synthetic 16 kHz chunks (no wheel ships speech); zero state; sr=16000")
+    """Spoken lines of the Zen of Python and the silence or noise around them
+    (:mod:`bench.zoo_speech`): half the samples are speech (Silero's probability near 1), half
+    are not (near 0)."""
+    from bench.zoo_corpus import by_name
+    from bench.zoo_speech import VOICES, vad_samples
+
+    lines = [z for z in _zen_of_python() if z.strip()][:SAMPLES // 4]
+    audio, state, _ = vad_samples(site, site / by_name("silero-vad").member, lines)
+    sr = np.full((len(audio),), 16000, np.int64)
+    return ({"input": audio, "state": state, "sr": sr},
+            f"{len(lines)} lines of the Zen of Python spoken by eSpeak NG (espeakng-loader "
+            f"wheel, {len(VOICES)} voices), 16 kHz: {len(audio) // 2} speech chunks, "
+            f"{len(audio) // 2} of silence/noise; 64-sample context + 512-sample chunk; state "
+            "carried from streaming each line (zero at its start); sr=16000")
 
 
 def _nhwc(x: np.ndarray, lo: float) -> np.ndarray:
