@@ -88,7 +88,16 @@ class OnnxQuantizer:
         ``onnxruntime``, the last real error as ``cause``) when none does."""
         tried: list[dict[str, Any]] = []
         failing: set[str] = set()  # op types that load errors named
-        for name, variant in _variants(options, self.subgraph_weights > 0):
+        unreachable = None if options.subgraphs else self._reaches_no_weights()
+        if unreachable and (options.op_types or options.exclude or options.activations == "int16"):
+            raise ConversionError(f"{unreachable}; the one int8 it allows is dynamic with "
+                                  "subgraphs", stage="quantize", tool="onnxruntime",
+                                  cause=unreachable)
+        variants = _variants(options, self.subgraph_weights > 0)
+        if unreachable:  # Q/DQ on the outputs only would be no int8: subgraphs or nothing
+            tried.append({"variant": "as configured", "stage": "quantize", "error": unreachable})
+            variants = [(n, v) for n, v in variants if v.subgraphs]
+        for name, variant in variants:
             if name == KEEP_FAILING:
                 return self._keep_failing_float(variant, out, only, tried, failing)
             problem = self._try(variant, out, only)
@@ -97,6 +106,17 @@ class OnnxQuantizer:
             failing |= self._failing(out, problem)
             tried.append({"variant": name, **problem})
         raise self._error(tried)
+
+    def _reaches_no_weights(self) -> str | None:
+        """Why the quantizers cannot make this model int8 without ``EnableSubgraph`` (``None``
+        when they can): all its weight nodes sit in If/Loop/Scan subgraphs, which they skip, so
+        the "int8" model would be the float one with Q/DQ on its outputs (Silero VAD: its whole
+        network is an ``If`` on the sample rate; the int8 rounding of its state output alone
+        dropped the state's cosine to 0.80). Only the dynamic-with-subgraphs variant is tried."""
+        if not self.subgraph_weights or self.weight_nodes():
+            return None
+        return (f"the quantizer reaches none of the model's {self.subgraph_weights} weight "
+                "nodes outside If/Loop subgraphs: only its outputs would be int8")
 
     def _keep_failing_float(self, options: OnnxQuantOptions, out: Path, only: list[str] | None,
                             tried: list[dict[str, Any]], failing: set[str]) -> dict[str, Any]:
