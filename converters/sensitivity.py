@@ -15,7 +15,8 @@ Calibration is computed once and cached by the quantizer, so each probe costs on
 and ``samples`` inferences. The bound and what it cut are returned for the manifest.
 
 Guarantees: every scanned node gets a score and the list is sorted worst first (unscanned nodes
-are not listed); the reference is the pre-processed float graph the quantizer works on, so
+are not listed; a node the quantizer leaves float when asked for it alone — an LSTM in static
+mode — is listed in the record's ``not_quantized_alone``, not scored); the reference is the pre-processed float graph the quantizer works on, so
 export error is not counted as quantization error; a probe that onnxruntime cannot load raises
 :class:`~core.errors.ConversionError` at once (it is the first, cheap sign of a graph the
 int8 route cannot make).
@@ -88,11 +89,18 @@ def measure_sensitivity(quantizer: OnnxQuantizer, options: OnnxQuantOptions,
     candidates = _prescreen(quantizer.source, nodes, bound.max_layers)
     probe = quantizer.workdir / "sensitivity.onnx"
     scores, stopped = [], "max_layers" if len(candidates) < len(nodes) else None
+    alone: list[str] = []  # nodes onnxruntime does not quantize by themselves
     for node in candidates:
         if time.perf_counter() - started > bound.max_seconds:
             stopped = "max_seconds"
             break
-        quantizer.quantize(options.with_(exclude=()), probe, only=[node])
+        try:
+            quantizer.quantize(options.with_(exclude=()), probe, only=[node])
+        except ConversionError as exc:
+            if getattr(exc, "stage", None) == "load":
+                raise
+            alone.append(node)  # e.g. an LSTM in static mode: nothing to score, not a failure
+            continue
         outs = _outputs(probe, shapes, inputs, threads, bound.samples)
         scores.append({"node": node, "op": ops.get(node, "?"), "nmse": _nmse(outs, ref)})
     scores.sort(key=lambda s: s["nmse"], reverse=True)
@@ -102,6 +110,8 @@ def measure_sensitivity(quantizer: OnnxQuantizer, options: OnnxQuantOptions,
     record = {**asdict(bound), "nodes": len(nodes), "scanned": len(scores),
               "samples_used": min(bound.samples, len(next(iter(inputs.values())))),
               "seconds": seconds, "stopped": stopped}
+    if alone:
+        record["not_quantized_alone"] = alone
     return scores, record
 
 

@@ -166,6 +166,43 @@ def test_sensitivity_scan_is_bounded_by_layers_and_time(mlps: dict, tmp_path: Pa
     assert ranking == [] and bound["stopped"] == "max_seconds" and bound["seconds"] < 30
 
 
+def test_sensitivity_scan_skips_a_layer_the_quantizer_leaves_float_alone(tmp_path: Path) -> None:
+    """Silero VAD's scan stopped at its first probe (an LSTM: onnxruntime's static quantizer
+    does not quantize it, "no node was quantized"), so no keep-float-N remedy was tried at all.
+    Such a node is listed as not quantized alone and the scan goes on."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    from converters.sensitivity import measure_sensitivity
+
+    rng = np.random.default_rng(2)
+    hid = 6
+    inits = [nh.from_array(rng.normal(0, 0.3, (1, 4 * hid, DIN)).astype(np.float32), "W"),
+             nh.from_array(rng.normal(0, 0.3, (1, 4 * hid, hid)).astype(np.float32), "R"),
+             nh.from_array(rng.normal(0, 0.5, (hid, CLASSES)).astype(np.float32), "w"),
+             nh.from_array(np.array([1, hid], np.int64), "flat")]
+    nodes = [h.make_node("Transpose", ["x"], ["t"], name="time_first", perm=[1, 0, 2]),
+             h.make_node("LSTM", ["t", "W", "R"], ["", "h"], name="rnn", hidden_size=hid),
+             h.make_node("Reshape", ["h", "flat"], ["hf"], name="flatten"),
+             h.make_node("MatMul", ["hf", "w"], ["logits"], name="head")]
+    graph = h.make_graph(nodes, "rnn", [h.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                 [1, 4, DIN])],
+                         [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
+                         inits)
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "rnn.onnx"
+    onnx.save(model, str(path))
+    x = np.random.default_rng(1).normal(0, 1, (32, 4, DIN)).astype(np.float32)
+    quantizer = OnnxQuantizer(path, {"x": x}, tmp_path)
+    assert quantizer.weight_nodes() == ["rnn", "head"]
+    ranking, bound = measure_sensitivity(quantizer, OnnxQuantOptions(), {"x": x})
+    assert [r["node"] for r in ranking] == ["head"] and ranking[0]["nmse"] > 0
+    assert bound["not_quantized_alone"] == ["rnn"] and bound["scanned"] == 1
+
+
 def test_exclude_auto_keeps_the_worst_layers_in_float(mlps: dict, tmp_path: Path) -> None:
     import onnx
 
