@@ -16,8 +16,9 @@ and ``samples`` inferences. The bound and what it cut are returned for the manif
 
 Guarantees: every scanned node gets a score and the list is sorted worst first (unscanned nodes
 are not listed; a node the quantizer leaves float when asked for it alone — an LSTM in static
-mode — is listed in the record's ``not_quantized_alone``, not scored); the reference is the pre-processed float graph the quantizer works on, so
-export error is not counted as quantization error; a probe that onnxruntime cannot load raises
+mode — is listed in the record's ``not_quantized_alone``, not scored); the reference is the
+pre-processed float graph the quantizer works on, so export error is not counted as
+quantization error; a probe that onnxruntime cannot load raises
 :class:`~core.errors.ConversionError` at once (it is the first, cheap sign of a graph the
 int8 route cannot make).
 """
