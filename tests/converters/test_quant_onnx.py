@@ -301,8 +301,7 @@ def test_int16_activations_rescue_an_activation_outlier_as_int8(
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-int8"] and not m["left_out"]
     int8 = m["artifacts"][1]
     assert int8["precision"] == "int8" and int8["converter"]["activations"] == "QInt16"
-    assert int8["fallback"]["tried"] == ["keep-float-1", "weight-ops-only",
-        "keep-float-Gemm", "int16-activations"]
+    assert int8["fallback"]["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations"]
     assert int8["fallback"]["taken"] == "int16-activations" and int8["verification"]["passed"]
 
 
@@ -340,17 +339,15 @@ def test_fp16_fallback_is_named_fp16(mlps: dict, tmp_path: Path,
     fp16 = m["artifacts"][1]
     assert fp16["precision"] == "fp16" and fp16["file"] == "model.fp16.onnx"
     assert fp16["requested"] == "onnx-int8" and fp16["quantization"] is None
-    assert fp16["fallback"]["tried"] == ["keep-float-1", "weight-ops-only",
-        "keep-float-Gemm", "int16-activations",
-                                        "dynamic", "fp16"]
+    assert fp16["fallback"]["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations",
+                                        "dynamic", "keep-float-Gemm", "fp16"]
     assert fp16["fallback"]["taken"] == "fp16" and fp16["verification"]["passed"]
     assert "model.int8.onnx" not in m["files"] and "model.fp16.onnx" in m["files"]
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] == "onnx-fp16"
     assert "accuracy drop" in out["cause"]
-    assert out["tried"] == ["keep-float-1", "weight-ops-only",
-        "keep-float-Gemm", "int16-activations", "dynamic",
-                            "fp16"]  # int8 first
+    assert out["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations", "dynamic",
+                            "keep-float-Gemm", "fp16"]  # int8 first
 
 
 def test_fallback_fp16_false_leaves_int8_out(mlps: dict, tmp_path: Path,
@@ -364,11 +361,10 @@ def test_fallback_fp16_false_leaves_int8_out(mlps: dict, tmp_path: Path,
     assert not any(name.startswith(("model.int8", "model.fp16")) for name in m["files"])
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] is None
-    assert out["tried"] == ["keep-float-1", "weight-ops-only",
-        "keep-float-Gemm", "int16-activations", "dynamic"]
-    assert ("fallbacks keep-float-1, weight-ops-only, keep-float-Gemm, int16-activations, dynamic "
-            "failed"
-            in out["cause"])
+    assert out["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations", "dynamic",
+                            "keep-float-Gemm"]
+    assert ("fallbacks keep-float-1, weight-ops-only, int16-activations, dynamic, keep-float-Gemm "
+            "failed" in out["cause"])
 
 
 def test_unsupported_op_is_named(tmp_path: Path) -> None:
@@ -740,14 +736,16 @@ def test_keep_float_of_one_layer_type_rescues_an_outlier_all_its_layers_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """all-MiniLM's pattern: each Gemm alone hurts little, all of them together break the
     output; Q/DQ at the weight layers only still quantizes the Gemm inputs. Each minority
-    type is tried in float, fewest layers first; the one that passes is delivered, its
-    quantized types recorded — for a TensorRT artifact too (keep-float-N left out to show the
-    remedy alone)."""
+    type is tried in float, fewest layers first, after the CPU remedies (withheld here, as is
+    keep-float-N, to show the remedy alone); the one that passes is delivered, its quantized
+    types recorded — for a TensorRT artifact too, where it follows weight-ops-only."""
     from converters import build_bundle
     from converters.int8_layers import float_type_splits
     from profiles.schema import Profile
 
     monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [])
+    monkeypatch.setattr("converters.fallback._int16_activations", _no_int16)
+    monkeypatch.setattr("converters.fallback._dynamic_int8", _no_dynamic)
     model, data = _ffn(tmp_path)
     assert float_type_splits(model) == [("MatMul", ("Gemm",)), ("Gemm", ("MatMul",))]
     for runner in ("auto", "tensorrt"):
@@ -758,7 +756,9 @@ def test_keep_float_of_one_layer_type_rescues_an_outlier_all_its_layers_read(
                               progress=lambda s: None)
         int8 = next(a for a in bundle.manifest["artifacts"] if a["key"] == "onnx-int8")
         fallback = int8["fallback"]
-        assert fallback["tried"] == ["weight-ops-only", "keep-float-MatMul", "keep-float-Gemm"]
+        cpu_only = ["int16-activations", "dynamic"] if runner == "auto" else []
+        assert fallback["tried"] == ["weight-ops-only", *cpu_only, "keep-float-MatMul",
+                                     "keep-float-Gemm"]
         assert [f["passed"] for f in fallback["figures"] if "passed" in f] == [False] * 3 + [True]
         assert fallback["taken"] == "keep-float-Gemm" and int8["precision"] == "int8"
         assert int8["quantization"]["op_types"] == ["MatMul"], runner
