@@ -64,7 +64,8 @@ def verify_file(work: Path, key: str, converter: dict[str, Any], inputs: dict[st
     path = work / f"model.{precision}.{fmt}"
     threads = host_threads(profile.runtime.threads)
     runner = open_runner(fmt, path, shapes, threads, ref.source())
-    result = compare(collect_outputs(runner.run, inputs, shapes=shapes), ref, labels,
+    result = compare(collect_outputs(runner.run, inputs, shapes=shapes, carries=ref.carries),
+                     ref, labels,
                      profile.budgets.max_accuracy_drop,
                      precision=converter.get("precision", precision), fidelity=profile.fidelity)
     if not result.passed and not remedy:

@@ -116,7 +116,7 @@ def build_artifacts(work: Path, loaded: LoadedModel, data: Dataset, profile: Pro
     left += lost
     if profile.recipe:  # fp32 artifacts are held to the model they were converted from
         ref = ref.with_conversion(collect_outputs(lambda feed: run_torch(model, feed), inputs,
-                                                  shapes=shapes))
+                                                  shapes=shapes, carries=ref.carries))
     pending = pending_substitutes(left, asked)  # int8 not made: its remedies may deliver
     check_survivors(len(shipped) + len(made) + len(pending),
                     [lo for lo in left if lo not in pending])
@@ -164,7 +164,8 @@ def prepare_reference(loaded: LoadedModel, data: Dataset, profile: Profile, prog
     with timed("reference"):
         ref = Reference.of(*_reference(loaded, inputs, shapes,
                                        host_threads(profile.runtime.threads)),
-                           fidelity=profile.fidelity, feed=sample_feed(inputs, 0, shapes))
+                           fidelity=profile.fidelity, feed=sample_feed(inputs, 0, shapes),
+                           inputs=inputs)
     return inputs, shapes, ref
 
 

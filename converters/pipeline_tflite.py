@@ -67,7 +67,7 @@ def tflite_reference(loaded: LoadedModel, data: Dataset, profile: Profile, progr
         source = TfliteRunner(Path(loaded.ref), shapes, host_threads(profile.runtime.threads))
         ref = Reference.of(collect_outputs(source.run, inputs, shapes=shapes),
                            [o["name"] for o in source.outputs], profile.fidelity,
-                           sample_feed(inputs, 0, shapes))
+                           sample_feed(inputs, 0, shapes), inputs)
     return inputs, shapes, ref
 
 

@@ -240,7 +240,8 @@ def _verify_row(r: SweepRecipe, built: Path | str, inputs: dict[str, np.ndarray]
     try:
         runner = open_runner(r.format, built, shapes, host_threads(profile.runtime.threads),
                              ref.source())
-        result = compare(collect_outputs(runner.run, inputs, shapes=shapes), ref, data.labels,
+        result = compare(collect_outputs(runner.run, inputs, shapes=shapes,
+                                         carries=ref.carries), ref, data.labels,
                          profile.budgets.max_accuracy_drop, fidelity=profile.fidelity)
     except EdgeshipError as exc:
         return {**row, "error": str(exc), "passed": False}

@@ -34,6 +34,7 @@ from ._runners import SourceOutputs
 from ._threads import torch_threads
 from .fidelity import OutputJudgement, infer_kind, judge_output, summary_cosine
 from .steps import timed
+from .streams import Carry, carried_feed, find_carries
 
 __all__ = [
     "METRIC",
@@ -87,16 +88,26 @@ class Reference:
     feed: dict[str, np.ndarray] | None = None
     conversion: Outputs | None = None
     whole: tuple[bool, ...] = ()
+    carries: tuple[Carry, ...] = ()
+    """State inputs that continuing samples take from the run's own state output
+    (:mod:`converters.streams`): every artifact is run that way."""
 
     @classmethod
     def of(cls, outputs: Outputs, names: list[str] | None = None, fidelity: Any = None,
-           feed: dict[str, np.ndarray] | None = None) -> Reference:
-        """Name (``output_<i>`` by default) and infer the kind of each output."""
+           feed: dict[str, np.ndarray] | None = None,
+           inputs: dict[str, np.ndarray] | None = None) -> Reference:
+        """Name (``output_<i>`` by default) and infer the kind of each output; with the stacked
+        *inputs* the outputs ran on, find the states carried from sample to sample (their
+        outputs are of kind ``state`` unless the profile names their kind)."""
         names = list(names) if names else [f"output_{i}" for i in range(len(outputs))]
         overrides = dict(fidelity.outputs) if fidelity is not None else None
         kinds = [infer_kind(n, o, len(outputs), overrides) for n, o in zip(names, outputs)]
+        carries = find_carries(inputs, list(outputs), names) if inputs else ()
+        for c in carries:
+            if not overrides or names[c.output] not in overrides:
+                kinds[c.output] = ("state", f"input {c.input!r}")
         whole = tuple(getattr(outputs, "whole", None) or [False] * len(outputs))
-        return cls(list(outputs), names, kinds, feed, whole=whole)
+        return cls(list(outputs), names, kinds, feed, whole=whole, carries=carries)
 
     def source(self) -> SourceOutputs:
         """What a runner needs to match and lay out an artifact's outputs (each output's shape and
@@ -139,15 +150,21 @@ class Verification:
 
 def collect_outputs(run: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
                     inputs: dict[str, np.ndarray], limit: int = MAX_EVAL_SAMPLES,
-                    shapes: dict[str, tuple[int, ...]] | None = None) -> Outputs:
+                    shapes: dict[str, tuple[int, ...]] | None = None,
+                    carries: tuple[Carry, ...] = ()) -> Outputs:
     """Run *run* on each sample of *inputs*, fed as the model takes it (*shapes*, see
     :func:`converters.feeds.sample_feed`), and stack the outputs, first axis = samples: an output
-    with a leading axis of 1 is concatenated along it, any other (state, scalar) stacked."""
+    with a leading axis of 1 is concatenated along it, any other (state, scalar) stacked. With
+    *carries*, a sample that continues a sequence takes the run's own state of the one before."""
     from .feeds import sample_feed
 
     n = min(limit, len(next(iter(inputs.values()))))
+    per_sample: list[list[np.ndarray]] = []
     with torch_threads(1):  # batch 1: one torch thread is far faster on a busy host
-        per_sample = [run(sample_feed(inputs, i, shapes)) for i in range(n)]
+        for i in range(n):
+            feed = carried_feed(sample_feed(inputs, i, shapes), i, carries,
+                                per_sample[-1] if per_sample else None)
+            per_sample.append(run(feed))
     outs = [[np.asarray(s[j]) for s in per_sample] for j in range(len(per_sample[0]))]
     stacked = StackedOutputs(np.concatenate(o) if o[0].ndim and o[0].shape[0] == 1
                              else np.stack(o) for o in outs)
@@ -279,7 +296,9 @@ def _reason(judged: list[OutputJudgement], precision: str, labels: bool, ref: Re
         head += "; fp32 tolerance" + (" (against the model after the recipe)"
                                       if ref.conversion else "")
     worst = [c.describe(j.name, j.kind) for j in judged for c in j.checks]
-    return f"{head}: {'; '.join(worst)}"
+    carried = [f"state {ref.names[c.output]!r} carried into {sum(c.continues)} samples, judged "
+               "by their outputs" for c in ref.carries if precision != "fp32"]
+    return f"{head}: {'; '.join(worst + carried)}"
 
 
 def _r(x: float | None) -> float | None:

@@ -27,7 +27,7 @@ __all__ = [
 
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8")
-OUTPUT_KINDS = ("classes", "boxes", "regression", "map", "embedding", "other")
+OUTPUT_KINDS = ("classes", "boxes", "regression", "map", "embedding", "other", "state")
 
 
 class _Strict(BaseModel):
@@ -198,7 +198,8 @@ class Fidelity(_Strict):
     sign of a logit, ``> 0.5`` of a probability), ``boxes`` /
     ``regression`` (coordinates, landmarks, offsets: max abs error relative to the output's
     range), ``map`` (feature / heat / segmentation maps) and ``other`` (cosine and mean error
-    relative to the range), ``embedding`` (cosine). The kind is inferred from the output's name,
+    relative to the range), ``embedding`` (cosine), ``state`` (a recurrent state the data
+    streams: judged by the outputs that follow, :mod:`converters.streams`). The kind is inferred from the output's name,
     shape and values; ``outputs`` overrides it per source output name. An fp32 artifact must
     match the source within ``fp32_tolerance`` of each output's range (or of its mean's
     magnitude when larger: a near-constant output far from zero): drift there is a
