@@ -170,20 +170,20 @@ def yolo320(site: Path) -> tuple[Arrays, str]:
 
 
 def silero(site: Path) -> tuple[Arrays, str]:
-    """Spoken lines of the Zen of Python and the silence or noise around them
-    (:mod:`bench.zoo_speech`): half the samples are speech (Silero's probability near 1), half
-    are not (near 0)."""
+    """Spoken lines of the Zen of Python and the silence or noise around them, streamed chunk
+    by chunk (:mod:`bench.zoo_speech`): each line a contiguous stream whose states the
+    artifacts carry themselves when verified (:mod:`converters.streams`)."""
     from bench.zoo_corpus import by_name
     from bench.zoo_speech import VOICES, vad_samples
 
     lines = [z for z in _zen_of_python() if z.strip()][:SAMPLES // 4]
-    audio, state, _ = vad_samples(site, site / by_name("silero-vad").member, lines)
+    audio, state, speech = vad_samples(site, site / by_name("silero-vad").member, lines)
     sr = np.full((len(audio),), 16000, np.int64)
     return ({"input": audio, "state": state, "sr": sr},
             f"{len(lines)} lines of the Zen of Python spoken by eSpeak NG (espeakng-loader "
-            f"wheel, {len(VOICES)} voices), 16 kHz: {len(audio) // 2} speech chunks, "
-            f"{len(audio) // 2} of silence/noise; 64-sample context + 512-sample chunk; state "
-            "carried from streaming each line (zero at its start); sr=16000")
+            f"wheel, {len(VOICES)} voices), 16 kHz, each streamed whole: {len(audio)} chunks "
+            f"({int(speech.sum())} loud), 64-sample context + 512-sample chunk, the state of "
+            "each chunk the one the chunk before left (zero at a line's start); sr=16000")
 
 
 def _nhwc(x: np.ndarray, lo: float) -> np.ndarray:

@@ -148,17 +148,17 @@ def _chunk_rms(x: np.ndarray) -> np.ndarray:
 
 def vad_samples(site: Path, model: Path, sentences: list[str], seed: int = 0,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Four VAD samples per sentence: ``(input [n, 576], state [n, 2, 1, 128], speech [n])``.
+    """Each sentence as the VAD streams it: ``(input [n, 576], state [n, 2, 1, 128], speech [n])``.
 
     Each sentence is spoken by the next voice of :data:`VOICES` between 0.4 s of silence before
     and 1.2 s after, over a seeded noise floor (about -54 dBFS; every other sentence ends in
     louder noise, about -34 dBFS, instead of silence). The utterance is streamed through the
-    Silero ONNX *model* as its wrapper does (context + chunk, state carried over) to get the
-    state before each chunk. Taken from it: the first chunk (silence, zero state), two loud
-    chunks of speech (the chunk's energy at least a third of the loudest; picked by the seed)
-    and one chunk of the tail, 0.8 s after the last loud chunk (the VAD's probability takes
-    about half a second to fall after speech). ``speech`` marks the two speech chunks; it comes
-    from the audio, not from the model.
+    Silero ONNX *model* as its wrapper does (context + chunk, state carried over): every chunk
+    from the first (silence, zero state) to the one 0.8 s after the last loud chunk (the VAD's
+    probability takes about half a second to fall after speech) is a sample, with the state
+    the model left after the chunk before — a contiguous stream, so that an artifact can be
+    run on it with its own state (:mod:`converters.streams`). ``speech`` marks the loud chunks
+    (energy at least a third of the loudest); it comes from the audio, not from the model.
     """
     import onnxruntime as ort
 
@@ -175,18 +175,16 @@ def vad_samples(site: Path, model: Path, sentences: list[str], seed: int = 0,
         audio = np.concatenate([lead, voiced, tail])
         audio = (audio + rng.normal(0, 0.002, len(audio))).astype(np.float32)
         rms = _chunk_rms(audio)
-        loud = np.flatnonzero(rms >= rms.max() / 3)
-        last = len(audio) // CHUNK - 1
-        picks = [0, *sorted(rng.choice(loud, 2, replace=False)),
-                 min(int(loud.max()) + int(0.8 * RATE) // CHUNK, last)]
+        loud = rms >= rms.max() / 3
+        end = min(int(np.flatnonzero(loud).max()) + int(0.8 * RATE) // CHUNK,
+                  len(audio) // CHUNK - 1)
         state = np.zeros((2, 1, 128), np.float32)
         context = np.zeros(CONTEXT, np.float32)
-        for k in range(max(picks) + 1):
+        for k in range(end + 1):
             window = np.concatenate([context, audio[k * CHUNK:(k + 1) * CHUNK]])
-            if k in picks:
-                inputs.append(window)
-                states.append(state)
-                speech.append(k in picks[1:3])
+            inputs.append(window)
+            states.append(state)
+            speech.append(bool(loud[k]))
             state = session.run(None, {"input": window[None], "state": state, "sr": sr})[1]
             context = window[-CONTEXT:]
     return np.stack(inputs), np.stack(states), np.asarray(speech)

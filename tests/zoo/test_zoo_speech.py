@@ -39,17 +39,28 @@ def test_a_sentence_is_spoken_at_16_khz_by_every_voice() -> None:
 @needs_espeak
 @needs_model
 def test_the_vad_fires_on_the_speech_chunks_and_not_on_the_others() -> None:
+    """Each line is one contiguous stream: every chunk's state is the model's own output on the
+    chunk before (what lets an artifact be run with its own state); the VAD is off on the
+    leading silence, on for most loud chunks, off again at the tail."""
     import onnxruntime as ort
 
     lines = ["Beautiful is better than ugly.", "Flat is better than nested."]
     audio, state, speech = vad_samples(SITE, MODEL, lines)
-    assert audio.shape == (8, CONTEXT + CHUNK) and audio.dtype == np.float32
-    assert state.shape == (8, 2, 1, 128) and not state[0].any() and state[1].any()
-    assert speech.tolist() == [False, True, True, False] * 2
+    n = len(audio)
+    assert audio.shape == (n, CONTEXT + CHUNK) and audio.dtype == np.float32 and n > 60
+    assert state.shape == (n, 2, 1, 128) and not state[0].any() and state[1].any()
     again = vad_samples(SITE, MODEL, lines)
     assert np.array_equal(audio, again[0]) and np.array_equal(state, again[1])
     session = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
-    prob = np.array([session.run(None, {"input": audio[i:i + 1], "state": state[i],
-                                        "sr": np.array(RATE, np.int64)})[0][0, 0]
-                     for i in range(len(audio))])
-    assert prob[speech].min() > 0.5 and prob[~speech].max() < 0.5, prob.round(3)
+    runs = [session.run(None, {"input": audio[i:i + 1], "state": state[i],
+                               "sr": np.array(RATE, np.int64)}) for i in range(n)]
+    prob = np.array([r[0][0, 0] for r in runs])
+    starts = [i for i in range(n) if not state[i].any()]
+    assert len(starts) == len(lines)  # one zero state per line, every other chunk continues
+    for i in range(1, n):
+        if i not in starts:
+            np.testing.assert_allclose(state[i], runs[i - 1][1], rtol=1e-5, atol=1e-6)
+    for begin, end in zip(starts, [*starts[1:], n]):
+        assert prob[begin] < 0.5 and prob[end - 1] < 0.5, prob[begin:end].round(2)
+        loud = speech[begin:end]
+        assert loud.any() and np.mean(prob[begin:end][loud] > 0.5) > 0.7, prob.round(2)
