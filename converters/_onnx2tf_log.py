@@ -44,10 +44,34 @@ def cause(log: str, exc: BaseException | None) -> str:
         code = exc.code if isinstance(exc, SystemExit) else None
         line = warnings[-1] if warnings else (f"onnx2tf stopped (exit status {code}) without "
                                               "a message")
+        raised = _traceback_before(text, line) if warnings else None
+        if raised:  # "Full INT8 Quantization tflite output failed." after the converter's error
+            line = f"{line.rstrip('.')}: {raised}"
     node = _NODE.search(text)
     if node and node.group(1) not in line:
         line = f"{line.rstrip()} (ONNX node {node.group(1)})"
     return one_line(line, limit=LIMIT)
+
+
+_RAISED = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$")
+
+
+def _traceback_before(text: str, warning: str) -> str | None:
+    """The exception line of the traceback onnx2tf printed (as a warning) just before
+    *warning* — TensorFlow's converter or calibrator error: ``RuntimeError: …reshape.cc:94
+    num_input_elements != num_output_elements (256 != 128)Node number 25 (RESHAPE) failed to
+    prepare.`` — or None when there is none."""
+    lines = text.splitlines()
+    at = max((i for i, ln in enumerate(lines) if warning in ln), default=None)
+    if at is None:
+        return None
+    for ln in reversed(lines[max(0, at - 40):at]):
+        if ln.strip().startswith(("WARNING:", "INFO:", "ERROR:")):
+            return None  # another message in between: not this warning's traceback
+        match = _RAISED.match(ln.strip())
+        if match:
+            return f"{match.group(1)}: {match.group(2)}"
+    return None
 
 
 def _own_errors(text: str) -> list[str]:

@@ -107,3 +107,21 @@ def test_cause_prefers_onnx2tf_own_error_line() -> None:
     assert cause(log, ModuleNotFoundError("No module named 'onnx2tf.ops.CumProd'")) == (
         "CumProd OP is not yet implemented.")
     assert "exit status 1" in cause("nothing useful\n", SystemExit(1))
+
+
+def test_cause_of_a_failed_int8_file_is_the_converters_error_before_it() -> None:
+    """onnx2tf prints TensorFlow's traceback as a warning, then "Full INT8 Quantization tflite
+    output failed." (all silero-vad-op15's int8 cause said); the error line is the cause."""
+    log = ("\x1b[33mWARNING:\x1b[0m some earlier warning\n"
+           "Traceback (most recent call last):\n"
+           '  File "calibrator.py", line 143, in _feed_tensors\n'
+           "    self._calibrator.Prepare([list(s.shape) for s in input_array])\n"
+           "RuntimeError: tensorflow/lite/kernels/reshape.cc:94 num_input_elements != "
+           "num_output_elements (256 != 128)Node number 25 (RESHAPE) failed to prepare.\n"
+           "\n\x1b[33mWARNING:\x1b[0m Full INT8 Quantization tflite output failed.\n")
+    assert cause(log, None) == (
+        "Full INT8 Quantization tflite output failed: RuntimeError: tensorflow/lite/kernels/"
+        "reshape.cc:94 num_input_elements != num_output_elements (256 != 128)Node number 25 "
+        "(RESHAPE) failed to prepare.")
+    plain = "\x1b[33mWARNING:\x1b[0m Full INT8 Quantization tflite output failed.\n"
+    assert cause(plain, None) == "Full INT8 Quantization tflite output failed."
