@@ -81,7 +81,8 @@ def test_the_state_is_judged_by_the_outputs_that_follow() -> None:
     ref = Reference.of(collect_outputs(_step, data), ["y", "stateN"], inputs=data)
     close = collect_outputs(lambda f: _step(f, 1e-4), data, carries=ref.carries)
     v = compare(close, ref, None, 0.01)
-    assert v.passed and "state 'stateN' carried into 10 samples, judged by their outputs" in v.reason
+    assert v.passed
+    assert "state 'stateN' carried into 10 samples, judged by their outputs" in v.reason
     state = next(o for o in v.outputs if o["name"] == "stateN")
     assert state["kind"] == "state" and state["checks"] == []
     far = collect_outputs(lambda f: _step(f, 0.5), data, carries=ref.carries)
