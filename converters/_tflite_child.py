@@ -55,6 +55,9 @@ def _run(request: dict[str, Any], work: Path) -> dict[str, Any]:
     cleanup = {"steps": cleaned.steps, "route": cleaned.route(), "opset": cleaned.opset,
                "io_renamed": cleaned.io_renamed, "seconds": round(time.perf_counter() - start, 2)}
     nhwc = [cleaned.io_renamed.get(n, n) for n in request.get("channels_last_inputs", [])]
+    _calibration_feed([cleaned.io_renamed.get(n, n) for n in request.get("whole_inputs", [])],
+                      {cleaned.io_renamed.get(n, n): t
+                       for n, t in request.get("integer_inputs", {}).items()})
     pseudo = _pseudo_ops(cleaned.op_counts)
     if pseudo:  # TFLite has no builtin for them: Flex ops the standard interpreter cannot run
         step = {"step": "erf", "tool": "onnx2tf", "changed": True, "replaced": pseudo,
@@ -65,6 +68,38 @@ def _run(request: dict[str, Any], work: Path) -> dict[str, Any]:
             for job in request["jobs"]}
     samples = int(np.load(request["calibration"][0][1], mmap_mode="r").shape[0])
     return {"ok": True, "cleanup": cleanup, "jobs": jobs, "calibration_samples": samples}
+
+
+def _calibration_feed(whole: list[str], integer: dict[str, str]) -> None:
+    """Feed the TFLite calibrator each input as the model takes it.
+
+    onnx2tf slices every calibration array one sample at a time along axis 0 and casts it to
+    float32. An input without a batch axis (a recurrent state, stacked whole by the request)
+    then arrives one rank too high (Silero's state ``[1, 2, 128, 1]`` for ``[2, 128, 1]``:
+    "reshape.cc:94 num_input_elements != num_output_elements (256 != 128)"), and an integer
+    input as float ("Cannot set tensor: Got value of type FLOAT32 but expected type INT64 for
+    input 2, name: serving_default_sr:0"). This drops the slice's axis of the first and casts
+    the second back before the calibrator sees them."""
+    if not whole and not integer:
+        return
+    import tensorflow as tf
+    from tensorflow.lite.python.optimize import calibrator
+
+    feed = calibrator.Calibrator._feed_tensors
+
+    def as_taken(name: str, value: Any) -> Any:
+        if name in whole and value.shape[0] == 1:
+            value = value[0]
+        return tf.cast(value, integer[name]) if name in integer else value
+
+    def fed(self: Any, dataset_gen: Any, resize_input: bool = True) -> Any:
+        def samples() -> Any:
+            for sample in dataset_gen():
+                yield ({k: as_taken(k, v) for k, v in sample.items()}
+                       if isinstance(sample, dict) else sample)
+        return feed(self, samples, resize_input)
+
+    calibrator.Calibrator._feed_tensors = fed
 
 
 def _pseudo_ops(op_counts: dict[str, int]) -> dict[str, int]:

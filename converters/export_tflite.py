@@ -193,18 +193,38 @@ def _write_request(work: Path, onnx_path: Path, jobs: list[dict[str, Any]],
                    calibration: dict[str, np.ndarray]) -> Path:
     shutil.copyfile(onnx_path, work / "source.onnx")
     kept = _channels_last_inputs(onnx_path)  # already channels-last (a TFLite source's ONNX)
-    calib = []
+    ranks = _input_ranks(onnx_path)
+    calib, whole, integer = [], [], {}
     for i, (name, arr) in enumerate(calibration.items()):
-        perm = None if name in kept else channels_last(arr.ndim)
+        if np.issubdtype(arr.dtype, np.integer):  # onnx2tf feeds float32: cast back in the child
+            integer[name] = str(arr.dtype)
+        if arr.ndim >= 2 and ranks.get(name) == arr.ndim - 1:  # no batch axis (a state): whole
+            whole.append(name)
+            inner = None if name in kept else channels_last(arr.ndim - 1)
+            perm = [0, *(p + 1 for p in inner)] if inner else None
+        else:
+            perm = None if name in kept else channels_last(arr.ndim)
         nhwc = arr.transpose(perm) if perm else arr
         np.save(work / f"calib_{i}.npy", np.ascontiguousarray(nhwc, dtype=np.float32))
         calib.append([name, str(work / f"calib_{i}.npy")])
     request = work / "request.json"
     request.write_text(json.dumps({
         "source": str(work / "source.onnx"), "calibration": calib, "jobs": jobs,
-        "channels_last_inputs": kept,
+        "channels_last_inputs": kept, "whole_inputs": whole, "integer_inputs": integer,
         "cleanup": {"slim": True, "sanitize_names": True, "unroll_lstm": True}}))
     return request
+
+
+def _input_ranks(onnx_path: Path) -> dict[str, int]:
+    """Each graph input's rank (a calibration array one rank higher is stacked whole samples:
+    the input has no batch axis)."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    except Exception:  # not readable: the child says why
+        return {}
+    return {i.name: len(i.type.tensor_type.shape.dim) for i in graph.input}
 
 
 def _channels_last_inputs(onnx_path: Path) -> list[str]:

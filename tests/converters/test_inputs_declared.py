@@ -252,3 +252,57 @@ def test_a_model_refusing_zeros_is_run_on_its_real_data(tmp_path: Path, home) ->
                           home)
     [art] = bundle.manifest["artifacts"]
     assert art["verification"]["passed"] and art["outputs"][0]["shape"] == [2, 2]
+
+
+def _tiny_vad(path: Path) -> Path:
+    """x [1, 8] + state [2, 1, 4] (no batch axis) + sr [] int64 → prob [1, 1], next state."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    nodes = [h.make_node("ReduceSum", ["x", "one"], ["xs"], keepdims=1),
+             h.make_node("ReduceSum", ["state"], ["ss"], keepdims=0),
+             h.make_node("Cast", ["sr"], ["srf"], to=TensorProto.FLOAT),
+             h.make_node("Mul", ["srf", "tiny"], ["srs"]),
+             h.make_node("Add", ["xs", "ss"], ["t0"]), h.make_node("Add", ["t0", "srs"], ["t1"]),
+             h.make_node("Sigmoid", ["t1"], ["prob"]),
+             h.make_node("Mul", ["state", "half"], ["kept"]),
+             h.make_node("Add", ["kept", "xs"], ["stateN"])]
+    graph = h.make_graph(nodes, "tiny_vad", [
+        h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8]),
+        h.make_tensor_value_info("state", TensorProto.FLOAT, [2, 1, 4]),
+        h.make_tensor_value_info("sr", TensorProto.INT64, [])],
+        [h.make_tensor_value_info("prob", TensorProto.FLOAT, [1, 1]),
+         h.make_tensor_value_info("stateN", TensorProto.FLOAT, [2, 1, 4])],
+        [nh.from_array(np.array([1], np.int64), "one"), nh.from_array(np.float32(1e-4), "tiny"),
+         nh.from_array(np.float32(0.5), "half")])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_full_int8_tflite_calibrates_a_state_and_an_int64_input(home, tmp_path: Path) -> None:
+    """onnx2tf feeds its calibrator each array sliced along axis 0 and cast to float32: the
+    state arrived as ``[1, 2, 128, 1]`` ("reshape.cc:94 num_input_elements !=
+    num_output_elements (256 != 128)") and ``sr`` as float ("Got value of type FLOAT32 but
+    expected type INT64"), so no full-integer file of Silero VAD could be written. Both are fed
+    as the model takes them now, and the int8 file is judged like any other."""
+    from profiles.schema import Profile
+
+    profile = Profile.model_validate({"name": "t", "arch": "aarch64", "artifacts": [
+        {"format": "tflite", "precision": "fp32"},
+        {"format": "tflite", "precision": "int8", "quantization": {"fallback": False}}],
+        "budgets": {"max_accuracy_drop": 1.0}, "fidelity": {"min_top1_agreement": 0.0,
+                                                           "max_box_error": 1.0}})
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "vad.npz", x=rng.normal(0, 0.3, (24, 8)).astype(np.float32),
+             state=rng.normal(0, 0.3, (24, 2, 1, 4)).astype(np.float32),
+             sr=np.full(24, 16000, np.int64))
+    bundle = build_bundle(str(_tiny_vad(tmp_path / "vad.onnx")), profile, tmp_path / "vad.npz",
+                          home)
+    assert not bundle.manifest["left_out"], bundle.manifest["left_out"]
+    int8 = next(a for a in bundle.manifest["artifacts"] if a["key"] == "tflite-int8")
+    assert int8["precision"] == "int8" and "fallback" not in int8
+    assert int8["converter"]["variant"] == "full_integer_quant"
