@@ -221,7 +221,8 @@ def _describe_outputs(names: list[str], values: list[np.ndarray], matches: list[
 def _match_sources(tensor_names: list[str], sources: list[str]) -> list[str]:
     """Source input for each TFLite input: by name (``serving_default_<name>:0``), else order."""
     stripped = [_TFLITE_NAME.match(n).group(2) for n in tensor_names]  # type: ignore[union-attr]
-    if sorted(stripped) == sorted(sources):
+    if sorted(stripped) == sorted(sources) or (  # or fewer: inputs fixed at conversion
+            len(set(stripped)) == len(stripped) < len(sources) and set(stripped) <= set(sources)):
         return stripped
     if len(tensor_names) != len(sources):
         raise ConversionError(f"TFLite model has inputs {tensor_names} but the source has "

@@ -51,9 +51,12 @@ def _run(request: dict[str, Any], work: Path) -> dict[str, Any]:
 
     start = time.perf_counter()
     cleaned = clean_onnx(Path(request["source"]), work / "clean.onnx", **request["cleanup"])
-    calibration = [[cleaned.io_renamed.get(n, n), p] for n, p in request["calibration"]]
+    calibration = [[cleaned.io_renamed.get(n, n), p] for n, p in request["calibration"]
+                   if n not in cleaned.fixed_inputs]
     cleanup = {"steps": cleaned.steps, "route": cleaned.route(), "opset": cleaned.opset,
                "io_renamed": cleaned.io_renamed, "seconds": round(time.perf_counter() - start, 2)}
+    if cleaned.fixed_inputs:
+        cleanup["fixed_inputs"] = cleaned.fixed_inputs
     nhwc = [cleaned.io_renamed.get(n, n) for n in request.get("channels_last_inputs", [])]
     _calibration_feed([cleaned.io_renamed.get(n, n) for n in request.get("whole_inputs", [])],
                       {cleaned.io_renamed.get(n, n): t

@@ -178,6 +178,8 @@ def _info(precision: str, int8: dict[str, Any] | None, job: dict[str, Any],
         "seconds": job["seconds"]}
     if cleanup["io_renamed"]:
         info["io_renamed"] = cleanup["io_renamed"]
+    if cleanup.get("fixed_inputs"):  # inputs the artifact no longer takes: the values it serves
+        info["fixed_inputs"] = cleanup["fixed_inputs"]
     if precision == "int8" and int8 is not None:
         options = {k: v for k, v in int8.items() if k != "variant"}
         info.update(variant=int8["variant"], io=int8["io"], options=options)
@@ -194,10 +196,14 @@ def _write_request(work: Path, onnx_path: Path, jobs: list[dict[str, Any]],
     shutil.copyfile(onnx_path, work / "source.onnx")
     kept = _channels_last_inputs(onnx_path)  # already channels-last (a TFLite source's ONNX)
     ranks = _input_ranks(onnx_path)
-    calib, whole, integer = [], [], {}
+    calib, whole, integer, constant, shapes = [], [], {}, {}, {}
     for i, (name, arr) in enumerate(calibration.items()):
+        shapes[name] = list(arr.shape[1:]) if ranks.get(name) == arr.ndim - 1 else [
+            1, *arr.shape[1:]]  # one sample as the model takes it
         if np.issubdtype(arr.dtype, np.integer):  # onnx2tf feeds float32: cast back in the child
             integer[name] = str(arr.dtype)
+            if ranks.get(name) == 0 and arr.size and (arr == arr.flat[0]).all():
+                constant[name] = int(arr.flat[0])  # a setting (sample rate): fixed if it branches
         if arr.ndim >= 2 and ranks.get(name) == arr.ndim - 1:  # no batch axis (a state): whole
             whole.append(name)
             inner = None if name in kept else channels_last(arr.ndim - 1)
@@ -211,7 +217,8 @@ def _write_request(work: Path, onnx_path: Path, jobs: list[dict[str, Any]],
     request.write_text(json.dumps({
         "source": str(work / "source.onnx"), "calibration": calib, "jobs": jobs,
         "channels_last_inputs": kept, "whole_inputs": whole, "integer_inputs": integer,
-        "cleanup": {"slim": True, "sanitize_names": True, "unroll_lstm": True}}))
+        "cleanup": {"slim": True, "sanitize_names": True, "unroll_lstm": True,
+                    "constant_inputs": constant, "input_shapes": shapes}}))
     return request
 
 

@@ -12,6 +12,11 @@ or not; a step that fails is recorded with its one-line error and the model goes
   below it (per-channel ``DequantizeLinear(axis=…)`` needs 13).
 - ``lstm``: LSTM nodes with a static sequence length unrolled into basic ops
   (:mod:`converters.lstm_unroll`; onnx2tf's Keras LSTM refuses a batch-1 initial state).
+- ``constant inputs``: graph inputs the data holds at one value (Silero VAD's sample rate
+  ``sr``, always 16000) become constants when the graph branches (``If``) — TFLite has no such
+  branches and onnx2tf failed inside them; onnxslim then keeps the one branch the value takes.
+  The artifact no longer takes those inputs and serves that value only (recorded as
+  ``fixed_inputs``); the TFLite route asks for it (:mod:`converters.export_tflite`).
 - ``names``: node and tensor names reduced to what TensorFlow accepts as scope names
   (``[A-Za-z0-9_./-]``; ``:`` is left to onnx2tf, which rewrites it itself). onnx2tf fails on
   e.g. ``Softmax@0`` ("not a valid scope name"). Graph inputs/outputs are renamed only when they
@@ -49,6 +54,8 @@ class CleanupResult:
     io_renamed: dict[str, str] = field(default_factory=dict)
     op_counts: dict[str, int] = field(default_factory=dict)
     """Node count per op type of the cleaned main graph."""
+    fixed_inputs: dict[str, Any] = field(default_factory=dict)
+    """Inputs made constants (``constant inputs``): name → the value the artifact serves."""
 
     def route(self) -> list[str]:
         """The names of the steps that changed the model, in order."""
@@ -56,7 +63,9 @@ class CleanupResult:
 
 
 def clean_onnx(src: Path, out: Path, *, slim: bool = True, min_opset: int | None = None,
-               sanitize_names: bool = False, unroll_lstm: bool = False) -> CleanupResult:
+               sanitize_names: bool = False, unroll_lstm: bool = False,
+               constant_inputs: dict[str, Any] | None = None,
+               input_shapes: dict[str, list[int]] | None = None) -> CleanupResult:
     """Write a cleaned copy of *src* to *out*; return what was done (see the module doc)."""
     import onnx
 
@@ -64,6 +73,8 @@ def clean_onnx(src: Path, out: Path, *, slim: bool = True, min_opset: int | None
     result = CleanupResult(out, opset=default_opset(model))
     if min_opset is not None and (result.opset or 0) < min_opset:
         model = _upgrade(model, min_opset, result)
+    if constant_inputs and slim:
+        _fix_inputs(model, constant_inputs, input_shapes or {}, result)
     if slim:
         model = _slim(model, result)
     if unroll_lstm:
@@ -74,6 +85,45 @@ def clean_onnx(src: Path, out: Path, *, slim: bool = True, min_opset: int | None
     result.op_counts = dict(Counter(n.op_type for n in model.graph.node))
     onnx.save(model, str(out))
     return result
+
+
+def _fix_inputs(model: Any, values: dict[str, Any], shapes: dict[str, list[int]],
+                result: CleanupResult) -> None:
+    """Graph inputs of *values* (name → the one value the data holds) as constants, when the
+    main graph branches (``If``), and the other inputs at their *shapes* (the branches test
+    shapes too: Silero's inner ``If`` nodes fold only once the chunk length is known);
+    recorded in ``fixed_inputs``."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    if not any(n.op_type == "If" for n in graph.node):
+        return
+    fixed = {}
+    for name, value in values.items():
+        spec = next((i for i in graph.input if i.name == name), None)
+        if spec is None:
+            continue
+        dtype = helper.tensor_dtype_to_np_dtype(spec.type.tensor_type.elem_type)
+        dims = [d.dim_value for d in spec.type.tensor_type.shape.dim]
+        graph.input.remove(spec)
+        graph.initializer.append(numpy_helper.from_array(
+            np.full(dims, value, dtype=dtype), name))
+        fixed[name] = value
+    if not fixed:
+        return
+    for spec in graph.input:
+        dims = spec.type.tensor_type.shape.dim
+        shape = shapes.get(spec.name)
+        if shape is not None and len(shape) == len(dims):
+            for dim, size in zip(dims, shape):
+                if not dim.HasField("dim_value"):
+                    dim.ClearField("dim_param")
+                    dim.dim_value = int(size)
+    if fixed:
+        result.fixed_inputs = fixed
+        result.steps.append({"step": "constant inputs", "changed": True, "inputs": fixed,
+                             "note": "the graph branches on them (If) and the data holds each at "
+                                     "one value: the artifact serves that value only"})
 
 
 def default_opset(model: Any) -> int | None:

@@ -306,3 +306,58 @@ def test_full_int8_tflite_calibrates_a_state_and_an_int64_input(home, tmp_path: 
     int8 = next(a for a in bundle.manifest["artifacts"] if a["key"] == "tflite-int8")
     assert int8["precision"] == "int8" and "fallback" not in int8
     assert int8["converter"]["variant"] == "full_integer_quant"
+
+
+def _branchy(path: Path) -> Path:
+    """x [1, 8] float, sr [] int64 → x * 2 when sr == 16000, else x * 3 (Silero's If on sr)."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    def branch(name: str, factor: float) -> object:
+        return h.make_graph([h.make_node("Mul", ["x", f"{name}_k"], [f"{name}_y"])], name, [],
+                            [h.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, [1, 8])],
+                            [nh.from_array(np.float32(factor), f"{name}_k")])
+
+    nodes = [h.make_node("Equal", ["sr", "rate"], ["is16k"]),
+             h.make_node("If", ["is16k"], ["y"], then_branch=branch("then", 2.0),
+                         else_branch=branch("else", 3.0))]
+    graph = h.make_graph(nodes, "branchy", [
+        h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8]),
+        h.make_tensor_value_info("sr", TensorProto.INT64, [])],
+        [h.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+        [nh.from_array(np.array(16000, np.int64), "rate")])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_input_the_graph_branches_on_is_fixed_for_tflite(home, tmp_path: Path) -> None:
+    """onnx2tf failed inside Silero VAD's ``If`` on its sample rate; the data holds sr at 16000,
+    so the TFLite graph takes that branch for good, and says so: ``fixed_inputs``, no sr input.
+    The ONNX artifacts keep the input."""
+    import onnx
+
+    from converters.onnx_cleanup import clean_onnx
+
+    src = _branchy(tmp_path / "branchy.onnx")
+    done = clean_onnx(src, tmp_path / "clean.onnx", constant_inputs={"sr": 16000},
+                      input_shapes={"x": [1, 8]})
+    graph = onnx.load(str(tmp_path / "clean.onnx")).graph
+    assert [i.name for i in graph.input] == ["x"] and "If" not in done.op_counts
+    assert done.fixed_inputs == {"sr": 16000}
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(24, 8)).astype(np.float32),
+             sr=np.full(24, 16000, np.int64))
+    profile = load_profile("sim").model_copy(update={"artifacts": [
+        a for a in load_profile("sim").artifacts if a.precision == "fp32"]})
+    bundle = build_bundle(str(src), profile, tmp_path / "d.npz", home)
+    arts = {a["key"]: a for a in bundle.manifest["artifacts"]}
+    assert set(arts) == {"onnx-fp32", "tflite-fp32"}, bundle.manifest["left_out"]
+    tfl = arts["tflite-fp32"]
+    assert tfl["converter"]["fixed_inputs"] == {"sr": 16000}
+    assert [i["source_name"] for i in tfl["inputs"]] == ["x"]
+    assert tfl["verification"]["passed"] and tfl["verification"]["max_abs_drift"] < 1e-5
+    assert [i["name"] for i in arts["onnx-fp32"]["inputs"]] == ["x", "sr"]
