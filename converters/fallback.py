@@ -8,9 +8,10 @@ in float (1, 2, 4, … of them; ONNX only), Q/DQ at the weight layers only (ONNX
 with int16 activations, dynamic int8 (MatMul-heavy models: transformers), Q/DQ at the weight
 layers without one minority layer type (``keep-float-Gemm``; ONNX) — and fp16 last,
 re-verifying each, and keeps the first that passes. A remedy that cannot be made is recorded
-with its one-line error and the next is tried. The entry records ``fallback: {tried, taken, figures, cause}``.
-:func:`substitute_int8` runs the same ladder for an int8 artifact that could not be made or
-loaded at all (the quantizer or converter failed), with that error as the cause.
+with its one-line error and the next is tried. The entry records
+``fallback: {tried, taken, figures, cause}``. :func:`substitute_int8` runs the same ladder
+for an int8 artifact that could not be made or loaded at all (the quantizer or converter
+failed), with that error as the cause.
 
 int8 means int8: an fp16 fallback is delivered under its true name — key ``<format>-fp16``,
 file ``model.fp16.<format>``, ``precision: fp16`` and ``requested: <format>-int8`` — and the int8
@@ -190,17 +191,22 @@ SLOWDOWN_FLOOR_MS = 1.0
 def _too_slow(job: Int8Job, entry: dict[str, Any], verify: Verify,
               figures: list[dict[str, Any]]) -> bool:
     """True (and said in the figures and progress) when *entry*'s host p50 is beyond
-    :data:`MAX_INT16_SLOWDOWN` × the fp32 ONNX model's, timed the same way."""
+    :data:`MAX_INT16_SLOWDOWN` × the fp32 model's of the same format (the fp32 TFLite file
+    when the profile builds one — Silero's 16x8 TFLite ran 1.26 ms against 0.11 ms for fp32
+    TFLite but under twice its If-laden fp32 ONNX — else the fp32 ONNX), timed the same way."""
     shapes = getattr(verify, "shapes", None)
     p50 = (entry.get("host_latency_ms") or {}).get("p50")
     if shapes is None or p50 is None:
         return False
-    from ._runners import OnnxRunner
+    from ._runners import OnnxRunner, TfliteRunner
     from .feeds import sample_feed
     from .verify import host_latency_record
 
-    runner = OnnxRunner(job.fp32, shapes, job.threads)
-    native = runner.prepare(sample_feed(job.inputs, 0, shapes))
+    first = sample_feed(job.inputs, 0, shapes)  # not zeros: Silero's sr=0 takes a dead branch
+    same = job.path.with_name(f"model.fp32.{job.fmt}")
+    runner: Any = (TfliteRunner(same, shapes, job.threads) if job.fmt == "tflite" and
+                   same.exists() else OnnxRunner(job.fp32, shapes, job.threads, example=first))
+    native = runner.prepare(first)
     base = host_latency_record(lambda: runner.invoke(native), job.threads, job.threads)["p50"]
     figures[-1]["host_p50_ms"], figures[-1]["fp32_host_p50_ms"] = p50, base
     if p50 <= MAX_INT16_SLOWDOWN * base or p50 - base < SLOWDOWN_FLOOR_MS:

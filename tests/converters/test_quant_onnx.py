@@ -804,3 +804,41 @@ def test_an_int16_remedy_far_slower_than_fp32_is_not_taken(mlps: dict, tmp_path:
     figures = [{"remedy": "int16-activations"}]
     assert not _too_slow(job, {"host_latency_ms": {"p50": 0.5}}, Check(), figures)
     assert "too_slow" not in figures[-1]
+
+
+def test_a_tflite_int16_remedy_is_timed_against_the_fp32_tflite_file(
+        mlps: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Silero's 16x8 TFLite ran 1.26 ms, under twice its fp32 ONNX (with If branches) but 12x
+    the fp32 TFLite file: the same format's fp32 is the base when the profile builds it."""
+    import time as _time
+
+    from converters.fallback import Int8Job, _too_slow
+
+    used: list[Path] = []
+
+    class SlowTflite:  # the fp32 TFLite file: 3 ms a run
+        def __init__(self, path: Path, shapes: dict, threads: int) -> None:
+            used.append(path)
+
+        def prepare(self, feed: dict) -> list:
+            return [feed["x"]]
+
+        def invoke(self, native: list) -> list:
+            _time.sleep(0.003)
+            return native
+
+    monkeypatch.setattr("converters._runners.TfliteRunner", SlowTflite)
+    model, _, x = mlps["plain"]
+    job = Int8Job("tflite-int8", "tflite", tmp_path / "model.int8.tflite", model, None,
+                  {"x": x[:8]}, {"x": x[:8]}, 1, lambda s: None)
+
+    class Check:
+        shapes = {"x": (1, DIN)}
+
+    figures: list[dict] = [{"remedy": "int16-activations"}]
+    assert _too_slow(job, {"host_latency_ms": {"p50": 4.0}}, Check(), figures)  # vs fp32 ONNX
+    assert used == []
+    (tmp_path / "model.fp32.tflite").write_bytes(b"")
+    figures = [{"remedy": "int16-activations"}]
+    assert not _too_slow(job, {"host_latency_ms": {"p50": 4.0}}, Check(), figures)
+    assert used == [tmp_path / "model.fp32.tflite"] and figures[-1]["fp32_host_p50_ms"] >= 3.0
