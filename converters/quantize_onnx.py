@@ -89,6 +89,11 @@ class OnnxQuantizer:
         tried: list[dict[str, Any]] = []
         failing: set[str] = set()  # op types that load errors named
         unreachable = None if options.subgraphs else self._reaches_no_weights()
+        if unreachable and options.symmetric:  # runner: tensorrt — it builds Q/DQ int8 only
+            raise ConversionError(f"{unreachable}; dynamic int8, the one that reaches them, has "
+                                  "no zero-point-0 Q/DQ activations (TensorRT builds int8 Q/DQ "
+                                  "only)", stage="quantize", tool="onnxruntime",
+                                  cause=unreachable)
         if unreachable and (options.op_types or options.exclude or options.activations == "int16"):
             raise ConversionError(f"{unreachable}; the one int8 it allows is dynamic with "
                                   "subgraphs", stage="quantize", tool="onnxruntime",

@@ -92,6 +92,8 @@ def test_weights_inside_if_subgraphs_are_quantized(tmp_path: Path) -> None:
     for remedy in ({"op_types": ("MatMul",)}, {"activations": "int16"}, {"exclude": ("x",)}):
         with pytest.raises(ConversionError, match="the one int8 it allows is dynamic"):
             quantizer.quantize(OnnxQuantOptions(**remedy), tmp_path / "r.onnx")
+    with pytest.raises(ConversionError, match=r"no zero-point-0 Q/DQ activations \(TensorRT"):
+        quantizer.quantize(OnnxQuantOptions(symmetric=True), tmp_path / "t.onnx")
     f = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
     q = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
     for row in (x[:1], -np.abs(x[1:2])):  # both branches
