@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ConversionError
 from profiles import Profile
 
+from ._isolate import runtime_tool
 from ._runners import open_runner
-from ._util import file_sha256
+from ._util import file_sha256, one_line
 from .data import Dataset
 from .divergence import diagnose
 from .feeds import sample_feed, with_batch_axes
@@ -64,8 +66,15 @@ def verify_file(work: Path, key: str, converter: dict[str, Any], inputs: dict[st
     path = work / f"model.{precision}.{fmt}"
     threads = host_threads(profile.runtime.threads)
     runner = open_runner(fmt, path, shapes, threads, ref.source())
-    result = compare(collect_outputs(runner.run, inputs, shapes=shapes, carries=ref.carries),
-                     ref, labels,
+    try:
+        outs = collect_outputs(runner.run, inputs, shapes=shapes, carries=ref.carries)
+    except ConversionError:
+        raise
+    except Exception as exc:  # loads, then the runtime refuses a sample: the file cannot ship
+        cause = one_line(exc)
+        raise ConversionError(f"{path.name} loads but fails on the evaluation data ({cause})",
+                              stage="load", tool=runtime_tool(key), cause=cause) from exc
+    result = compare(outs, ref, labels,
                      profile.budgets.max_accuracy_drop,
                      precision=converter.get("precision", precision), fidelity=profile.fidelity)
     if not result.passed and not remedy:

@@ -318,7 +318,11 @@ def _verify_artifact(art: Artifact, converter: dict[str, Any], check: ArtifactCh
                                        arch=check.profile.arch)
             entry, result = gate_int8(job, entry, result, check)
     except ConversionError as exc:  # VerificationError too: the gate could not judge it
-        return None, [LeftOut.from_error(art.key, "verify", tool, exc, required=art.required)]
+        stage = "load" if getattr(exc, "stage", None) == "load" else "verify"
+        lost = LeftOut.from_error(art.key, stage, tool, exc, required=art.required)
+        if art.precision == "int8" and pending_substitutes([lost], check.profile):
+            return substitute(art, lost, check, calib, progress)  # runs no sample: remedies
+        return None, [lost]
     fallback = entry.get("fallback") or {}
     if not result.passed:
         return None, [LeftOut(art.key, "verify", tool, result.reason,

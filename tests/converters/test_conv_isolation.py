@@ -181,3 +181,35 @@ def test_tflite_source_left_out_formats_carry_tf2onnx_cause(sim_bundle, tiny, tm
     with pytest.raises(ConversionError, match=r"^required artifact left out: onnx-fp32 "):
         build_bundle(source, _profile("onnx-fp32", "tflite-fp32", required=("onnx-fp32",)),
                      data, Paths(home=tmp_path))
+
+def test_an_int8_file_that_fails_on_a_sample_gets_its_remedies(
+        tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """all-MiniLM's full-int8 TFLite loaded, then TFLite's int8 DIV kernel refused a sample
+    ("div.cc:262 data[i] != zero_point was not true") and the whole convert ended in an internal
+    error. A file that fails on the evaluation data is left out at stage load with the runtime's
+    line, and an int8 one gets the remedies, as one that does not load at all."""
+    import converters.checks as checks
+
+    real = checks.open_runner
+    refused: list[str] = []
+
+    def opened(fmt, path, *args, **kwargs):
+        runner = real(fmt, path, *args, **kwargs)
+        if path.name == "model.int8.onnx" and not refused:  # the file as configured
+            refused.append(path.name)
+
+            def run(feed):
+                raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not "
+                                   "true.Node number 82 (DIV) failed to invoke.")
+
+            runner.run = run
+        return runner
+
+    monkeypatch.setattr(checks, "open_runner", opened)
+    bundle = build_bundle(str(tiny.pt2), _profile("onnx-fp32", "onnx-int8"), tiny.data,
+                          Paths(home=tmp_path))
+    assert refused == ["model.int8.onnx"]
+    int8 = next(a for a in bundle.manifest["artifacts"] if a["key"] == "onnx-int8")
+    assert int8["fallback"]["taken"] and int8["verification"]["passed"]
+    assert "loads but fails on the evaluation data (RuntimeError: tflite/kernels/div.cc:262" in (
+        int8["fallback"]["cause"])
