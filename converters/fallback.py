@@ -185,7 +185,12 @@ the fp16 after it is as fast as fp32 at half the size."""
 
 
 SLOWDOWN_FLOOR_MS = 1.0
-"""Below this absolute difference a slowdown is timer noise on a tiny model, not a reason."""
+"""Below this absolute difference a slowdown is timer noise on a tiny model, not a reason —
+when the two figures were timed apart (verification, then the guard)."""
+SIDE_BY_SIDE_FLOOR_MS = 0.1
+"""The same floor for figures timed side by side, whose noise is far lower: Silero's 16x8
+TFLite ran 0.76 ms against 0.04 ms for fp32 (18x) in alternating rounds — under the 1 ms floor,
+yet no noise (on the board, several times slower, the gap is milliseconds)."""
 
 
 def _too_slow(job: Int8Job, entry: dict[str, Any], verify: Verify,
@@ -221,7 +226,8 @@ def _too_slow(job: Int8Job, entry: dict[str, Any], verify: Verify,
         base = host_latency_record(lambda: runner.invoke(native), job.threads,
                                    job.threads)["p50"]
     figures[-1]["host_p50_ms"], figures[-1]["fp32_host_p50_ms"] = p50, base
-    if p50 <= MAX_INT16_SLOWDOWN * base or p50 - base < SLOWDOWN_FLOOR_MS:
+    floor = SIDE_BY_SIDE_FLOOR_MS if figures[-1].get("side_by_side") else SLOWDOWN_FLOOR_MS
+    if p50 <= MAX_INT16_SLOWDOWN * base or p50 - base < floor:
         return False
     figures[-1]["too_slow"] = True
     job.progress(f"{job.key}: fallback int16-activations passed but runs {p50 / base:.1f}x the "

@@ -806,8 +806,8 @@ def test_an_int16_remedy_far_slower_than_fp32_is_not_taken(mlps: dict, tmp_path:
     assert "too_slow" not in figures[-1]
 
 
-def test_the_int16_speed_guard_times_the_remedy_beside_its_base(mlps: dict,
-                                                                tmp_path: Path) -> None:
+def test_the_int16_speed_guard_times_the_remedy_beside_its_base(
+        mlps: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Timed minutes apart on a busy host, the OCR detector's int16 ONNX came out at 1.6x fp32
     on one run and 2.2x on another: the guard times the remedy's file and the fp32 model in
     alternating rounds, and its own figure decides, not the one from verification."""
@@ -827,6 +827,10 @@ def test_the_int16_speed_guard_times_the_remedy_beside_its_base(mlps: dict,
     entry = {"file": "model.int8.onnx", "host_latency_ms": {"p50": 5000.0}}  # a stale figure
     assert not _too_slow(job, entry, Check(), figures)
     assert figures[-1]["side_by_side"] is True and figures[-1]["host_p50_ms"] < 5000.0
+    # a sub-millisecond model 10x slower, timed side by side: no noise, not taken
+    monkeypatch.setattr("converters.fallback._side_by_side", lambda one, two: (0.5, 0.05))
+    figures = [{"remedy": "int16-activations"}]
+    assert _too_slow(job, entry, Check(), figures) and figures[-1]["too_slow"] is True
 
 
 def test_a_tflite_int16_remedy_is_timed_against_the_fp32_tflite_file(
