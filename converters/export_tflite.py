@@ -194,8 +194,7 @@ def _failed(precision: str, cause: str) -> ConversionError:
 def _write_request(work: Path, onnx_path: Path, jobs: list[dict[str, Any]],
                    calibration: dict[str, np.ndarray]) -> Path:
     shutil.copyfile(onnx_path, work / "source.onnx")
-    kept = _channels_last_inputs(onnx_path)  # already channels-last (a TFLite source's ONNX)
-    ranks = _input_ranks(onnx_path)
+    kept, ranks = _input_facts(onnx_path)  # kept: already channels-last (a TFLite source's)
     calib, whole, integer, constant, shapes = [], [], {}, {}, {}
     for i, (name, arr) in enumerate(calibration.items()):
         shapes[name] = list(arr.shape[1:]) if ranks.get(name) == arr.ndim - 1 else [
@@ -222,19 +221,9 @@ def _write_request(work: Path, onnx_path: Path, jobs: list[dict[str, Any]],
     return request
 
 
-def _input_ranks(onnx_path: Path) -> dict[str, int]:
-    """Each graph input's rank (a calibration array one rank higher is stacked whole samples:
-    the input has no batch axis)."""
-    import onnx
-
-    try:
-        graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    except Exception:  # not readable: the child says why
-        return {}
-    return {i.name: len(i.type.tensor_type.shape.dim) for i in graph.input}
-
-
-def _channels_last_inputs(onnx_path: Path) -> list[str]:
+def _input_facts(onnx_path: Path) -> tuple[list[str], dict[str, int]]:
+    """The inputs marked channels-last already, and each graph input's rank (a calibration array
+    one rank higher is stacked whole samples: the input has no batch axis); read in one load."""
     import onnx
 
     from .tflite_to_onnx import channels_last_inputs
@@ -242,8 +231,9 @@ def _channels_last_inputs(onnx_path: Path) -> list[str]:
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
     except Exception:  # not readable: the child says why, in onnx2tf's words
-        return []
-    return channels_last_inputs(model)
+        return [], {}
+    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in model.graph.input}
+    return channels_last_inputs(model), ranks
 
 
 def _run_child(work: Path, request: Path) -> dict[str, Any]:

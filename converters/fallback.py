@@ -205,19 +205,17 @@ def _too_slow(job: Int8Job, entry: dict[str, Any], verify: Verify,
     p50 = (entry.get("host_latency_ms") or {}).get("p50")
     if shapes is None or p50 is None:
         return False
-    from ._runners import OnnxRunner, TfliteRunner
+    from ._runners import open_runner
     from .feeds import sample_feed
     from .verify import host_latency_record
 
     first = sample_feed(job.inputs, 0, shapes)  # not zeros: Silero's sr=0 takes a dead branch
     same = job.path.with_name(f"model.fp32.{job.fmt}")
-    runner: Any = (TfliteRunner(same, shapes, job.threads) if job.fmt == "tflite" and
-                   same.exists() else OnnxRunner(job.fp32, shapes, job.threads, example=first))
+    runner = (open_runner("tflite", same, shapes, job.threads) if job.fmt == "tflite" and
+              same.exists() else open_runner("onnx", job.fp32, shapes, job.threads, example=first))
     native = runner.prepare(first)
     made = job.path.parent / str(entry.get("file", ""))
     if entry.get("file") and made.exists():
-        from ._runners import open_runner
-
         other = open_runner(job.fmt, made, shapes, job.threads, example=first)
         mine = other.prepare(first)
         p50, base = _side_by_side(lambda: other.invoke(mine), lambda: runner.invoke(native))

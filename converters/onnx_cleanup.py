@@ -119,11 +119,10 @@ def _fix_inputs(model: Any, values: dict[str, Any], shapes: dict[str, list[int]]
                 if not dim.HasField("dim_value"):
                     dim.ClearField("dim_param")
                     dim.dim_value = int(size)
-    if fixed:
-        result.fixed_inputs = fixed
-        result.steps.append({"step": "constant inputs", "changed": True, "inputs": fixed,
-                             "note": "the graph branches on them (If) and the data holds each at "
-                                     "one value: the artifact serves that value only"})
+    result.fixed_inputs = fixed
+    result.steps.append({"step": "constant inputs", "changed": True, "inputs": fixed,
+                         "note": "the graph branches on them (If) and the data holds each at "
+                                 "one value: the artifact serves that value only"})
 
 
 def default_opset(model: Any) -> int | None:

@@ -19,6 +19,7 @@ recorded in the info's ``tried`` and the one taken in ``variant``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import tempfile
@@ -88,7 +89,7 @@ class OnnxQuantizer:
         ``onnxruntime``, the last real error as ``cause``) when none does."""
         tried: list[dict[str, Any]] = []
         failing: set[str] = set()  # op types that load errors named
-        unreachable = None if options.subgraphs else self._reaches_no_weights()
+        unreachable = None if options.subgraphs else self._no_reachable_weights
         if unreachable and options.symmetric:  # runner: tensorrt — it builds Q/DQ int8 only
             raise ConversionError(f"{unreachable}; dynamic int8, the one that reaches them, has "
                                   "no zero-point-0 Q/DQ activations (TensorRT builds int8 Q/DQ "
@@ -111,6 +112,10 @@ class OnnxQuantizer:
             failing |= self._failing(out, problem)
             tried.append({"variant": name, **problem})
         raise self._error(tried)
+
+    @functools.cached_property
+    def _no_reachable_weights(self) -> str | None:
+        return self._reaches_no_weights()
 
     def _reaches_no_weights(self) -> str | None:
         """Why the quantizers cannot make this model int8 without ``EnableSubgraph`` (``None``

@@ -58,6 +58,22 @@ def _mlp(kind: str, seed: int = 0) -> object:
     return model
 
 
+def _saved(path: Path, nodes: list, inits: list, x_shape: list[int]) -> Path:
+    """A graph ``x`` → ``logits [1, CLASSES]`` of *nodes* at opset 17, saved to *path*."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+
+    graph = h.make_graph(nodes, path.stem, [h.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                     x_shape)],
+                         [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
+                         inits)
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
 def _write(tmp: Path, kind: str, n: int = 300) -> tuple[Path, Path, np.ndarray]:
     import onnx
     import onnxruntime as ort
@@ -170,8 +186,6 @@ def test_sensitivity_scan_skips_a_layer_the_quantizer_leaves_float_alone(tmp_pat
     """Silero VAD's scan stopped at its first probe (an LSTM: onnxruntime's static quantizer
     does not quantize it, "no node was quantized"), so no keep-float-N remedy was tried at all.
     Such a node is listed as not quantized alone and the scan goes on."""
-    import onnx
-    from onnx import TensorProto
     from onnx import helper as h
     from onnx import numpy_helper as nh
 
@@ -187,14 +201,7 @@ def test_sensitivity_scan_skips_a_layer_the_quantizer_leaves_float_alone(tmp_pat
              h.make_node("LSTM", ["t", "W", "R"], ["", "h"], name="rnn", hidden_size=hid),
              h.make_node("Reshape", ["h", "flat"], ["hf"], name="flatten"),
              h.make_node("MatMul", ["hf", "w"], ["logits"], name="head")]
-    graph = h.make_graph(nodes, "rnn", [h.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                 [1, 4, DIN])],
-                         [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
-                         inits)
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path / "rnn.onnx"
-    onnx.save(model, str(path))
+    path = _saved(tmp_path / "rnn.onnx", nodes, inits, [1, 4, DIN])
     x = np.random.default_rng(1).normal(0, 1, (32, 4, DIN)).astype(np.float32)
     quantizer = OnnxQuantizer(path, {"x": x}, tmp_path)
     assert quantizer.weight_nodes() == ["rnn", "head"]
@@ -698,8 +705,6 @@ def test_weight_ops_only_rescues_an_outlier_outside_the_weight_layers(
 def _ffn(tmp: Path) -> tuple[Path, Path]:
     """Two MatMul layers, then a hidden unit at 2000 read by two Gemm layers (a transformer's
     feed-forward outlier): int8 at the Gemm inputs crushes every other unit."""
-    import onnx
-    from onnx import TensorProto
     from onnx import helper as h
     from onnx import numpy_helper as nh
 
@@ -720,13 +725,7 @@ def _ffn(tmp: Path) -> tuple[Path, Path]:
              h.make_node("Gemm", ["a1", "w2", "b2"], ["g2"], name="ffn_up"),
              h.make_node("Relu", ["g2"], ["r2"], name="relu2"),
              h.make_node("Gemm", ["r2", "w3", "b3"], ["logits"], name="ffn_down")]
-    graph = h.make_graph(nodes, "ffn", [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, DIN])],
-                         [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
-                         inits)
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp / "ffn.onnx"
-    onnx.save(model, str(path))
+    path = _saved(tmp / "ffn.onnx", nodes, inits, [1, DIN])
     x = np.random.default_rng(1).normal(0, 1, (300, DIN)).astype(np.float32)
     np.savez(tmp / "ffn.npz", x=x, **{"calibration.x": x[:100]})
     return path, tmp / "ffn.npz"
@@ -844,7 +843,7 @@ def test_a_tflite_int16_remedy_is_timed_against_the_fp32_tflite_file(
     used: list[Path] = []
 
     class SlowTflite:  # the fp32 TFLite file: 3 ms a run
-        def __init__(self, path: Path, shapes: dict, threads: int) -> None:
+        def __init__(self, path: Path, shapes: dict, threads: int, source: object = None) -> None:
             used.append(path)
 
         def prepare(self, feed: dict) -> list:
