@@ -19,7 +19,9 @@ recorded in the info's ``tried`` and the one taken in ``variant``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import logging
 import re
 import tempfile
@@ -219,15 +221,19 @@ class OnnxQuantizer:
         restore(memo, cache)  # the ranges another quantizer of this model calibrated
         if cache.exists():  # onnxruntime reads them instead of calibrating: say so in timings
             record("calibrate (ranges reused)", 0.0)
-        quantize_static(str(self.source), str(out), _Reader(self.calibration, self.source),
-                        quant_format=getattr(QuantFormat, options.format),
-                        per_channel=options.per_channel, weight_type=QuantType.QInt8,
-                        activation_type=getattr(QuantType, ACTIVATION_QTYPES[options.activations]),
-                        calibrate_method=getattr(CalibrationMethod,
-                                                 CALIBRATION_METHODS[options.calibration]),
-                        nodes_to_exclude=list(options.exclude) or None, nodes_to_quantize=only,
-                        op_types_to_quantize=list(options.op_types) or None,
-                        extra_options=extra, calibration_cache_path=str(cache))
+        # onnxruntime's histogram calibrators print their progress on stdout, which is the
+        # JSON document under --json: kept off it
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(str(self.source), str(out), _Reader(self.calibration, self.source),
+                            quant_format=getattr(QuantFormat, options.format),
+                            per_channel=options.per_channel, weight_type=QuantType.QInt8,
+                            activation_type=getattr(QuantType,
+                                                    ACTIVATION_QTYPES[options.activations]),
+                            calibrate_method=getattr(CalibrationMethod,
+                                                     CALIBRATION_METHODS[options.calibration]),
+                            nodes_to_exclude=list(options.exclude) or None, nodes_to_quantize=only,
+                            op_types_to_quantize=list(options.op_types) or None,
+                            extra_options=extra, calibration_cache_path=str(cache))
         remember(memo, cache)
 
     def _dynamic(self, options: OnnxQuantOptions, out: Path, only: list[str] | None) -> None:

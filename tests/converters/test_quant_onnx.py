@@ -152,6 +152,13 @@ def test_calibration_method_reaches_the_quantizer(mlps: dict, tmp_path: Path) ->
     assert input_scale("entropy", calibration="entropy") > 0
 
 
+def test_histogram_calibration_keeps_stdout_clean(mlps: dict, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # onnxruntime's histogram calibrators print progress; under --json stdout is the document
+    _quantize(mlps, "plain", tmp_path, calibration="percentile", percentile=99.0)
+    assert capsys.readouterr().out == ""
+
+
 def test_sensitivity_ranks_the_fragile_layer_first(mlps: dict, tmp_path: Path) -> None:
     from converters.sensitivity import measure_sensitivity
 
