@@ -312,6 +312,13 @@ def _onnx_remedies(job: Int8Job, tmp: Path, per_channel: bool,
     options = OnnxQuantOptions.from_profile(job.quantization).with_(per_channel=True)
     if not per_channel:
         yield "per-channel", "int8", lambda out: quantizer.quantize(options, out)
+    if options.mode == "static" and options.calibration == "minmax":
+        # ranges clipped at the 99.999th percentile instead of the extremes: every layer still
+        # int8. Measured on the selfie segmenter for TensorRT (activations with zero point 0):
+        # mask mean error 0.022 of range with min-max ranges (every keep-float-N failed too),
+        # 0.017 with these (threshold 0.02)
+        yield "calibration-percentile", "int8", lambda out: quantizer.quantize(
+            options.with_(calibration="percentile"), out)
     nodes = quantizer.weight_nodes()
     if len(nodes) > 1:
         job.progress(f"{job.key}: measuring per-layer int8 sensitivity ({len(nodes)} layers, "

@@ -273,11 +273,51 @@ def test_fallback_per_channel_rescues_a_per_tensor_collapse(mlps: dict, tmp_path
     assert any("fallback per-channel passed" in s for s in steps)
 
 
+def _spiked(tmp: Path, width: int = 1024) -> tuple[Path, Path]:
+    """A wide input the model barely reads at one position, which one calibration sample
+    spikes to 4000: min-max ranges fit the spike and crush every other input value; the
+    99.999th percentile of the 100 x 1024 calibration values leaves it out."""
+    import onnxruntime as ort
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(5)
+    w1 = rng.normal(0, 0.1, (width, HID)).astype(np.float32)
+    w1[0, :] *= 1e-4
+    w2 = rng.normal(0, 0.5, (HID, CLASSES)).astype(np.float32)
+    nodes = [h.make_node("MatMul", ["x", "w1"], ["m1"], name="fc1"),
+             h.make_node("Relu", ["m1"], ["r1"], name="relu1"),
+             h.make_node("MatMul", ["r1", "w2"], ["logits"], name="fc2")]
+    path = _saved(tmp / "spiked.onnx", nodes, [nh.from_array(w1, "w1"), nh.from_array(w2, "w2")],
+                  [1, width])
+    x = rng.normal(0, 1, (300, width)).astype(np.float32)
+    x[7, 0] = 4000.0
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    labels = np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(300)]).argmax(1)
+    np.savez(tmp / "spiked.npz", x=x, labels=labels, **{"calibration.x": x[:100]})
+    return path, tmp / "spiked.npz"
+
+
+def test_percentile_calibration_rescues_ranges_stretched_by_one_sample(tmp_path: Path) -> None:
+    from converters import build_bundle
+
+    model, data = _spiked(tmp_path)
+    bundle = build_bundle(str(model), _profile(None), data, Paths(home=tmp_path),
+                          progress=lambda s: None)
+    entry = next(a for a in bundle.manifest["artifacts"] if a["key"] == "onnx-int8")
+    fb = entry["fallback"]
+    assert fb["figures"][0]["remedy"] == "as configured" and not fb["figures"][0]["passed"]
+    assert fb["tried"] == ["calibration-percentile"] and fb["taken"] == "calibration-percentile"
+    assert entry["quantization"]["calibration"] == "percentile"
+    assert entry["precision"] == "int8" and entry["verification"]["passed"]
+
+
 def test_fallback_keeps_sensitive_layers_float_for_an_activation_outlier(
         mlps: dict, tmp_path: Path) -> None:
     entry, _ = _build(mlps, "activation", tmp_path, None)
     fb = entry["fallback"]
-    assert fb["tried"] == ["keep-float-1", "keep-float-2"] and fb["taken"] == "keep-float-2"
+    assert fb["tried"] == ["calibration-percentile", "keep-float-1", "keep-float-2"]
+    assert fb["taken"] == "keep-float-2"
     assert set(entry["quantization"]["exclude"]) == {"fc1/MatMulAddFusion", "fc2"}
     assert entry["precision"] == "int8" and entry["verification"]["passed"]
 
@@ -315,7 +355,8 @@ def test_int16_activations_rescue_an_activation_outlier_as_int8(
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-int8"] and not m["left_out"]
     int8 = m["artifacts"][1]
     assert int8["precision"] == "int8" and int8["converter"]["activations"] == "QInt16"
-    assert int8["fallback"]["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations"]
+    assert int8["fallback"]["tried"] == ["calibration-percentile", "keep-float-1", "weight-ops-only",
+                                        "int16-activations"]
     assert int8["fallback"]["taken"] == "int16-activations" and int8["verification"]["passed"]
 
 
@@ -353,15 +394,16 @@ def test_fp16_fallback_is_named_fp16(mlps: dict, tmp_path: Path,
     fp16 = m["artifacts"][1]
     assert fp16["precision"] == "fp16" and fp16["file"] == "model.fp16.onnx"
     assert fp16["requested"] == "onnx-int8" and fp16["quantization"] is None
-    assert fp16["fallback"]["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations",
+    assert fp16["fallback"]["tried"] == ["calibration-percentile", "keep-float-1", "weight-ops-only",
+                                        "int16-activations",
                                         "dynamic", "keep-float-Gemm", "fp16"]
     assert fp16["fallback"]["taken"] == "fp16" and fp16["verification"]["passed"]
     assert "model.int8.onnx" not in m["files"] and "model.fp16.onnx" in m["files"]
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] == "onnx-fp16"
     assert "accuracy drop" in out["cause"]
-    assert out["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations", "dynamic",
-                            "keep-float-Gemm", "fp16"]  # int8 first
+    assert out["tried"] == ["calibration-percentile", "keep-float-1", "weight-ops-only",
+                            "int16-activations", "dynamic", "keep-float-Gemm", "fp16"]  # int8 first
 
 
 def test_fallback_fp16_false_leaves_int8_out(mlps: dict, tmp_path: Path,
@@ -375,10 +417,10 @@ def test_fallback_fp16_false_leaves_int8_out(mlps: dict, tmp_path: Path,
     assert not any(name.startswith(("model.int8", "model.fp16")) for name in m["files"])
     [out] = m["left_out"]
     assert out["key"] == "onnx-int8" and out["delivered_instead"] is None
-    assert out["tried"] == ["keep-float-1", "weight-ops-only", "int16-activations", "dynamic",
-                            "keep-float-Gemm"]
-    assert ("fallbacks keep-float-1, weight-ops-only, int16-activations, dynamic, keep-float-Gemm "
-            "failed" in out["cause"])
+    assert out["tried"] == ["calibration-percentile", "keep-float-1", "weight-ops-only",
+                            "int16-activations", "dynamic", "keep-float-Gemm"]
+    assert ("fallbacks calibration-percentile, keep-float-1, weight-ops-only, int16-activations, "
+            "dynamic, keep-float-Gemm failed" in out["cause"])
 
 
 def test_unsupported_op_is_named(tmp_path: Path) -> None:
@@ -599,8 +641,8 @@ def test_tensorrt_int8_is_symmetric_qdq_and_skips_remedies_tensorrt_cannot_build
     bundle = build_bundle(str(model), profile, data, Paths(home=tmp_path), progress=lambda s: None)
     m = bundle.manifest
     fp16 = next(a for a in m["artifacts"] if a.get("requested") == "onnx-int8")
-    assert fp16["fallback"]["tried"] == ["keep-float-1", "weight-ops-only",
-        "keep-float-Gemm", "fp16"]
+    assert fp16["fallback"]["tried"] == ["calibration-percentile", "keep-float-1",
+                                         "weight-ops-only", "keep-float-Gemm", "fp16"]
     skipped = {f["remedy"]: f["skipped"] for f in fp16["fallback"]["figures"] if "skipped" in f}
     assert skipped == {"int16-activations": "the artifact runs on TensorRT, which builds int8 "
                                             "Q/DQ only",
@@ -704,7 +746,7 @@ def test_weight_ops_only_rescues_an_outlier_outside_the_weight_layers(
         bundle = build_bundle(str(model), profile, data, Paths(home=tmp_path / runner),
                               progress=lambda s: None)
         int8 = next(a for a in bundle.manifest["artifacts"] if a["key"] == "onnx-int8")
-        assert int8["fallback"]["tried"] == ["weight-ops-only"], runner
+        assert int8["fallback"]["tried"] == ["calibration-percentile", "weight-ops-only"], runner
         assert int8["fallback"]["figures"][0]["passed"] is False
         assert int8["quantization"]["op_types"] == ["Conv", "ConvTranspose", "MatMul", "Gemm"]
 
@@ -763,9 +805,9 @@ def test_keep_float_of_one_layer_type_rescues_an_outlier_all_its_layers_read(
         int8 = next(a for a in bundle.manifest["artifacts"] if a["key"] == "onnx-int8")
         fallback = int8["fallback"]
         cpu_only = ["int16-activations", "dynamic"] if runner == "auto" else []
-        assert fallback["tried"] == ["weight-ops-only", *cpu_only, "keep-float-MatMul",
-                                     "keep-float-Gemm"]
-        assert [f["passed"] for f in fallback["figures"] if "passed" in f] == [False] * 3 + [True]
+        assert fallback["tried"] == ["calibration-percentile", "weight-ops-only", *cpu_only,
+                                     "keep-float-MatMul", "keep-float-Gemm"]
+        assert [f["passed"] for f in fallback["figures"] if "passed" in f] == [False] * 4 + [True]
         assert fallback["taken"] == "keep-float-Gemm" and int8["precision"] == "int8"
         assert int8["quantization"]["op_types"] == ["MatMul"], runner
 

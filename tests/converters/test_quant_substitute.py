@@ -154,7 +154,7 @@ def test_fp16_substitute_can_be_forbidden(tmp_path: Path) -> None:
         _bundle(tmp_path, _profile(fallback_fp16=False))
     msg = str(err.value)
     assert "no node was quantized" in msg
-    assert "fallbacks weight-ops-only, int16-activations failed too" in msg
+    assert "fallbacks calibration-percentile, weight-ops-only, int16-activations failed too" in msg
     assert "fp16" not in msg.split("[tried")[1] and "\n" not in msg
 
 
