@@ -355,8 +355,8 @@ def test_int16_activations_rescue_an_activation_outlier_as_int8(
     assert [a["key"] for a in m["artifacts"]] == ["onnx-fp32", "onnx-int8"] and not m["left_out"]
     int8 = m["artifacts"][1]
     assert int8["precision"] == "int8" and int8["converter"]["activations"] == "QInt16"
-    assert int8["fallback"]["tried"] == ["calibration-percentile", "keep-float-1", "weight-ops-only",
-                                        "int16-activations"]
+    assert int8["fallback"]["tried"] == ["calibration-percentile", "keep-float-1",
+                                         "weight-ops-only", "int16-activations"]
     assert int8["fallback"]["taken"] == "int16-activations" and int8["verification"]["passed"]
 
 
@@ -394,9 +394,9 @@ def test_fp16_fallback_is_named_fp16(mlps: dict, tmp_path: Path,
     fp16 = m["artifacts"][1]
     assert fp16["precision"] == "fp16" and fp16["file"] == "model.fp16.onnx"
     assert fp16["requested"] == "onnx-int8" and fp16["quantization"] is None
-    assert fp16["fallback"]["tried"] == ["calibration-percentile", "keep-float-1", "weight-ops-only",
-                                        "int16-activations",
-                                        "dynamic", "keep-float-Gemm", "fp16"]
+    assert fp16["fallback"]["tried"] == ["calibration-percentile", "keep-float-1",
+                                         "weight-ops-only", "int16-activations",
+                                         "dynamic", "keep-float-Gemm", "fp16"]
     assert fp16["fallback"]["taken"] == "fp16" and fp16["verification"]["passed"]
     assert "model.int8.onnx" not in m["files"] and "model.fp16.onnx" in m["files"]
     [out] = m["left_out"]
