@@ -223,9 +223,13 @@ def _nhwc(x: np.ndarray, lo: float) -> np.ndarray:
 
 
 def face_detect_mp(site: Path) -> tuple[Arrays, str]:
-    faces = _faces(site, (128, 128), SAMPLES // 2)
-    scenes = _crops(image_pool(site), (128, 128), SAMPLES - len(faces))
-    return {"input": _nhwc(np.concatenate([faces, scenes]), -1.0)}, "LFW faces + scenes"
+    """Face crops of three portraits at the short-range model's scale, and scenes. On LFW's
+    25x25 grey faces, upscaled, the source was unsure (best anchor 55–85 %); on these it is
+    85–96 % sure of every face and below 50 % on every scene (measured)."""
+    faces = _portrait_crops(site, (128, 128), SAMPLES * 2 // 3, (1.5, 3.0))
+    scenes = _crops(image_pool(site), (128, 128), SAMPLES - len(faces), seed=1)
+    return ({"input": _nhwc(np.concatenate([faces, scenes]), -1.0)},
+            f"{len(faces)} face crops of 3 portraits + {len(scenes)} scenes")
 
 
 def face_landmark_mp(site: Path) -> tuple[Arrays, str]:
