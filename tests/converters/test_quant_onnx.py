@@ -892,9 +892,8 @@ def test_the_int16_speed_guard_times_the_remedy_beside_its_base(
     alternating rounds, and its own figure decides, not the one from verification."""
     import shutil
 
-    from converters.fallback import Int8Job, _too_slow
-
     from converters import _runners
+    from converters.fallback import Int8Job, _too_slow
 
     model, _, x = mlps["plain"]
     shutil.copyfile(model, tmp_path / "model.int8.onnx")  # as fast as fp32: the same graph
