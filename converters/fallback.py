@@ -211,17 +211,15 @@ def _too_slow(job: Int8Job, entry: dict[str, Any], verify: Verify,
 
     first = sample_feed(job.inputs, 0, shapes)  # not zeros: Silero's sr=0 takes a dead branch
     same = job.path.with_name(f"model.fp32.{job.fmt}")
-    made = job.path.parent / str(entry.get("file", ""))
-    side = bool(entry.get("file")) and made.exists()
-    threads = GUARD_THREADS if side else job.threads
-    runner = (open_runner("tflite", same, shapes, threads) if job.fmt == "tflite" and
-              same.exists() else open_runner("onnx", job.fp32, shapes, threads, example=first))
+    runner = (open_runner("tflite", same, shapes, job.threads) if job.fmt == "tflite" and
+              same.exists() else open_runner("onnx", job.fp32, shapes, job.threads, example=first))
     native = runner.prepare(first)
-    if side:
-        other = open_runner(job.fmt, made, shapes, threads, example=first)
+    made = job.path.parent / str(entry.get("file", ""))
+    if entry.get("file") and made.exists():
+        other = open_runner(job.fmt, made, shapes, job.threads, example=first)
         mine = other.prepare(first)
         p50, base = _side_by_side(lambda: other.invoke(mine), lambda: runner.invoke(native))
-        figures[-1]["side_by_side"], figures[-1]["threads"] = True, threads
+        figures[-1]["side_by_side"] = True
     else:
         base = host_latency_record(lambda: runner.invoke(native), job.threads,
                                    job.threads)["p50"]
@@ -235,11 +233,6 @@ def _too_slow(job: Int8Job, entry: dict[str, Any], verify: Verify,
     return True
 
 
-GUARD_THREADS = 1
-"""Threads of both runners timed side by side: on a busy 2-core host, two-thread sessions of a
-sub-millisecond model stall on each other's workers (Silero op15's fp32 TFLite timed 1.47 ms
-beside a test suite, 0.07 ms quiet, and the guard's verdict flipped); one thread each compares
-the kernels, which is what the guard is about."""
 SIDE_BY_SIDE_ROUNDS = 3
 """Alternating timing rounds (5 runs each after 2 warm-up calls) of a remedy and its fp32 base."""
 
