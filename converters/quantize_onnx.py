@@ -201,6 +201,12 @@ class OnnxQuantizer:
             "onnx-int8 from the profile or use precision fp16", stage=stage, tool="onnxruntime",
             cause=last, tried=[t["variant"] for t in tried])
 
+    def _sample_bytes(self, reader: _Reader) -> int | None:
+        """:func:`activation_bytes` of the source on the first calibration sample (once)."""
+        if not hasattr(self, "_bytes"):
+            self._bytes = activation_bytes(self.source, reader.first())
+        return self._bytes
+
     def _static(self, options: OnnxQuantOptions, out: Path, only: list[str] | None) -> None:
         from onnxruntime.quantization import (
             CalibrationMethod,
@@ -211,8 +217,8 @@ class OnnxQuantizer:
 
         percentile = options.calibration == "percentile"
         extra: dict[str, Any] = {"CalibPercentile": options.percentile} if percentile else {}
-        extra["CalibStridedMinMax"] = calibration_stride(self.samples)  # every method, not only
-        # min-max: the histogram calibrators merge their histograms across strides too
+        reader = _Reader(self.calibration, self.source)
+        extra["CalibStridedMinMax"] = calibration_stride(self.samples, self._sample_bytes(reader))
         if options.symmetric:
             extra["ActivationSymmetric"] = True
         cache = self.workdir / f"calib-{options.calibration}-{options.percentile}.json"
@@ -226,7 +232,7 @@ class OnnxQuantizer:
         # onnxruntime's histogram calibrators print their progress on stdout, which is the
         # JSON document under --json: kept off it
         with contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(str(self.source), str(out), _Reader(self.calibration, self.source),
+            quantize_static(str(self.source), str(out), reader,
                             quant_format=getattr(QuantFormat, options.format),
                             per_channel=options.per_channel, weight_type=QuantType.QInt8,
                             activation_type=getattr(QuantType,
@@ -309,6 +315,10 @@ class _Reader:
     def __len__(self) -> int:
         return self._n
 
+    def first(self) -> dict[str, np.ndarray]:
+        """The first sample's feed."""
+        return next(self._iter(0, 1))
+
     def set_range(self, start_index: int, end_index: int) -> None:
         """Feed samples ``start_index:end_index`` next (onnxruntime's strided calibration)."""
         self._end = end_index
@@ -331,12 +341,45 @@ class _Reader:
         return feed
 
 
-def calibration_stride(samples: int, most: int = 4) -> int:
+CALIBRATION_BYTES = 2 << 30
+"""The intermediate tensors onnxruntime's calibrator may hold at once: it keeps every
+intermediate tensor of the samples it runs in one go (12.9 GB for the OCR text detector's 24
+samples at 480x640)."""
+
+
+def calibration_stride(samples: int, sample_bytes: int | None) -> int:
     """How many samples onnxruntime's calibrator runs before it reduces their tensors to ranges
-    or histograms: it holds every intermediate tensor of the samples it runs at once, which for
-    the OCR text detector at 480x640 was 12.9 GB for 24 samples (percentile calibration).
-    The largest divisor of *samples* up to *most* (onnxruntime needs a divisor)."""
-    return max(d for d in range(1, most + 1) if samples % d == 0)
+    or histograms: all of them when their intermediate tensors fit :data:`CALIBRATION_BYTES`,
+    else the largest divisor of *samples* whose tensors fit (onnxruntime needs a divisor), at
+    most 4 when the size is unknown. As few strides as fit: the histogram calibrators
+    (percentile, entropy) extend the first stride's bins at its width, so a quiet first stride
+    (Silero's silent chunks, in strides of 2) grew histograms past 18 GB."""
+    most = 4 if sample_bytes is None else max(1, CALIBRATION_BYTES // max(sample_bytes, 1))
+    return max(d for d in range(1, min(most, samples) + 1) if samples % d == 0)
+
+
+def activation_bytes(model: Path, feed: dict[str, np.ndarray]) -> int | None:
+    """The bytes of the intermediate tensors of one run of *model* on *feed* — measured: one
+    onnxruntime run with every node output fetched, as the calibrator runs it (ONNX shape
+    inference leaves Silero's STFT padding unknown) — or ``None`` when that run fails."""
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        proto = onnx.load(str(model))
+        fetched = {o.name for o in proto.graph.output}
+        for node in proto.graph.node:
+            for name in node.output:
+                if name and name not in fetched:
+                    proto.graph.output.append(onnx.ValueInfoProto(name=name))
+                    fetched.add(name)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = ort.InferenceSession(proto.SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        return sum(int(getattr(out, "nbytes", 0)) for out in session.run(None, feed))
+    except Exception:  # noqa: BLE001 — an estimate: unknown is an answer
+        return None
 
 
 def _preprocess(fp32: Path, out: Path) -> Path:

@@ -152,17 +152,20 @@ def test_calibration_method_reaches_the_quantizer(mlps: dict, tmp_path: Path) ->
     assert input_scale("entropy", calibration="entropy") > 0
 
 
-def test_calibration_runs_a_few_samples_at_a_time(mlps: dict, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_calibration_runs_as_many_samples_at_once_as_fit(mlps: dict, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """onnxruntime's calibrators hold every intermediate tensor of the samples they run at once
-    (12.9 GB for the OCR text detector's 24 samples): they get 4 at a time, and min-max ranges
-    do not change for it."""
+    (12.9 GB for the OCR text detector's 24 samples): they get as many as fit in
+    CALIBRATION_BYTES, measured on the first sample, and min-max ranges do not change for it.
+    Strides only when needed: histograms grow from the first stride's bin width (Silero's
+    silent first chunks, in strides of 2, grew them past 18 GB)."""
     from onnx import numpy_helper
 
-    from converters import quantize_onnx
+    from converters import _calib_memo, quantize_onnx
 
     ranges: list[tuple[int, int]] = []
     set_range = quantize_onnx._Reader.set_range
+
     def recorded(self: object, start_index: int, end_index: int) -> None:
         ranges.append((start_index, end_index))
         set_range(self, start_index, end_index)
@@ -171,16 +174,22 @@ def test_calibration_runs_a_few_samples_at_a_time(mlps: dict, tmp_path: Path,
 
     def scales(sub: str) -> list[float]:
         (tmp_path / sub).mkdir()
+        monkeypatch.setattr(_calib_memo, "_MEMO", type(_calib_memo._MEMO)())  # no shared ranges
         model = _quantize(mlps, "plain", tmp_path / sub)
         inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
         return [float(inits[n.input[1]]) for n in model.graph.node if n.op_type == "QuantizeLinear"]
 
-    strided = scales("strided")
+    whole = scales("whole")
+    assert ranges == [(0, 100)]  # a small model: every sample at once
+    model, _, x = mlps["plain"]
+    per_sample = quantize_onnx.activation_bytes(model, {"x": x[:1]})
+    assert per_sample is not None and per_sample > 0
+    monkeypatch.setattr(quantize_onnx, "CALIBRATION_BYTES", per_sample * 4)
+    ranges.clear()
+    assert scales("strided") == whole
     assert ranges == [(i, i + 4) for i in range(0, 100, 4)]
-    assert quantize_onnx.calibration_stride(24) == 4 and quantize_onnx.calibration_stride(518) == 2
-    assert quantize_onnx.calibration_stride(23) == 1
-    monkeypatch.setattr(quantize_onnx, "calibration_stride", lambda n: n)
-    assert scales("whole") == strided
+    assert quantize_onnx.calibration_stride(518, None) == 2  # unknown size: at most 4
+    assert quantize_onnx.calibration_stride(23, None) == 1
 
 
 def test_histogram_calibration_keeps_stdout_clean(mlps: dict, tmp_path: Path,
