@@ -201,11 +201,10 @@ class OnnxQuantizer:
             "onnx-int8 from the profile or use precision fp16", stage=stage, tool="onnxruntime",
             cause=last, tried=[t["variant"] for t in tried])
 
-    def _sample_bytes(self, reader: _Reader) -> int | None:
-        """:func:`activation_bytes` of the source on the first calibration sample (once)."""
-        if not hasattr(self, "_bytes"):
-            self._bytes = activation_bytes(self.source, reader.first())
-        return self._bytes
+    @functools.cached_property
+    def _sample_bytes(self) -> int | None:
+        """:func:`activation_bytes` of the source on the first calibration sample."""
+        return activation_bytes(self.source, _Reader(self.calibration, self.source).first())
 
     def _static(self, options: OnnxQuantOptions, out: Path, only: list[str] | None) -> None:
         from onnxruntime.quantization import (
@@ -217,8 +216,6 @@ class OnnxQuantizer:
 
         percentile = options.calibration == "percentile"
         extra: dict[str, Any] = {"CalibPercentile": options.percentile} if percentile else {}
-        reader = _Reader(self.calibration, self.source)
-        extra["CalibStridedMinMax"] = calibration_stride(self.samples, self._sample_bytes(reader))
         if options.symmetric:
             extra["ActivationSymmetric"] = True
         cache = self.workdir / f"calib-{options.calibration}-{options.percentile}.json"
@@ -229,10 +226,12 @@ class OnnxQuantizer:
         restore(memo, cache)  # the ranges another quantizer of this model calibrated
         if cache.exists():  # onnxruntime reads them instead of calibrating: say so in timings
             record("calibrate (ranges reused)", 0.0)
+        else:
+            extra["CalibStridedMinMax"] = calibration_stride(self.samples, self._sample_bytes)
         # onnxruntime's histogram calibrators print their progress on stdout, which is the
         # JSON document under --json: kept off it
         with contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(str(self.source), str(out), reader,
+            quantize_static(str(self.source), str(out), _Reader(self.calibration, self.source),
                             quant_format=getattr(QuantFormat, options.format),
                             per_channel=options.per_channel, weight_type=QuantType.QInt8,
                             activation_type=getattr(QuantType,
