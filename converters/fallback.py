@@ -234,17 +234,24 @@ def _too_slow(job: Int8Job, entry: dict[str, Any], verify: Verify,
 
 
 SIDE_BY_SIDE_ROUNDS = 3
-"""Alternating timing rounds (5 runs each after 2 warm-up calls) of a remedy and its fp32 base."""
+"""Alternating timing rounds (after 2 warm-up calls each) of a remedy and its fp32 base."""
+SIDE_BY_SIDE_ROUND_MS = 50.0
+"""Each round runs the slower of the two for about this long (5 to 200 runs): 5 runs of a
+0.1 ms model are a sample of scheduler noise — Silero op15's int16 ONNX against its fp32 ran
+0.9x to 2.7x in repeated quiet 3 x 5 timings, 1.27x to 1.36x in 3 x 200."""
 
 
 def _side_by_side(one: Callable[[], object], two: Callable[[], object]) -> tuple[float, float]:
     """The medians (ms) of *one* and *two* over alternating rounds, so a busy host slows both."""
     from .verify import host_latency
 
+    slower = max(host_latency(one, runs=1, warmup=1)["p50"],
+                 host_latency(two, runs=1, warmup=1)["p50"])
+    runs = int(min(200, max(5, SIDE_BY_SIDE_ROUND_MS / max(slower, 1e-3))))
     a, b = [], []
     for _ in range(SIDE_BY_SIDE_ROUNDS):
-        a.append(host_latency(one, runs=5, warmup=2)["p50"])
-        b.append(host_latency(two, runs=5, warmup=2)["p50"])
+        a.append(host_latency(one, runs=runs, warmup=2)["p50"])
+        b.append(host_latency(two, runs=runs, warmup=2)["p50"])
     return float(np.median(a)), float(np.median(b))
 
 

@@ -8,6 +8,7 @@ keeping the two layers around it in float does). Labels are the float model's ow
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -919,6 +920,30 @@ def test_the_int16_speed_guard_times_the_remedy_beside_its_base(
     monkeypatch.setattr("converters.fallback._side_by_side", lambda one, two: (0.5, 0.05))
     figures = [{"remedy": "int16-activations"}]
     assert _too_slow(job, entry, Check(), figures) and figures[-1]["too_slow"] is True
+
+
+def test_side_by_side_rounds_of_a_tiny_model_are_long_enough_to_mean_something() -> None:
+    """5 runs of a 0.1 ms model are scheduler noise (Silero op15's int16 against fp32: 0.9x to
+    2.7x in repeated quiet timings); each round runs the slower one for ~50 ms instead, 5 runs
+    at the least (a 1.5 s TFLite 16x8 file is not timed for minutes)."""
+    from converters.fallback import SIDE_BY_SIDE_ROUNDS, _side_by_side
+
+    calls = {"one": 0, "two": 0}
+
+    def tiny(name: str) -> None:
+        calls[name] += 1
+
+    fast, base = _side_by_side(lambda: tiny("one"), lambda: tiny("two"))
+    assert calls["one"] >= SIDE_BY_SIDE_ROUNDS * 200 and calls["two"] >= SIDE_BY_SIDE_ROUNDS * 200
+    assert fast >= 0 and base >= 0
+    calls.update(one=0, two=0)
+
+    def slow() -> None:
+        calls["one"] += 1
+        time.sleep(0.03)
+
+    _side_by_side(slow, lambda: tiny("two"))
+    assert calls["one"] <= 2 + SIDE_BY_SIDE_ROUNDS * (5 + 2)  # the probe, then 5 runs a round
 
 
 def test_a_tflite_int16_remedy_is_timed_against_the_fp32_tflite_file(
