@@ -37,6 +37,7 @@ from profiles.schema import Quantization
 from ._util import one_line
 from .int8_layers import LayerQuantizer
 from .int8_options import OnnxQuantOptions, artifact_quantization
+from .int16_guard import too_slow
 from .quantize_fp16 import convert_fp16
 from .quantize_onnx import OnnxQuantizer
 from .sensitivity import measure_sensitivity, most_sensitive
@@ -168,91 +169,13 @@ def _ladder(job: Int8Job, figures: list[dict[str, Any]], cause: str, verify: Ver
             tried.append(name)
             outcome = _try(job, name, precision, make, verify, figures)
             if outcome is not None and outcome[1].passed and name == "int16-activations" \
-                    and _too_slow(job, outcome[0], verify, figures):
+                    and too_slow(job, outcome[0], verify, figures):
                 continue
             if outcome is not None and outcome[1].passed:
                 job.progress(f"{job.key}: fallback {name} passed ({outcome[1].reason})")
                 return (_taken(outcome[0], job.key, name, tried, figures, cause),
                         outcome[1]), tried
     return None, tried
-
-
-MAX_INT16_SLOWDOWN = 2.0
-"""An int16-activation artifact slower than this many times the fp32 model on the host is not
-taken: CPUs run it on reference kernels (measured on the OCR text detector: TFLite 16x8 1996 ms
-and ONNX int16 QDQ 462 ms against 106 ms for TFLite fp32; the board's profiling timed out), and
-the fp16 after it is as fast as fp32 at half the size."""
-
-
-SLOWDOWN_FLOOR_MS = 1.0
-"""Below this absolute difference a slowdown is timer noise on a tiny model, not a reason —
-when the two figures were timed apart (verification, then the guard)."""
-SIDE_BY_SIDE_FLOOR_MS = 0.1
-"""The same floor for figures timed side by side, whose noise is far lower: Silero's 16x8
-TFLite ran 0.76 ms against 0.04 ms for fp32 (18x) in alternating rounds — under the 1 ms floor,
-yet no noise (on the board, several times slower, the gap is milliseconds)."""
-
-
-def _too_slow(job: Int8Job, entry: dict[str, Any], verify: Verify,
-              figures: list[dict[str, Any]]) -> bool:
-    """True (and said in the figures and progress) when *entry*'s host p50 is beyond
-    :data:`MAX_INT16_SLOWDOWN` × the fp32 model's of the same format (the fp32 TFLite file
-    when the profile builds one — Silero's 16x8 TFLite ran 1.26 ms against 0.11 ms for fp32
-    TFLite but under twice its If-laden fp32 ONNX — else the fp32 ONNX), the two timed side by
-    side in alternating rounds (:data:`SIDE_BY_SIDE_ROUNDS`): timed minutes apart on this shared
-    host, the OCR detector's int16 ONNX came out at 1.6x fp32 on one run and 2.2x on another."""
-    shapes = getattr(verify, "shapes", None)
-    p50 = (entry.get("host_latency_ms") or {}).get("p50")
-    if shapes is None or p50 is None:
-        return False
-    from ._runners import open_runner
-    from .feeds import sample_feed
-    from .verify import host_latency_record
-
-    first = sample_feed(job.inputs, 0, shapes)  # not zeros: Silero's sr=0 takes a dead branch
-    same = job.path.with_name(f"model.fp32.{job.fmt}")
-    runner = (open_runner("tflite", same, shapes, job.threads) if job.fmt == "tflite" and
-              same.exists() else open_runner("onnx", job.fp32, shapes, job.threads, example=first))
-    native = runner.prepare(first)
-    made = job.path.parent / str(entry.get("file", ""))
-    if entry.get("file") and made.exists():
-        other = open_runner(job.fmt, made, shapes, job.threads, example=first)
-        mine = other.prepare(first)
-        p50, base = _side_by_side(lambda: other.invoke(mine), lambda: runner.invoke(native))
-        figures[-1]["side_by_side"] = True
-    else:
-        base = host_latency_record(lambda: runner.invoke(native), job.threads,
-                                   job.threads)["p50"]
-    figures[-1]["host_p50_ms"], figures[-1]["fp32_host_p50_ms"] = p50, base
-    floor = SIDE_BY_SIDE_FLOOR_MS if figures[-1].get("side_by_side") else SLOWDOWN_FLOOR_MS
-    if p50 <= MAX_INT16_SLOWDOWN * base or p50 - base < floor:
-        return False
-    figures[-1]["too_slow"] = True
-    job.progress(f"{job.key}: fallback int16-activations passed but runs {p50 / base:.1f}x the "
-                 f"fp32 model's host time ({p50:.4g} vs {base:.4g} ms): not taken")
-    return True
-
-
-SIDE_BY_SIDE_ROUNDS = 3
-"""Alternating timing rounds (after 2 warm-up calls each) of a remedy and its fp32 base."""
-SIDE_BY_SIDE_ROUND_MS = 50.0
-"""Each round runs the slower of the two for about this long (5 to 200 runs): 5 runs of a
-0.1 ms model are a sample of scheduler noise — Silero op15's int16 ONNX against its fp32 ran
-0.9x to 2.7x in repeated quiet 3 x 5 timings, 1.27x to 1.36x in 3 x 200."""
-
-
-def _side_by_side(one: Callable[[], object], two: Callable[[], object]) -> tuple[float, float]:
-    """The medians (ms) of *one* and *two* over alternating rounds, so a busy host slows both."""
-    from .verify import host_latency
-
-    slower = max(host_latency(one, runs=1, warmup=1)["p50"],
-                 host_latency(two, runs=1, warmup=1)["p50"])
-    runs = int(min(200, max(5, SIDE_BY_SIDE_ROUND_MS / max(slower, 1e-3))))
-    a, b = [], []
-    for _ in range(SIDE_BY_SIDE_ROUNDS):
-        a.append(host_latency(one, runs=runs, warmup=2)["p50"])
-        b.append(host_latency(two, runs=runs, warmup=2)["p50"])
-    return float(np.median(a)), float(np.median(b))
 
 
 def _try(job: Int8Job, name: str, precision: str, make: Callable[[Path], dict[str, Any]],

@@ -47,20 +47,13 @@ def overflowing_nodes(model: Any, samples: dict[str, np.ndarray]) -> tuple[list[
 
 def _peaks(model: Any, samples: dict[str, np.ndarray]) -> dict[str, float]:
     import onnx
-    import onnxruntime as ort
 
+    from ._tensor_probe import probe_session
     from .feeds import sample_feed
 
     probe = onnx.shape_inference.infer_shapes(model)
-    floats = [v for v in probe.graph.value_info
-              if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT]
-    outputs = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(v for v in floats if v.name not in outputs)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(probe.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+    session = probe_session(probe, [v.name for v in probe.graph.value_info
+                                    if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT])
     names = [o.name for o in session.get_outputs()]
     inits = {i.name for i in probe.graph.initializer}
     shapes = {i.name: tuple(d.dim_value or -1 for d in i.type.tensor_type.shape.dim)

@@ -25,8 +25,6 @@ import io
 import logging
 import re
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from core.errors import ConversionError
 
 from ._calib_memo import ranges_key, remember, restore
 from ._util import one_line, op_hint
+from .calibration_reader import CalibrationReader, activation_bytes, calibration_stride
 from .int8_options import ACTIVATION_QTYPES, CALIBRATION_METHODS, OnnxQuantOptions
 from .quantize_subgraphs import all_op_types, lift_subgraph_constants, subgraph_weight_count
 from .steps import record
@@ -204,7 +203,11 @@ class OnnxQuantizer:
     @functools.cached_property
     def _sample_bytes(self) -> int | None:
         """:func:`activation_bytes` of the source on the first calibration sample."""
-        return activation_bytes(self.source, _Reader(self.calibration, self.source).first())
+        return activation_bytes(self.source, self._reader().first())
+
+    def _reader(self) -> CalibrationReader:
+        """A fresh reader of the calibration samples (onnxruntime consumes it)."""
+        return CalibrationReader(self.calibration, self.source)
 
     def _static(self, options: OnnxQuantOptions, out: Path, only: list[str] | None) -> None:
         from onnxruntime.quantization import (
@@ -231,7 +234,7 @@ class OnnxQuantizer:
         # onnxruntime's histogram calibrators print their progress on stdout, which is the
         # JSON document under --json: kept off it
         with contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(str(self.source), str(out), _Reader(self.calibration, self.source),
+            quantize_static(str(self.source), str(out), self._reader(),
                             quant_format=getattr(QuantFormat, options.format),
                             per_channel=options.per_channel, weight_type=QuantType.QInt8,
                             activation_type=getattr(QuantType,
@@ -296,90 +299,6 @@ def quantize_int8(fp32: Path, out: Path, calibration: dict[str, np.ndarray],
         info = quantizer.quantize(options or OnnxQuantOptions(), out)
     log.info("quantized %s -> %s (%s)", fp32.name, out.name, info["method"])
     return info
-
-
-class _Reader:
-    """Calibration samples, one feed at a time as the model declares its inputs
-    (:func:`converters.feeds.sample_feed`; onnxruntime's CalibrationDataReader)."""
-
-    def __init__(self, calibration: dict[str, np.ndarray], model: Path) -> None:
-        from ._shapes import onnx_input_shapes
-
-        self._calibration, self._shapes = calibration, onnx_input_shapes(model)
-        self._n = len(next(iter(calibration.values())))
-        self._end = self._n
-        self._feeds = self._iter(0, self._n)
-        self._started: float | None = None  # the calibration's inference time (``timings``)
-
-    def __len__(self) -> int:
-        return self._n
-
-    def first(self) -> dict[str, np.ndarray]:
-        """The first sample's feed."""
-        return next(self._iter(0, 1))
-
-    def set_range(self, start_index: int, end_index: int) -> None:
-        """Feed samples ``start_index:end_index`` next (onnxruntime's strided calibration)."""
-        self._end = end_index
-        self._feeds = self._iter(start_index, end_index)
-
-    def _iter(self, start: int, end: int) -> Iterator[dict[str, np.ndarray]]:
-        from .feeds import sample_feed
-
-        for i in range(start, end):
-            yield sample_feed(self._calibration, i, self._shapes)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        """The next feed, or ``None`` when done (then the calibration's time is recorded)."""
-        now = time.perf_counter()
-        self._started = now if self._started is None else self._started
-        feed = next(self._feeds, None)
-        if feed is None and self._end == self._n and self._started > 0:
-            record("calibrate", now - self._started)
-            self._started = 0.0  # recorded once
-        return feed
-
-
-CALIBRATION_BYTES = 2 << 30
-"""The intermediate tensors onnxruntime's calibrator may hold at once: it keeps every
-intermediate tensor of the samples it runs in one go (12.9 GB for the OCR text detector's 24
-samples at 480x640)."""
-
-
-def calibration_stride(samples: int, sample_bytes: int | None) -> int:
-    """How many samples onnxruntime's calibrator runs before it reduces their tensors to ranges
-    or histograms: all of them when their intermediate tensors fit :data:`CALIBRATION_BYTES`,
-    else the largest divisor of *samples* whose tensors fit (onnxruntime needs a divisor), at
-    most 4 when the size is unknown. As few strides as fit: the histogram calibrators
-    (percentile, entropy) extend the first stride's bins at its width, so a quiet first stride
-    (Silero's silent chunks, in strides of 2) grew histograms past 18 GB."""
-    most = 4 if sample_bytes is None else max(1, CALIBRATION_BYTES // max(sample_bytes, 1))
-    return max(d for d in range(1, min(most, samples) + 1) if samples % d == 0)
-
-
-def activation_bytes(model: Path, feed: dict[str, np.ndarray]) -> int | None:
-    """The bytes of the intermediate tensors of one run of *model* on *feed* — measured: one
-    onnxruntime run with every node output fetched, as the calibrator runs it (ONNX shape
-    inference leaves Silero's STFT padding unknown) — or ``None`` when that run fails."""
-    import onnx
-    import onnxruntime as ort
-
-    try:
-        proto = onnx.load(str(model))
-        fetched = {o.name for o in proto.graph.output}
-        for node in proto.graph.node:
-            for name in node.output:
-                if name and name not in fetched:
-                    proto.graph.output.append(onnx.ValueInfoProto(name=name))
-                    fetched.add(name)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.log_severity_level = 4  # a failing estimate is not the user's error
-        session = ort.InferenceSession(proto.SerializeToString(), options,
-                                       providers=["CPUExecutionProvider"])
-        return sum(int(getattr(out, "nbytes", 0)) for out in session.run(None, feed))
-    except Exception:  # noqa: BLE001 — an estimate: unknown is an answer
-        return None
 
 
 def _preprocess(fp32: Path, out: Path) -> Path:

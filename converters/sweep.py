@@ -36,7 +36,7 @@ from .data import Dataset
 from .feeds import sample_feed
 from .load import LoadedModel
 from .pipeline import align_data, prepare_reference, synthetic_for
-from .verify import Reference, collect_outputs, compare, host_threads
+from .verify import Reference, collect_outputs, compare, host_threads, measure_side_by_side
 
 __all__ = ["MIN_RUNS", "SweepRecipe", "SweepResult", "default_recipes", "load_recipes",
            "measure_side_by_side", "prepare", "quality", "run_sweep"]
@@ -106,23 +106,6 @@ def run_sweep(loaded: LoadedModel, data: Dataset, profile: Profile, recipes: Seq
 
         charts = write_chart(rows, out_dir, title=f"{Path(loaded.ref).name} on {profile.name}")
     return SweepResult(rows, json_path, charts, doc)
-
-
-def measure_side_by_side(invokers: dict[str, Callable[[], object]], runs: int = MIN_RUNS,
-                         rounds: int = 5, warmup: int = 10) -> dict[str, float]:
-    """Median ms of each invoker over *runs* calls, interleaved in *rounds* rounds."""
-    for invoke in invokers.values():
-        for _ in range(warmup):
-            invoke()
-    samples: dict[str, list[float]] = {name: [] for name in invokers}
-    per_round = [runs // rounds + (1 if i < runs % rounds else 0) for i in range(rounds)]
-    for count in per_round:
-        for name, invoke in invokers.items():
-            for _ in range(count):
-                start = time.perf_counter()
-                invoke()
-                samples[name].append(time.perf_counter() - start)
-    return {name: round(float(np.median(t)) * 1e3, 4) for name, t in samples.items()}
 
 
 def _build_all(loaded: LoadedModel, data: Dataset, profile: Profile,

@@ -49,6 +49,7 @@ __all__ = [
     "host_latency",
     "host_latency_record",
     "host_threads",
+    "measure_side_by_side",
     "reference_accuracy",
     "relative_rms",
 ]
@@ -233,6 +234,23 @@ def host_latency(invoke: Callable[[], object], runs: int = HOST_RUNS,
                 time.perf_counter() - began > budget_s:
             break
     return {"p50": round(float(np.median(times)) * 1e3, 4), "runs": len(times)}
+
+
+def measure_side_by_side(invokers: dict[str, Callable[[], object]], runs: int = 100,
+                         rounds: int = 5, warmup: int = 10) -> dict[str, float]:
+    """Median ms of each invoker over *runs* calls, interleaved in *rounds* rounds."""
+    for invoke in invokers.values():
+        for _ in range(warmup):
+            invoke()
+    samples: dict[str, list[float]] = {name: [] for name in invokers}
+    per_round = [runs // rounds + (1 if i < runs % rounds else 0) for i in range(rounds)]
+    for count in per_round:
+        for name, invoke in invokers.items():
+            for _ in range(count):
+                start = time.perf_counter()
+                invoke()
+                samples[name].append(time.perf_counter() - start)
+    return {name: round(float(np.median(t)) * 1e3, 4) for name, t in samples.items()}
 
 
 @timed("host latency")

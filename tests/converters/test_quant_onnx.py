@@ -162,16 +162,16 @@ def test_calibration_runs_as_many_samples_at_once_as_fit(mlps: dict, tmp_path: P
     silent first chunks, in strides of 2, grew them past 18 GB)."""
     from onnx import numpy_helper
 
-    from converters import _calib_memo, quantize_onnx
+    from converters import _calib_memo, calibration_reader
 
     ranges: list[tuple[int, int]] = []
-    set_range = quantize_onnx._Reader.set_range
+    set_range = calibration_reader.CalibrationReader.set_range
 
     def recorded(self: object, start_index: int, end_index: int) -> None:
         ranges.append((start_index, end_index))
         set_range(self, start_index, end_index)
 
-    monkeypatch.setattr(quantize_onnx._Reader, "set_range", recorded)
+    monkeypatch.setattr(calibration_reader.CalibrationReader, "set_range", recorded)
 
     def scales(sub: str) -> list[float]:
         (tmp_path / sub).mkdir()
@@ -183,14 +183,14 @@ def test_calibration_runs_as_many_samples_at_once_as_fit(mlps: dict, tmp_path: P
     whole = scales("whole")
     assert ranges == [(0, 100)]  # a small model: every sample at once
     model, _, x = mlps["plain"]
-    per_sample = quantize_onnx.activation_bytes(model, {"x": x[:1]})
+    per_sample = calibration_reader.activation_bytes(model, {"x": x[:1]})
     assert per_sample is not None and per_sample > 0
-    monkeypatch.setattr(quantize_onnx, "CALIBRATION_BYTES", per_sample * 4)
+    monkeypatch.setattr(calibration_reader, "CALIBRATION_BYTES", per_sample * 4)
     ranges.clear()
     assert scales("strided") == whole
     assert ranges == [(i, i + 4) for i in range(0, 100, 4)]
-    assert quantize_onnx.calibration_stride(518, None) == 2  # unknown size: at most 4
-    assert quantize_onnx.calibration_stride(23, None) == 1
+    assert calibration_reader.calibration_stride(518, None) == 2  # unknown size: at most 4
+    assert calibration_reader.calibration_stride(23, None) == 1
 
 
 def test_histogram_calibration_keeps_stdout_clean(mlps: dict, tmp_path: Path,
@@ -878,7 +878,8 @@ def test_a_majority_layer_type_is_never_kept_float(tmp_path: Path) -> None:
 def test_an_int16_remedy_far_slower_than_fp32_is_not_taken(mlps: dict, tmp_path: Path) -> None:
     """The OCR detector's TFLite 16x8 file ran 1996 ms against 106 ms for fp32: such a remedy
     passes its gate but is not delivered; a tiny model's microseconds are noise, not a reason."""
-    from converters.fallback import Int8Job, _too_slow
+    from converters.fallback import Int8Job
+    from converters.int16_guard import too_slow
 
     model, _, x = mlps["plain"]
     job = Int8Job("onnx-int8", "onnx", tmp_path / "model.int8.onnx", model, None, {"x": x[:8]},
@@ -888,10 +889,10 @@ def test_an_int16_remedy_far_slower_than_fp32_is_not_taken(mlps: dict, tmp_path:
         shapes = {"x": (1, DIN)}
 
     figures: list[dict] = [{"remedy": "int16-activations"}]
-    assert _too_slow(job, {"host_latency_ms": {"p50": 5000.0}}, Check(), figures)
+    assert too_slow(job, {"host_latency_ms": {"p50": 5000.0}}, Check(), figures)
     assert figures[-1]["too_slow"] is True and figures[-1]["fp32_host_p50_ms"] < 5000.0
     figures = [{"remedy": "int16-activations"}]
-    assert not _too_slow(job, {"host_latency_ms": {"p50": 0.5}}, Check(), figures)
+    assert not too_slow(job, {"host_latency_ms": {"p50": 0.5}}, Check(), figures)
     assert "too_slow" not in figures[-1]
 
 
@@ -902,7 +903,8 @@ def test_the_int16_speed_guard_times_the_remedy_beside_its_base(
     alternating rounds, and its own figure decides, not the one from verification."""
     import shutil
 
-    from converters.fallback import Int8Job, _too_slow
+    from converters.fallback import Int8Job
+    from converters.int16_guard import too_slow
 
     model, _, x = mlps["plain"]
     shutil.copyfile(model, tmp_path / "model.int8.onnx")  # as fast as fp32: the same graph
@@ -914,19 +916,19 @@ def test_the_int16_speed_guard_times_the_remedy_beside_its_base(
 
     figures: list[dict] = [{"remedy": "int16-activations"}]
     entry = {"file": "model.int8.onnx", "host_latency_ms": {"p50": 5000.0}}  # a stale figure
-    assert not _too_slow(job, entry, Check(), figures)
+    assert not too_slow(job, entry, Check(), figures)
     assert figures[-1]["side_by_side"] is True and figures[-1]["host_p50_ms"] < 5000.0
     # a sub-millisecond model 10x slower, timed side by side: no noise, not taken
-    monkeypatch.setattr("converters.fallback._side_by_side", lambda one, two: (0.5, 0.05))
+    monkeypatch.setattr("converters.int16_guard._side_by_side", lambda one, two: (0.5, 0.05))
     figures = [{"remedy": "int16-activations"}]
-    assert _too_slow(job, entry, Check(), figures) and figures[-1]["too_slow"] is True
+    assert too_slow(job, entry, Check(), figures) and figures[-1]["too_slow"] is True
 
 
 def test_side_by_side_rounds_of_a_tiny_model_are_long_enough_to_mean_something() -> None:
     """5 runs of a 0.1 ms model are scheduler noise (Silero op15's int16 against fp32: 0.9x to
     2.7x in repeated quiet timings); each round runs the slower one for ~50 ms instead, 5 runs
     at the least (a 1.5 s TFLite 16x8 file is not timed for minutes)."""
-    from converters.fallback import SIDE_BY_SIDE_ROUNDS, _side_by_side
+    from converters.int16_guard import SIDE_BY_SIDE_ROUNDS, _side_by_side
 
     calls = {"one": 0, "two": 0}
 
@@ -952,7 +954,8 @@ def test_a_tflite_int16_remedy_is_timed_against_the_fp32_tflite_file(
     the fp32 TFLite file: the same format's fp32 is the base when the profile builds it."""
     import time as _time
 
-    from converters.fallback import Int8Job, _too_slow
+    from converters.fallback import Int8Job
+    from converters.int16_guard import too_slow
 
     used: list[Path] = []
 
@@ -976,9 +979,9 @@ def test_a_tflite_int16_remedy_is_timed_against_the_fp32_tflite_file(
         shapes = {"x": (1, DIN)}
 
     figures: list[dict] = [{"remedy": "int16-activations"}]
-    assert _too_slow(job, {"host_latency_ms": {"p50": 4.0}}, Check(), figures)  # vs fp32 ONNX
+    assert too_slow(job, {"host_latency_ms": {"p50": 4.0}}, Check(), figures)  # vs fp32 ONNX
     assert used == []
     (tmp_path / "model.fp32.tflite").write_bytes(b"")
     figures = [{"remedy": "int16-activations"}]
-    assert not _too_slow(job, {"host_latency_ms": {"p50": 4.0}}, Check(), figures)
+    assert not too_slow(job, {"host_latency_ms": {"p50": 4.0}}, Check(), figures)
     assert used == [tmp_path / "model.fp32.tflite"] and figures[-1]["fp32_host_p50_ms"] >= 3.0
