@@ -14,7 +14,9 @@ expensive verification or conversion): models below opset 13 are upgraded first 
 needs ``DequantizeLinear(axis=…)``), and when a graph still does not load the next variant is
 tried — per-tensor, QOperator, dynamic int8 inside If/Loop subgraphs (when the weights sit there:
 :mod:`converters.quantize_subgraphs`), the op types onnxruntime refused kept in float — each
-recorded in the info's ``tried`` and the one taken in ``variant``.
+recorded in the info's ``tried`` and the one taken in ``variant``. A model whose weights sit in
+the branches of an ``If`` on a setting the data holds at one value (Silero VAD's sample rate)
+has that branch taken first (:mod:`converters.branch_fold`), so the static quantizers reach them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from core.errors import ConversionError
 
 from ._calib_memo import ranges_key, remember, restore
 from ._util import one_line, op_hint
+from .branch_fold import constant_settings, take_branches
 from .calibration_reader import CalibrationReader, activation_bytes, calibration_stride
 from .int8_options import ACTIVATION_QTYPES, CALIBRATION_METHODS, OnnxQuantOptions
 from .quantize_subgraphs import all_op_types, lift_subgraph_constants, subgraph_weight_count
@@ -69,11 +72,31 @@ class OnnxQuantizer:
     def __init__(self, fp32: Path, calibration: dict[str, np.ndarray], workdir: Path) -> None:
         self.fp32, self.calibration, self.workdir = fp32, calibration, workdir
         upgraded, self.cleanup = _upgrade(fp32, workdir / "opset.onnx")
+        self.fixed_inputs = constant_settings(upgraded, calibration)
+        """Inputs made constants so the static quantizers reach the weights in the branches
+        they select (:mod:`converters.branch_fold`): name → the one value the artifact serves."""
+        if self.fixed_inputs:
+            upgraded = self._take_branches(upgraded, workdir / "branches.onnx")
+            calibration = {k: v for k, v in calibration.items() if k not in self.fixed_inputs}
+            self.calibration = calibration
         self.source = _preprocess(upgraded, workdir / "pre.onnx")
         self.samples = len(next(iter(calibration.values())))
         self.subgraph_weights = subgraph_weight_count(self.source)
         """Weight nodes inside If/Loop/Scan subgraphs (the static quantizers skip them)."""
         self._ranges: dict[str, tuple[str, ...]] = {}  # method → key of its shared ranges
+
+    def _take_branches(self, model: Path, out: Path) -> Path:
+        """*model* with :attr:`fixed_inputs` taken (written to *out*); *model* itself, with the
+        error recorded as a clean-up step, when that fails (then only dynamic int8 reaches the
+        branches' weights)."""
+        try:
+            self.cleanup += take_branches(model, out, self.fixed_inputs, self.calibration)
+        except ConversionError as exc:
+            self.cleanup.append({"step": "constant inputs", "changed": False,
+                                 "error": one_line(str(exc))})
+            self.fixed_inputs = {}
+            return model
+        return out
 
     def weight_nodes(self) -> list[str]:
         """Names of the nodes with weights, in graph order (candidates to keep in float)."""
@@ -177,6 +200,8 @@ class OnnxQuantizer:
                 "variant": variant, "tried": tried}
         if self.cleanup:
             info["cleanup"] = self.cleanup
+        if self.fixed_inputs:  # inputs the artifact no longer takes: the values it serves
+            info["fixed_inputs"] = self.fixed_inputs
         return info
 
     def _failing(self, out: Path, problem: dict[str, str]) -> set[str]:

@@ -50,6 +50,38 @@ def _branchy(path: Path) -> Path:
     return path
 
 
+def _settingy(path: Path) -> Path:
+    """``MatMul(x, W_then)`` when the scalar int64 input ``rate`` is 16000, else
+    ``MatMul(x, W_else)``: Silero VAD's shape (its network is an ``If`` on the sample rate)."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(2)
+
+    def branch(name: str) -> object:
+        w = nh.from_array(rng.normal(0, 0.5, (DIN, DOUT)).astype(np.float32), "w")
+        nodes = [h.make_node("Constant", [], [f"{name}_w"], value=w),
+                 h.make_node("MatMul", ["x", f"{name}_w"], [f"{name}_y"], name=f"{name}_fc")]
+        return h.make_graph(nodes, name, [], [h.make_tensor_value_info(
+            f"{name}_y", TensorProto.FLOAT, [1, DOUT])])
+
+    nodes = [h.make_node("Equal", ["rate", "k16"], ["cond"], name="is16k"),
+             h.make_node("If", ["cond"], ["logits"], name="choose",
+                         then_branch=branch("then"), else_branch=branch("else"))]
+    graph = h.make_graph(nodes, "settingy",
+                         [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, DIN]),
+                          h.make_tensor_value_info("rate", TensorProto.INT64, [])],
+                         [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, DOUT])],
+                         [nh.from_array(np.array(16000, np.int64), "k16")])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 def _expy(path: Path) -> Path:
     import onnx
     from onnx import TensorProto
@@ -99,6 +131,40 @@ def test_weights_inside_if_subgraphs_are_quantized(tmp_path: Path) -> None:
     for row in (x[:1], -np.abs(x[1:2])):  # both branches
         want, got = f.run(None, {"x": row})[0], q.run(None, {"x": row})[0]
         assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
+
+
+def test_a_setting_the_data_holds_takes_its_branch_for_static_int8(tmp_path: Path) -> None:
+    """Silero VAD: the data holds ``sr`` at 16000, so the int8 artifact takes that branch and
+    gets static Q/DQ int8 (TensorRT's zero-point-0 kind too) instead of dynamic int8 inside the
+    ``If``; it no longer takes ``rate`` and says so (``fixed_inputs``). Data that holds the
+    setting at two values keeps the branches (dynamic int8 inside them)."""
+    import onnxruntime as ort
+
+    src, x = _settingy(tmp_path / "settingy.onnx"), _x()
+    rate = np.full(len(x), 16000, np.int64)
+    (tmp_path / "one").mkdir(), (tmp_path / "two").mkdir()
+    quantizer = OnnxQuantizer(src, {"x": x, "rate": rate}, tmp_path / "one")
+    assert quantizer.fixed_inputs == {"rate": 16000}
+    for options in (OnnxQuantOptions(), OnnxQuantOptions(symmetric=True)):
+        out = tmp_path / f"q{options.symmetric}.onnx"
+        info = quantizer.quantize(options, out)
+        assert info["variant"] == "as configured" and info["method"].startswith(
+            "quantize_static QDQ")
+        assert info["fixed_inputs"] == {"rate": 16000}
+        assert [s["step"] for s in info["cleanup"]] == ["constant inputs", "onnxslim"]
+        ops = _all_ops(out)
+        assert "If" not in ops and {"QuantizeLinear", "DequantizeLinear"} <= ops
+        f = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+        q = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        assert [i.name for i in q.get_inputs()] == ["x"]
+        want = f.run(None, {"x": x[:1], "rate": np.array(16000, np.int64)})[0]
+        other = f.run(None, {"x": x[:1], "rate": np.array(8000, np.int64)})[0]
+        got = q.run(None, {"x": x[:1]})[0]
+        assert np.abs(got - want).max() < 0.05 * np.abs(want).max() < np.abs(got - other).max()
+    rate[::2] = 8000
+    both = OnnxQuantizer(src, {"x": x, "rate": rate}, tmp_path / "two")
+    assert both.fixed_inputs == {}
+    assert both.quantize(OnnxQuantOptions(), tmp_path / "d.onnx")["variant"] == SUBGRAPHS
 
 
 def test_nothing_quantizable_says_so_in_one_line(tmp_path: Path) -> None:
