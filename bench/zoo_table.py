@@ -58,7 +58,10 @@ def _artifact_line(model: str, target: str, row: dict[str, Any]) -> str:
     built = "yes" if row.get("built") else "**no**"
     if row.get("board_verdict"):
         built += f" ({row['board_verdict']})"
-    cells = [model, target, row.get("key"), built, row.get("route"), drift, int8,
+    route, taken = row.get("route"), (row.get("fallback") or {}).get("taken")
+    if taken:  # the remedy that made the artifact, not only the quantizer's variant
+        route = f"{route} + fallback {taken}"
+    cells = [model, target, row.get("key"), built, route, drift, int8,
              _num(row.get("host_p50_ms"), "{:.2f}"), _num(row.get("board_p50_ms"), "{:.2f}"),
              _num(size / 1024 if size else None, "{:.0f}"), reason]
     return "| " + " | ".join(_cell(c) for c in cells) + " |"

@@ -314,3 +314,40 @@ def test_tflite_layers_are_matched_by_values(multi, tmp_path: Path) -> None:
     found = first_divergence("tflite", tflite, other, _feeds(multi), 1e-3)
     assert found["op"] == "CONV_2D" and found["matched_by"] == "values"
     assert found["onnx_candidate"]["name"] == map_conv
+
+
+def test_a_tensor_clipped_next_is_compared_after_its_clip(tmp_path: Path) -> None:
+    """int8 with zero-point 0 (TensorRT's kind): onnxruntime gives ``x + 3`` the range of the
+    ``Clip(0, 6)`` that reads it, so it saturates at ±6 where the clip makes no difference. Its
+    raw values are not a divergence; the clip's output is compared (the OCR detector for the
+    Jetson was diagnosed "Add 0.50" where the clip after it differed by 0.06)."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    from converters.int8_options import OnnxQuantOptions
+    from converters.quantize_onnx import OnnxQuantizer
+
+    rng = np.random.default_rng(0)
+    consts = {"w1": rng.normal(0, 1, (8, 16)), "w2": rng.normal(0, 0.3, (16, 4)), "three": 3.0,
+              "lo": 0.0, "hi": 6.0}
+    nodes = [h.make_node("MatMul", ["x", "w1"], ["a"], name="fc1"),
+             h.make_node("Add", ["a", "three"], ["b"], name="shift"),
+             h.make_node("Clip", ["b", "lo", "hi"], ["c"], name="clip"),
+             h.make_node("MatMul", ["c", "w2"], ["y"], name="fc2")]
+    graph = h.make_graph(nodes, "clipped", [h.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                     [1, 8])],
+                         [h.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                         [nh.from_array(np.asarray(v, np.float32), k) for k, v in consts.items()])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    x = rng.normal(0, 3, (64, 8)).astype(np.float32)
+    quantizer = OnnxQuantizer(tmp_path / "f.onnx", {"x": x}, tmp_path)
+    quantizer.quantize(OnnxQuantOptions(symmetric=True), tmp_path / "q.onnx")
+    feeds = [{"x": x[i:i + 1]} for i in range(4)]
+    found = first_divergence("onnx", tmp_path / "q.onnx", tmp_path / "f.onnx", feeds, 0.1)
+    assert found["op"] is None and found["layers_compared"] == 3, found
+    tight = first_divergence("onnx", tmp_path / "q.onnx", tmp_path / "f.onnx", feeds, 1e-4)
+    assert tight["op"] == "MatMul" and tight["name"] == "fc1"  # still a real comparison
