@@ -50,9 +50,10 @@ def _branchy(path: Path) -> Path:
     return path
 
 
-def _settingy(path: Path) -> Path:
+def _settingy(path: Path, on_data_too: bool = False) -> Path:
     """``MatMul(x, W_then)`` when the scalar int64 input ``rate`` is 16000, else
-    ``MatMul(x, W_else)``: Silero VAD's shape (its network is an ``If`` on the sample rate)."""
+    ``MatMul(x, W_else)``: Silero VAD's shape (its network is an ``If`` on the sample rate).
+    *on_data_too*: the condition also needs ``max(x) > 0`` (no value of ``rate`` decides it)."""
     import onnx
     from onnx import TensorProto
     from onnx import helper as h
@@ -67,14 +68,20 @@ def _settingy(path: Path) -> Path:
         return h.make_graph(nodes, name, [], [h.make_tensor_value_info(
             f"{name}_y", TensorProto.FLOAT, [1, DOUT])])
 
-    nodes = [h.make_node("Equal", ["rate", "k16"], ["cond"], name="is16k"),
-             h.make_node("If", ["cond"], ["logits"], name="choose",
-                         then_branch=branch("then"), else_branch=branch("else"))]
+    nodes = [h.make_node("Equal", ["rate", "k16"], ["cond" if not on_data_too else "is16k"],
+                         name="is16k")]
+    if on_data_too:
+        nodes += [h.make_node("ReduceMax", ["x"], ["m"], keepdims=0, name="max"),
+                  h.make_node("Greater", ["m", "zero"], ["positive"], name="positive"),
+                  h.make_node("And", ["is16k", "positive"], ["cond"], name="both")]
+    nodes.append(h.make_node("If", ["cond"], ["logits"], name="choose",
+                             then_branch=branch("then"), else_branch=branch("else")))
     graph = h.make_graph(nodes, "settingy",
                          [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, DIN]),
                           h.make_tensor_value_info("rate", TensorProto.INT64, [])],
                          [h.make_tensor_value_info("logits", TensorProto.FLOAT, [1, DOUT])],
-                         [nh.from_array(np.array(16000, np.int64), "k16")])
+                         [nh.from_array(np.array(16000, np.int64), "k16"),
+                          nh.from_array(np.array(0.0, np.float32), "zero")])
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -165,6 +172,20 @@ def test_a_setting_the_data_holds_takes_its_branch_for_static_int8(tmp_path: Pat
     both = OnnxQuantizer(src, {"x": x, "rate": rate}, tmp_path / "two")
     assert both.fixed_inputs == {}
     assert both.quantize(OnnxQuantOptions(), tmp_path / "d.onnx")["variant"] == SUBGRAPHS
+
+
+def test_a_branch_the_setting_alone_does_not_decide_stays_and_says_why(tmp_path: Path) -> None:
+    """The ``If`` also tests the data: fixing ``rate`` takes no branch, so the model keeps its
+    input and its branches (dynamic int8 inside them), and the clean-up step says why."""
+    src = _settingy(tmp_path / "mixed.onnx", on_data_too=True)
+    x = _x()
+    quantizer = OnnxQuantizer(src, {"x": x, "rate": np.full(len(x), 16000, np.int64)}, tmp_path)
+    assert quantizer.fixed_inputs == {}
+    info = quantizer.quantize(OnnxQuantOptions(), tmp_path / "q.onnx")
+    assert info["variant"] == SUBGRAPHS and "fixed_inputs" not in info
+    step = next(s for s in info["cleanup"] if s["step"] == "constant inputs")
+    assert not step["changed"] and "kept 1 If node(s)" in step["error"]
+    assert "\n" not in step["error"]
 
 
 def test_nothing_quantizable_says_so_in_one_line(tmp_path: Path) -> None:
