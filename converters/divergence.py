@@ -119,9 +119,10 @@ def _first_onnx(ref: dict[str, np.ndarray], order: list[Node], got: dict[str, np
 
 def _clipped_next(order: list[Node]) -> set[str]:
     """Tensors read only by ``Clip`` / ``Relu``: onnxruntime's quantizer gives such a tensor its
-    consumer's range (zero-point-0 int8: ``x + 3`` before ``Clip(0, 6)`` saturates at ±6), so it
-    departs from the float value where the clip makes no difference; the clip's output is
-    compared instead (the OCR detector for TensorRT: "Add 0.50" where the clip after it was 0.06)."""
+    consumer's range (zero-point-0 int8: ``x + 3`` before ``Clip(0, 6)`` saturates at ±6), so
+    it departs from the float value where the clip makes no difference; the clip's output is
+    compared instead (the OCR detector for TensorRT: "Add 0.50" where the clip after it was
+    0.06)."""
     readers: dict[str, set[str]] = {}
     for op, _, _, inputs in order:
         for tensor in inputs:
