@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_INT16_SLOWDOWN", "SIDE_BY_SIDE_ROUNDS", "too_slow"]
+__all__ = ["MAX_INT16_SLOWDOWN", "SIDE_BY_SIDE_PERCENTILE", "SIDE_BY_SIDE_ROUNDS", "too_slow"]
 
 
 MAX_INT16_SLOWDOWN = 2.0
@@ -55,6 +55,7 @@ def too_slow(job: Any, entry: dict[str, Any], verify: Any,
         mine = other.prepare(first)
         p50, base = _side_by_side(lambda: other.invoke(mine), lambda: runner.invoke(native))
         figures[-1]["side_by_side"] = True
+        figures[-1]["statistic"] = f"p{SIDE_BY_SIDE_PERCENTILE:g}"
     else:
         base = host_latency_record(lambda: runner.invoke(native), job.threads,
                                    job.threads)["p50"]
@@ -76,13 +77,23 @@ SIDE_BY_SIDE_ROUND_MS = 50.0
 0.9x to 2.7x in repeated quiet 3 x 5 timings, 1.27x to 1.36x in 3 x 200."""
 
 
+SIDE_BY_SIDE_PERCENTILE = 10.0
+"""Each file's figure is the 10th percentile of its calls — the calls other work on the host did
+not slow — not the median: beside a conversion in another process, Silero op15's fp32 TFLite
+(0.04 ms, two threads) had medians of 0.035–0.29 ms and 10th percentiles of 0.032–0.041 ms
+across six timings, and in a zoo run beside the other lane its median reached 1.5 ms, so its
+18x-slower 16x8 file passed the guard at 0.6x."""
+
+
 def _side_by_side(one: Callable[[], object], two: Callable[[], object]) -> tuple[float, float]:
-    """The medians (ms) of *one* and *two* over alternating rounds, so a busy host slows both."""
+    """The :data:`SIDE_BY_SIDE_PERCENTILE` figures (ms) of *one* and *two* over alternating
+    rounds, so a busy host slows both."""
     from .verify import host_latency, measure_side_by_side
 
     slower = max(host_latency(one, runs=1, warmup=1)["p50"],
                  host_latency(two, runs=1, warmup=1)["p50"])
     runs = int(min(200, max(5, SIDE_BY_SIDE_ROUND_MS / max(slower, 1e-3))))
     got = measure_side_by_side({"remedy": one, "fp32": two}, runs=runs * SIDE_BY_SIDE_ROUNDS,
-                               rounds=SIDE_BY_SIDE_ROUNDS, warmup=2)
+                               rounds=SIDE_BY_SIDE_ROUNDS, warmup=2,
+                               percentile=SIDE_BY_SIDE_PERCENTILE)
     return got["remedy"], got["fp32"]

@@ -89,6 +89,24 @@ def test_recipe_files_validate(tmp_path: Path) -> None:
         load_recipes([tmp_path / "b.yaml"])
 
 
+def test_side_by_side_timing_can_take_the_calls_load_did_not_slow() -> None:
+    """The int16 guard's statistic: a low percentile ignores the calls something else on the
+    host slowed (here two calls in three sleep 20 ms), where the median takes them in."""
+    import time
+
+    count = {"n": 0}
+
+    def sometimes_slow() -> None:
+        count["n"] += 1
+        if count["n"] % 3:
+            time.sleep(0.02)
+
+    fast = {"a": sometimes_slow}
+    median = measure_side_by_side(fast, runs=30, rounds=3, warmup=0)["a"]
+    low = measure_side_by_side(fast, runs=30, rounds=3, warmup=0, percentile=10)["a"]
+    assert low < 5.0 < 20.0 <= median
+
+
 def test_side_by_side_timing_gives_a_median_per_invoker() -> None:
     calls = {"a": 0, "b": 0}
     got = measure_side_by_side({k: (lambda k=k: calls.__setitem__(k, calls[k] + 1)) for k in calls},
