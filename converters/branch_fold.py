@@ -4,11 +4,11 @@ onnxruntime's static quantizers skip If/Loop subgraphs (:mod:`converters.quantiz
 so a model whose network sits in the branches of an ``If`` on a setting — Silero VAD chooses its
 16 / 8 kHz network on the sample rate ``sr`` — gets only dynamic int8 (``ConvInteger``; 305 of
 Silero's 518 speech decisions flipped) and, for TensorRT, no int8 at all. When the calibration
-data holds such a setting at one value (a scalar integer input), :func:`take_branches` makes it a
-constant and onnxslim keeps the one branch it takes (the ``constant inputs`` clean-up of
-:func:`converters.onnx_cleanup.clean_onnx`, as the TFLite route does): the int8 artifact serves
-that value only and no longer takes the input (``fixed_inputs`` in its converter info); the
-board's agent feeds an artifact the inputs it declares.
+data holds such a setting at one value (a scalar integer input: :func:`branch_settings`),
+:func:`take_branches` makes it a constant and onnxslim keeps the one branch it takes (the
+``constant inputs`` clean-up of :func:`converters.onnx_cleanup.clean_onnx`, as the TFLite route
+does): the int8 artifact serves that value only and no longer takes the input (``fixed_inputs``
+in its converter info); the board's agent feeds an artifact the inputs it declares.
 
 onnxslim runs in a child process: imported, it lowers onnxruntime's process-wide log severity.
 (onnxruntime's own graph optimiser cannot do it: its ``If`` inlining fails on Silero's branch,
@@ -21,6 +21,8 @@ import json
 import os
 import subprocess
 import sys
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,37 +32,79 @@ from core.errors import ConversionError
 
 from ._util import one_line
 
-__all__ = ["constant_settings", "take_branches"]
+__all__ = ["KEEP", "Branches", "branch_settings", "take_branches"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 300
+KEEP = 2
+"""Models with branches taken kept in memory: a failing int8 artifact's remedies each build
+their own quantizer of the same model (keep-float, weight-ops-only, int16, …), and each would
+start onnxslim in a child process again for the same file."""
+_TAKEN: OrderedDict[tuple[str, str], tuple[bytes, list[dict[str, Any]]] | ConversionError] = \
+    OrderedDict()
 
 
-def constant_settings(model: Path, calibration: dict[str, np.ndarray]) -> dict[str, int]:
-    """Scalar integer inputs of *model* that the data holds at one value (name → value), when
-    the main graph branches (``If``) and weights sit in its subgraphs; else ``{}``."""
+@dataclass(frozen=True)
+class Branches:
+    """What :func:`take_branches` needs: the settings to fix and every input's sample shape."""
+
+    values: dict[str, int]
+    """Scalar integer inputs the data holds at one value (name → value)."""
+    shapes: dict[str, list[int]]
+    """Each input's shape for one sample (Silero's inner ``If`` nodes test the chunk length)."""
+
+
+def branch_settings(model: Path, calibration: dict[str, np.ndarray]) -> Branches:
+    """The settings of *model* to fix (:class:`Branches`; ``values`` empty when there are none):
+    its scalar integer inputs the data holds at one value, when the main graph branches
+    (``If``) and weights sit in its subgraphs."""
     import onnx
 
-    from .quantize_subgraphs import subgraph_weight_count
+    from .onnx_cleanup import held_setting, sample_shape
+    from .quantize_subgraphs import subgraph_weights
 
     graph = onnx.load(str(model), load_external_data=False).graph
-    if not any(n.op_type == "If" for n in graph.node) or not subgraph_weight_count(model):
-        return {}
-    scalars = {i.name for i in graph.input if not i.type.tensor_type.shape.dim}
-    return {name: int(arr.flat[0]) for name, arr in calibration.items()
-            if name in scalars and np.issubdtype(arr.dtype, np.integer) and arr.size
-            and (arr == arr.flat[0]).all()}
+    if not any(n.op_type == "If" for n in graph.node) or not subgraph_weights(graph):
+        return Branches({}, {})
+    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in graph.input}
+    values = {name: value for name, arr in calibration.items()
+              if (value := held_setting(ranks.get(name), arr)) is not None}
+    shapes = {name: sample_shape(ranks.get(name), arr) for name, arr in calibration.items()
+              if arr.ndim}
+    return Branches(values, shapes)
 
 
-def take_branches(src: Path, out: Path, values: dict[str, int],
-                  calibration: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Write *src* with the inputs of *values* made constants and the branches they take kept
-    (onnxslim, in a child process) to *out*; return the clean-up steps (manifest form). The
-    other inputs are fixed at the shape of one calibration sample (Silero's inner ``If`` nodes
-    test the chunk length). Raises :class:`ConversionError` when no branch could be taken."""
+def take_branches(src: Path, out: Path, branches: Branches) -> list[dict[str, Any]]:
+    """Write *src* with the inputs of ``branches.values`` made constants and the branches they
+    take kept (onnxslim, in a child process; the same request again is served from memory) to
+    *out*; return the clean-up steps (manifest form). Raises :class:`ConversionError` when no
+    branch could be taken."""
+    from ._util import file_sha256
+
+    key = (file_sha256(src), json.dumps([branches.values, branches.shapes], sort_keys=True))
+    if key not in _TAKEN:
+        try:
+            _TAKEN[key] = _run_child(src, out, branches)
+        except ConversionError as exc:  # the same model fails the same way: said once, kept
+            _TAKEN[key] = exc
+        while len(_TAKEN) > KEEP:
+            _TAKEN.popitem(last=False)
+    _TAKEN.move_to_end(key)
+    taken = _TAKEN[key]
+    if isinstance(taken, ConversionError):
+        raise taken
+    model, steps = taken
+    if not out.exists():
+        out.write_bytes(model)
+    return [dict(step) for step in steps]
+
+
+def _run_child(src: Path, out: Path,
+               branches: Branches) -> tuple[bytes, list[dict[str, Any]]]:
+    """The taken model's bytes and the clean-up steps, from the onnxslim child."""
     request = out.with_suffix(".json")
-    request.write_text(json.dumps({"source": str(src), "out": str(out), "values": values,
-                                   "shapes": _sample_shapes(src, calibration)}))
+    request.write_text(json.dumps({"source": str(src), "out": str(out),
+                                   "values": branches.values, "shapes": branches.shapes}))
     env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=os.pathsep.join(
         filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])))
     try:
@@ -73,20 +117,9 @@ def take_branches(src: Path, out: Path, values: dict[str, int],
     steps = json.loads(lines[-1]) if lines and proc.returncode == 0 else None
     if steps is None or not out.exists():
         why = "timed out" if proc is None else one_line(proc.stderr or "no output", limit=300)
-        raise ConversionError(f"taking the branches of {', '.join(values)} failed: {why}",
-                              stage="quantize", tool="onnxslim", cause=why)
-    return steps
-
-
-def _sample_shapes(model: Path, calibration: dict[str, np.ndarray]) -> dict[str, list[int]]:
-    """Each input's shape for one sample as the model takes it (no batch axis of the data's:
-    a recurrent state is stacked whole samples, one rank higher than the input)."""
-    import onnx
-
-    ranks = {i.name: len(i.type.tensor_type.shape.dim)
-             for i in onnx.load(str(model), load_external_data=False).graph.input}
-    return {name: list(arr.shape[1:]) if ranks.get(name) == arr.ndim - 1 else
-            [1, *arr.shape[1:]] for name, arr in calibration.items() if arr.ndim}
+        raise ConversionError(f"taking the branches of {', '.join(branches.values)} failed: "
+                              f"{why}", stage="quantize", tool="onnxslim", cause=why)
+    return out.read_bytes(), steps
 
 
 def _child(request_path: str) -> int:

@@ -30,6 +30,7 @@ from core.errors import ConversionError
 
 from ._tflite_spare import keep_spare, take_spare
 from ._util import one_line
+from .onnx_cleanup import held_setting, sample_shape
 from .steps import record, timed
 
 __all__ = ["TIMEOUT_S", "VARIANTS", "channels_last", "export_tflite", "export_tflite_each",
@@ -197,12 +198,12 @@ def _write_request(work: Path, onnx_path: Path, jobs: list[dict[str, Any]],
     kept, ranks = _input_facts(onnx_path)  # kept: already channels-last (a TFLite source's)
     calib, whole, integer, constant, shapes = [], [], {}, {}, {}
     for i, (name, arr) in enumerate(calibration.items()):
-        shapes[name] = list(arr.shape[1:]) if ranks.get(name) == arr.ndim - 1 else [
-            1, *arr.shape[1:]]  # one sample as the model takes it
+        shapes[name] = sample_shape(ranks.get(name), arr)
         if np.issubdtype(arr.dtype, np.integer):  # onnx2tf feeds float32: cast back in the child
             integer[name] = str(arr.dtype)
-            if ranks.get(name) == 0 and arr.size and (arr == arr.flat[0]).all():
-                constant[name] = int(arr.flat[0])  # a setting (sample rate): fixed if it branches
+        setting = held_setting(ranks.get(name), arr)
+        if setting is not None:  # a setting (sample rate): fixed if the graph branches on it
+            constant[name] = setting
         if arr.ndim >= 2 and ranks.get(name) == arr.ndim - 1:  # no batch axis (a state): whole
             whole.append(name)
             inner = None if name in kept else channels_last(arr.ndim - 1)

@@ -30,12 +30,13 @@ def too_slow(job: Any, entry: dict[str, Any], verify: Any,
              figures: list[dict[str, Any]]) -> bool:
     """*job* is the remedy ladder's :class:`converters.fallback.Int8Job`, *verify* its verifier
     (its ``shapes`` are the model's input shapes). True (and said in the figures and progress)
-    when *entry*'s host p50 is beyond
-    :data:`MAX_INT16_SLOWDOWN` × the fp32 model's of the same format (the fp32 TFLite file
-    when the profile builds one — Silero's 16x8 TFLite ran 1.26 ms against 0.11 ms for fp32
-    TFLite but under twice its If-laden fp32 ONNX — else the fp32 ONNX), the two timed side by
-    side in alternating rounds (:data:`SIDE_BY_SIDE_ROUNDS`): timed minutes apart on this shared
-    host, the OCR detector's int16 ONNX came out at 1.6x fp32 on one run and 2.2x on another."""
+    when *entry*'s host time is beyond :data:`MAX_INT16_SLOWDOWN` × the fp32 model's of the
+    same format (the fp32 TFLite file when the profile builds one — Silero's 16x8 TFLite ran
+    1.26 ms against 0.11 ms for fp32 TFLite but under twice its If-laden fp32 ONNX — else the
+    fp32 ONNX), the two timed side by side in alternating rounds (:data:`SIDE_BY_SIDE_ROUNDS`)
+    and compared on :data:`SIDE_BY_SIDE_PERCENTILE`: timed minutes apart on this shared host,
+    the OCR detector's int16 ONNX came out at 1.6x fp32 on one run and 2.2x on another. Without
+    the artifact file at hand, its verification p50 is compared with a fresh p50 of fp32."""
     shapes = getattr(verify, "shapes", None)
     p50 = (entry.get("host_latency_ms") or {}).get("p50")
     if shapes is None or p50 is None:

@@ -37,7 +37,8 @@ import numpy as np
 
 from ._util import one_line
 
-__all__ = ["CleanupResult", "clean_onnx", "default_opset", "safe_name"]
+__all__ = ["CleanupResult", "clean_onnx", "default_opset", "held_setting", "safe_name",
+           "sample_shape"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,22 @@ def _fix_inputs(model: Any, values: dict[str, Any], shapes: dict[str, list[int]]
     result.steps.append({"step": "constant inputs", "changed": True, "inputs": fixed,
                          "note": "the graph branches on them (If) and the data holds each at "
                                  "one value: the artifact serves that value only"})
+
+
+def sample_shape(rank: int | None, arr: np.ndarray) -> list[int]:
+    """One sample of the data array *arr* as an input of *rank* takes it: a recurrent state
+    (stacked whole samples, one rank higher than the input) keeps its shape, anything else gets
+    a batch axis of 1 — the ``input_shapes`` of :func:`clean_onnx`."""
+    return list(arr.shape[1:]) if rank == arr.ndim - 1 else [1, *arr.shape[1:]]
+
+
+def held_setting(rank: int | None, arr: np.ndarray) -> int | None:
+    """The one value the data array *arr* holds for a scalar integer input (a setting: Silero's
+    sample rate), else ``None`` — a ``constant_inputs`` candidate of :func:`clean_onnx`."""
+    if rank == 0 and np.issubdtype(arr.dtype, np.integer) and arr.size and \
+            (arr == arr.flat[0]).all():
+        return int(arr.flat[0])
+    return None
 
 
 def default_opset(model: Any) -> int | None:

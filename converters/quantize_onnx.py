@@ -36,7 +36,7 @@ from core.errors import ConversionError
 
 from ._calib_memo import ranges_key, remember, restore
 from ._util import one_line, op_hint
-from .branch_fold import constant_settings, take_branches
+from .branch_fold import Branches, branch_settings, take_branches
 from .calibration_reader import CalibrationReader, activation_bytes, calibration_stride
 from .int8_options import ACTIVATION_QTYPES, CALIBRATION_METHODS, OnnxQuantOptions
 from .quantize_subgraphs import all_op_types, lift_subgraph_constants, subgraph_weight_count
@@ -72,11 +72,12 @@ class OnnxQuantizer:
     def __init__(self, fp32: Path, calibration: dict[str, np.ndarray], workdir: Path) -> None:
         self.fp32, self.calibration, self.workdir = fp32, calibration, workdir
         upgraded, self.cleanup = _upgrade(fp32, workdir / "opset.onnx")
-        self.fixed_inputs = constant_settings(upgraded, calibration)
+        branches = branch_settings(upgraded, calibration)
+        self.fixed_inputs = branches.values
         """Inputs made constants so the static quantizers reach the weights in the branches
         they select (:mod:`converters.branch_fold`): name → the one value the artifact serves."""
         if self.fixed_inputs:
-            upgraded = self._take_branches(upgraded, workdir / "branches.onnx")
+            upgraded = self._take_branches(upgraded, workdir / "branches.onnx", branches)
             calibration = {k: v for k, v in calibration.items() if k not in self.fixed_inputs}
             self.calibration = calibration
         self.source = _preprocess(upgraded, workdir / "pre.onnx")
@@ -85,12 +86,12 @@ class OnnxQuantizer:
         """Weight nodes inside If/Loop/Scan subgraphs (the static quantizers skip them)."""
         self._ranges: dict[str, tuple[str, ...]] = {}  # method → key of its shared ranges
 
-    def _take_branches(self, model: Path, out: Path) -> Path:
-        """*model* with :attr:`fixed_inputs` taken (written to *out*); *model* itself, with the
-        error recorded as a clean-up step, when that fails (then only dynamic int8 reaches the
+    def _take_branches(self, model: Path, out: Path, branches: Branches) -> Path:
+        """*model* with *branches* taken (written to *out*); *model* itself, with the error
+        recorded as a clean-up step, when that fails (then only dynamic int8 reaches the
         branches' weights)."""
         try:
-            self.cleanup += take_branches(model, out, self.fixed_inputs, self.calibration)
+            self.cleanup += take_branches(model, out, branches)
         except ConversionError as exc:
             self.cleanup.append({"step": "constant inputs", "changed": False,
                                  "error": one_line(str(exc))})

@@ -19,7 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONTROL_FLOW", "all_op_types", "lift_subgraph_constants", "subgraph_weight_count"]
+__all__ = ["CONTROL_FLOW", "all_op_types", "lift_subgraph_constants", "subgraph_weight_count",
+           "subgraph_weights"]
 
 CONTROL_FLOW = ("If", "Loop", "Scan")
 """Operators whose attributes hold subgraphs."""
@@ -51,7 +52,11 @@ def subgraph_weight_count(path: Path) -> int:
     """How many nodes with weights (Conv, MatMul, LSTM, …) live inside subgraphs of *path*."""
     import onnx
 
-    graph = onnx.load(str(path), load_external_data=False).graph
+    return subgraph_weights(onnx.load(str(path), load_external_data=False).graph)
+
+
+def subgraph_weights(graph: Any) -> int:
+    """:func:`subgraph_weight_count` of a loaded ``GraphProto``."""
     count, todo = 0, _subgraphs(graph)
     while todo:
         sub = todo.pop()

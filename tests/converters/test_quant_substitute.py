@@ -140,7 +140,8 @@ def test_weights_inside_if_subgraphs_are_quantized(tmp_path: Path) -> None:
         assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
 
 
-def test_a_setting_the_data_holds_takes_its_branch_for_static_int8(tmp_path: Path) -> None:
+def test_a_setting_the_data_holds_takes_its_branch_for_static_int8(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Silero VAD: the data holds ``sr`` at 16000, so the int8 artifact takes that branch and
     gets static Q/DQ int8 (TensorRT's zero-point-0 kind too) instead of dynamic int8 inside the
     ``If``; it no longer takes ``rate`` and says so (``fixed_inputs``). Data that holds the
@@ -168,6 +169,14 @@ def test_a_setting_the_data_holds_takes_its_branch_for_static_int8(tmp_path: Pat
         other = f.run(None, {"x": x[:1], "rate": np.array(8000, np.int64)})[0]
         got = q.run(None, {"x": x[:1]})[0]
         assert np.abs(got - want).max() < 0.05 * np.abs(want).max() < np.abs(got - other).max()
+    # another quantizer of the same model (a remedy's) takes the branch from memory
+    children = []
+    monkeypatch.setattr("converters.branch_fold._run_child", lambda *a: children.append(a))
+    (tmp_path / "again").mkdir()
+    again = OnnxQuantizer(src, {"x": x, "rate": np.full(len(x), 16000, np.int64)},
+                          tmp_path / "again")
+    assert again.fixed_inputs == {"rate": 16000} and not children
+    assert again.quantize(OnnxQuantOptions(), tmp_path / "again.onnx")["fixed_inputs"]
     rate[::2] = 8000
     both = OnnxQuantizer(src, {"x": x, "rate": rate}, tmp_path / "two")
     assert both.fixed_inputs == {}
