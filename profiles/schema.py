@@ -45,8 +45,8 @@ class Quantization(_Strict):
     TFLite: ``mode`` static (full-integer, ``io`` int8 / uint8 / float32) or dynamic (dynamic-range:
     int8 weights, float I/O). ``fallback``: when the artifact cannot be made or fails its gate, try the
     int8 remedies (per-channel weights, keeping the most sensitive layers in float — ONNX
-    only —, int16 activations, dynamic int8 for MatMul-heavy models; for ``runner: tensorrt``
-    only those TensorRT builds), then fp16;
+    only —, int16 activations, dynamic int8 — TFLite; ONNX for MatMul-heavy models —; for
+    ``runner: tensorrt`` only those TensorRT builds), then fp16;
     ``fallback_fp16: false`` forbids that last step: an int8 artifact that no int8 remedy rescues
     is left out of the bundle with its reason instead of being delivered as fp16 (an fp16
     fallback is always named for what it is: ``<format>-fp16``, ``model.fp16.<format>``).

@@ -879,7 +879,7 @@ def test_an_int16_remedy_far_slower_than_fp32_is_not_taken(mlps: dict, tmp_path:
     """The OCR detector's TFLite 16x8 file ran 1996 ms against 106 ms for fp32: such a remedy
     passes its gate but is not delivered; a tiny model's microseconds are noise, not a reason."""
     from converters.fallback import Int8Job
-    from converters.int16_guard import too_slow
+    from converters.speed_guard import too_slow
 
     model, _, x = mlps["plain"]
     job = Int8Job("onnx-int8", "onnx", tmp_path / "model.int8.onnx", model, None, {"x": x[:8]},
@@ -904,7 +904,7 @@ def test_the_int16_speed_guard_times_the_remedy_beside_its_base(
     import shutil
 
     from converters.fallback import Int8Job
-    from converters.int16_guard import too_slow
+    from converters.speed_guard import too_slow
 
     model, _, x = mlps["plain"]
     shutil.copyfile(model, tmp_path / "model.int8.onnx")  # as fast as fp32: the same graph
@@ -919,7 +919,7 @@ def test_the_int16_speed_guard_times_the_remedy_beside_its_base(
     assert not too_slow(job, entry, Check(), figures)
     assert figures[-1]["side_by_side"] is True and figures[-1]["host_p50_ms"] < 5000.0
     # a sub-millisecond model 10x slower, timed side by side: no noise, not taken
-    monkeypatch.setattr("converters.int16_guard._side_by_side", lambda one, two: (0.5, 0.05))
+    monkeypatch.setattr("converters.speed_guard._side_by_side", lambda one, two: (0.5, 0.05))
     figures = [{"remedy": "int16-activations"}]
     assert too_slow(job, entry, Check(), figures) and figures[-1]["too_slow"] is True
 
@@ -928,7 +928,7 @@ def test_side_by_side_rounds_of_a_tiny_model_are_long_enough_to_mean_something()
     """5 runs of a 0.1 ms model are scheduler noise (Silero op15's int16 against fp32: 0.9x to
     2.7x in repeated quiet timings); each round runs the slower one for ~50 ms instead, 5 runs
     at the least (a 1.5 s TFLite 16x8 file is not timed for minutes)."""
-    from converters.int16_guard import SIDE_BY_SIDE_ROUNDS, _side_by_side
+    from converters.speed_guard import SIDE_BY_SIDE_ROUNDS, _side_by_side
 
     calls = {"one": 0, "two": 0}
 
@@ -955,7 +955,7 @@ def test_a_tflite_int16_remedy_is_timed_against_the_fp32_tflite_file(
     import time as _time
 
     from converters.fallback import Int8Job
-    from converters.int16_guard import too_slow
+    from converters.speed_guard import too_slow
 
     used: list[Path] = []
 

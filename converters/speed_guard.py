@@ -1,20 +1,26 @@
-"""The int16 remedy's speed guard: int16 activations run on slow reference kernels on CPUs,
-so an int16-activation artifact far slower than the fp32 model is not taken
-(:func:`too_slow`, called by the remedy ladder in :mod:`converters.fallback`)."""
+"""The speed guard of the int8 remedies that keep float or int16 arithmetic somewhere
+(:data:`GUARDED`): int16 activations run on slow reference kernels on CPUs, and dynamic int8
+quantizes activations at every call, so such an artifact far slower than the fp32 model is not
+taken (:func:`too_slow`, called by the remedy ladder in :mod:`converters.fallback`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_INT16_SLOWDOWN", "SIDE_BY_SIDE_PERCENTILE", "SIDE_BY_SIDE_ROUNDS", "too_slow"]
+__all__ = ["GUARDED", "MAX_SLOWDOWN", "SIDE_BY_SIDE_PERCENTILE", "SIDE_BY_SIDE_ROUNDS",
+           "too_slow"]
 
 
-MAX_INT16_SLOWDOWN = 2.0
-"""An int16-activation artifact slower than this many times the fp32 model on the host is not
-taken: CPUs run it on reference kernels (measured on the OCR text detector: TFLite 16x8 1996 ms
-and ONNX int16 QDQ 462 ms against 106 ms for TFLite fp32; the board's profiling timed out), and
-the fp16 after it is as fast as fp32 at half the size."""
+GUARDED = ("int16-activations", "dynamic")
+"""The remedies whose artifact is timed against fp32 before it is taken."""
+MAX_SLOWDOWN = 2.0
+"""A guarded remedy's artifact slower than this many times the fp32 model on the host is not
+taken. int16 activations run on reference kernels on CPUs (measured on the OCR text detector:
+TFLite 16x8 1996 ms and ONNX int16 QDQ 462 ms against 106 ms for TFLite fp32; the board's
+profiling timed out); TFLite dynamic-range int8 of the OCR recogniser ran 50 ms against 18 ms
+for its fp32 TFLite (that of the detector 60 ms against 65 ms). The fp16 after them is as fast
+as fp32 at half the size."""
 
 
 SLOWDOWN_FLOOR_MS = 1.0
@@ -30,7 +36,7 @@ def too_slow(job: Any, entry: dict[str, Any], verify: Any,
              figures: list[dict[str, Any]]) -> bool:
     """*job* is the remedy ladder's :class:`converters.fallback.Int8Job`, *verify* its verifier
     (its ``shapes`` are the model's input shapes). True (and said in the figures and progress)
-    when *entry*'s host time is beyond :data:`MAX_INT16_SLOWDOWN` × the fp32 model's of the
+    when *entry*'s host time is beyond :data:`MAX_SLOWDOWN` × the fp32 model's of the
     same format (the fp32 TFLite file when the profile builds one — Silero's 16x8 TFLite ran
     1.26 ms against 0.11 ms for fp32 TFLite but under twice its If-laden fp32 ONNX — else the
     fp32 ONNX), the two timed side by side in alternating rounds (:data:`SIDE_BY_SIDE_ROUNDS`)
@@ -62,10 +68,11 @@ def too_slow(job: Any, entry: dict[str, Any], verify: Any,
                                    job.threads)["p50"]
     figures[-1]["host_p50_ms"], figures[-1]["fp32_host_p50_ms"] = p50, base
     floor = SIDE_BY_SIDE_FLOOR_MS if figures[-1].get("side_by_side") else SLOWDOWN_FLOOR_MS
-    if p50 <= MAX_INT16_SLOWDOWN * base or p50 - base < floor:
+    if p50 <= MAX_SLOWDOWN * base or p50 - base < floor:
         return False
     figures[-1]["too_slow"] = True
-    job.progress(f"{job.key}: fallback int16-activations passed but runs {p50 / base:.1f}x the "
+    name = figures[-1].get("remedy", "remedy")
+    job.progress(f"{job.key}: fallback {name} passed but runs {p50 / base:.1f}x the "
                  f"fp32 model's host time ({p50:.4g} vs {base:.4g} ms): not taken")
     return True
 
