@@ -73,7 +73,7 @@ def test_failed_tflite_leaves_the_onnx_and_tflite_fp32_artifacts_in(
                                "model.fp16.tflite", "samples.npz"}
     assert m["left_out"] == [{"key": "tflite-int8", "stage": "convert", "tool": "onnx2tf",
                               "cause": f"TFLite export failed: {ONNX2TF_CAUSE}",
-                              "tried": ["onnx2tf", "int16-activations", "fp16"],
+                              "tried": ["onnx2tf", "int16-activations", "dynamic", "fp16"],
                               "required": False,
                               "delivered_instead": "tflite-fp16"}]
     assert any(s.startswith("left out tflite-int8 (convert, onnx2tf): TFLite export failed")
