@@ -49,6 +49,9 @@ class LeftOut:
     tried: list[str] = field(default_factory=list)
     required: bool = False
     delivered_instead: str | None = None
+    figures: list[dict[str, Any]] = field(default_factory=list)
+    """Each int8 remedy tried, with its gate figures or error (``fallback.figures`` of a built
+    artifact); in the manifest only when there are some."""
 
     @classmethod
     def from_error(cls, key: str, stage: Stage, tool: str, exc: BaseException,
@@ -65,7 +68,10 @@ class LeftOut:
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest form."""
-        return asdict(self)
+        entry = asdict(self)
+        if not entry["figures"]:
+            del entry["figures"]
+        return entry
 
     def line(self) -> str:
         """``key (stage, tool): cause [tried a, b]`` for one-line errors and progress."""

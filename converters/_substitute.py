@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._isolate import LeftOut
-from .fallback import Int8Job, substitute_int8
+from .fallback import Int8Job, fallbacks_said, substitute_int8
 from .verify import host_threads
 
 __all__ = ["pending_substitutes", "substitute"]
@@ -54,13 +54,13 @@ def substitute(art: Any, lost: LeftOut, check: Any, calib: dict[str, np.ndarray]
         job = replace(job, no_reconversion=f"{why}: the graph does not convert",
                       no_fp16=job.no_fp16 or f"{why} and fp16 comes from the same float "
                                              "conversion")
-    taken, tried = substitute_int8(job, lost.cause, check)
+    taken, tried, figures = substitute_int8(job, lost.cause, check)
     every = [*lost.tried, *tried]
     if taken is None:
-        cause = f"{lost.cause}; fallbacks {', '.join(tried)} failed too" if tried else lost.cause
+        cause = f"{lost.cause}; {fallbacks_said(tried, figures)}" if tried else lost.cause
         if job.no_fp16 is not None and (job.quantization is None or job.quantization.fallback):
             cause += f"; fp16 not tried: {job.no_fp16}"
-        return None, [replace(lost, cause=cause, tried=every)]
+        return None, [replace(lost, cause=cause, tried=every, figures=figures if tried else [])]
     entry = taken[0]
     if entry["key"] == art.key:  # an int8 remedy made it: nothing is left out
         return entry, []

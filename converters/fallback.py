@@ -45,7 +45,7 @@ from .speed_guard import GUARDED, too_slow
 from .steps import timed
 from .verify import Verification
 
-__all__ = ["Int8Job", "gate_int8", "make_onnx_int8", "substitute_int8"]
+__all__ = ["Int8Job", "fallbacks_said", "gate_int8", "make_onnx_int8", "substitute_int8"]
 
 log = logging.getLogger(__name__)
 
@@ -144,20 +144,36 @@ def gate_int8(job: Int8Job, entry: dict[str, Any], result: Verification,
         return taken
     entry["fallback"] = {"tried": tried, "taken": None, "figures": figures,
                          "cause": result.reason}
-    reason = f"{result.reason}; fallbacks {', '.join(tried)} failed too" if tried else result.reason
+    reason = f"{result.reason}; {fallbacks_said(tried, figures)}" if tried else result.reason
     return entry, replace(result, reason=reason)
 
 
 def substitute_int8(job: Int8Job, cause: str, verify: Verify
-                    ) -> tuple[tuple[dict[str, Any], Verification] | None, list[str]]:
+                    ) -> tuple[tuple[dict[str, Any], Verification] | None, list[str],
+                               list[dict[str, Any]]]:
     """The same remedies for an int8 artifact that could not be *made* or *loaded* (*cause*:
-    the tool's one-line error): ``((entry, verdict) | None, tried)``. Nothing is tried when
-    the profile says ``quantization.fallback: false``."""
+    the tool's one-line error): ``((entry, verdict) | None, tried, figures)``. Nothing is tried
+    when the profile says ``quantization.fallback: false``."""
     if job.quantization is not None and not job.quantization.fallback:
-        return None, []
+        return None, [], []
     job.progress(f"{job.key}: could not be made ({one_line(cause, 160)}); trying the int8 "
                  "fallbacks")
-    return _ladder(job, [{"remedy": "as configured", "error": cause}], cause, verify)
+    figures: list[dict[str, Any]] = [{"remedy": "as configured", "error": cause}]
+    taken, tried = _ladder(job, figures, cause, verify)
+    return taken, tried, figures
+
+
+def fallbacks_said(tried: list[str], figures: list[dict[str, Any]]) -> str:
+    """What became of the remedies *tried*, for a left-out artifact's cause: ``fallbacks a, b
+    failed too``, and a remedy that passed its gate but was refused by the speed guard said so
+    (``int16-activations passed but ran 34.1x the fp32 model's host time``) — it did not fail."""
+    slow = {f["remedy"]: f["host_p50_ms"] / f["fp32_host_p50_ms"] for f in figures
+            if f.get("too_slow") and f.get("fp32_host_p50_ms")}
+    failed = [name for name in tried if name not in slow]
+    said = [f"fallbacks {', '.join(failed)} failed too"] if failed else []
+    said += [f"{name} passed but ran {x:.1f}x the fp32 model's host time (not taken)"
+             for name, x in slow.items()]
+    return "; ".join(said)
 
 
 def _ladder(job: Int8Job, figures: list[dict[str, Any]], cause: str, verify: Verify

@@ -326,7 +326,8 @@ def _verify_artifact(art: Artifact, converter: dict[str, Any], check: ArtifactCh
     fallback = entry.get("fallback") or {}
     if not result.passed:
         return None, [LeftOut(art.key, "verify", tool, result.reason,
-                              list(fallback.get("tried", [])), art.required)]
+                              list(fallback.get("tried", [])), art.required,
+                              figures=list(fallback.get("figures", [])))]
     if entry["key"] != art.key:
         return entry, [LeftOut(art.key, "verify", tool, fallback["cause"], fallback["tried"],
                                art.required, delivered_instead=entry["key"])]

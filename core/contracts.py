@@ -78,6 +78,8 @@ class LeftOutArtifact(_Open):
     cause: str
     tried: list[str] = []
     required: bool = False
+    figures: list[dict[str, Any]] = []
+    """Each int8 remedy tried, with its gate figures or error (present when there are some)."""
 
 
 class Manifest(_Open):

@@ -464,6 +464,26 @@ def test_fallback_fp16_false_leaves_int8_out(mlps: dict, tmp_path: Path,
             "dynamic, keep-float-Gemm failed" in out["cause"])
 
 
+def test_a_remedy_refused_as_too_slow_is_not_said_to_have_failed(
+        mlps: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """int16 activations pass the gate but the speed guard refuses them: the left-out int8's
+    cause says so (not "failed"), and its manifest entry keeps every remedy's figures."""
+    monkeypatch.setattr("converters.fallback._keep_counts", lambda n: [1])
+    monkeypatch.setattr("converters.fallback._dynamic_int8", _no_dynamic)
+    monkeypatch.setattr("converters.speed_guard._side_by_side", lambda one, two: (50.0, 1.0))
+    bundle, _ = _bundle(mlps, "activation", tmp_path, {"fallback_fp16": False})
+    [out] = bundle.manifest["left_out"]
+    assert out["key"] == "onnx-int8" and "int16-activations" in out["tried"]
+    assert ("fallbacks calibration-percentile, keep-float-1, weight-ops-only, dynamic, "
+            "keep-float-Gemm failed too; int16-activations passed but ran 50.0x the fp32 "
+            "model's host time (not taken)") in out["cause"]
+    figures = {f["remedy"]: f for f in out["figures"]}
+    assert figures["as configured"]["passed"] is False
+    assert figures["int16-activations"]["passed"] is True
+    assert figures["int16-activations"]["too_slow"] is True
+    assert figures["dynamic"]["error"] == "dynamic int8 withheld by the test"
+
+
 def test_unsupported_op_is_named(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto
