@@ -170,7 +170,7 @@ def fallbacks_said(tried: list[str], figures: list[dict[str, Any]]) -> str:
     slow = {f["remedy"]: f["host_p50_ms"] / f["fp32_host_p50_ms"] for f in figures
             if f.get("too_slow") and f.get("fp32_host_p50_ms")}
     failed = [name for name in tried if name not in slow]
-    said = [f"fallbacks {', '.join(failed)} failed too"] if failed else []
+    said = [f"fallback{'s' * (len(failed) > 1)} {', '.join(failed)} failed too"] if failed else []
     said += [f"{name} passed but ran {x:.1f}x the fp32 model's host time (not taken)"
              for name, x in slow.items()]
     return "; ".join(said)
